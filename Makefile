@@ -1,0 +1,60 @@
+# streamguard — the two commands: `make demo` (main job on the embedded default) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help install demo test test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
+        mongo-up mongo-down mongo-status mongo-clean infra-up infra-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install streamguard (editable) with test tools
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+kafka-up: install ## start the local Kafka broker (KRaft, jars fetched with Maven) on 127.0.0.1:9092
+	@bash docker/local/kafka.sh up
+kafka-down: ## stop the local Kafka broker
+	@bash docker/local/kafka.sh down
+kafka-status:
+	@bash docker/local/kafka.sh status
+kafka-clean: ## stop the local broker and delete its data
+	@bash docker/local/kafka.sh clean
+
+mongo-up: install ## start the local MongoDB-protocol server (FerretDB v1, SQLite) on 127.0.0.1:27017
+	@bash docker/local/mongo.sh up
+mongo-down: ## stop the local MongoDB-protocol server
+	@bash docker/local/mongo.sh down
+mongo-status:
+	@bash docker/local/mongo.sh status
+mongo-clean: ## stop the local MongoDB-protocol server and delete its data
+	@bash docker/local/mongo.sh clean
+
+infra-up: kafka-up mongo-up ## start both local servers
+infra-down: kafka-down mongo-down ## stop both local servers
+
+test: install ## run every test; the session starts (and stops) a real broker and MongoDB-protocol server
+	$(BIN)/python -m pytest
+
+test-unit: install ## only the tests that need no server
+	$(BIN)/python -m pytest -m "not integration"
+
+test-integration: install ## only the tests against the real servers
+	$(BIN)/python -m pytest -m integration
+
+demo: kafka-up ## run the main job on the embedded default (local broker)
+	@$(BIN)/streamguard topics --create
+	@$(BIN)/streamguard doctor
+
+clean: ## remove the venv, caches and local server data
+	-@bash docker/local/kafka.sh clean
+	-@bash docker/local/mongo.sh clean
+	rm -rf $(VENV) .cache var .pytest_cache *.egg-info

@@ -1,0 +1,7 @@
+"""Errors of the pure feature layer."""
+
+__all__ = ["FeaturesError"]
+
+
+class FeaturesError(Exception):
+    """Root of every error raised by `features`."""

@@ -1,0 +1,5 @@
+"""Model versions: artifacts, metadata, integrity, activation, rollback, retention."""
+
+from .errors import RegistryError
+
+__all__ = ["RegistryError"]

@@ -1,0 +1,7 @@
+"""Errors of the scoring layer."""
+
+__all__ = ["ScoringError"]
+
+
+class ScoringError(Exception):
+    """Root of every error raised by `scoring`."""

@@ -1,0 +1,39 @@
+"""Topic names in one place: base names from settings, prefixed per deployment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .settings import Settings
+
+__all__ = ["TopicNames", "topic_names"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Fully prefixed names of every topic streamguard reads or writes."""
+
+    logs_raw: str
+    flows_raw: str
+    threats: str
+    actions: str
+    retrain: str
+    control: str
+    deadletter: str
+
+    def all(self) -> list[str]:
+        """Every topic name, in declaration order."""
+        return [self.logs_raw, self.flows_raw, self.threats, self.actions, self.retrain, self.control, self.deadletter]
+
+
+def topic_names(settings: Settings) -> TopicNames:
+    """Resolve the topic names for these settings."""
+    return TopicNames(
+        logs_raw=settings.topic(settings.topic_logs_raw),
+        flows_raw=settings.topic(settings.topic_flows_raw),
+        threats=settings.topic(settings.topic_threats),
+        actions=settings.topic(settings.topic_actions),
+        retrain=settings.topic(settings.topic_retrain),
+        control=settings.topic(settings.topic_control),
+        deadletter=settings.topic(settings.topic_deadletter),
+    )

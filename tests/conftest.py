@@ -1,0 +1,189 @@
+"""Session infrastructure (a real Kafka broker, a real MongoDB-protocol server) and factory fixtures.
+
+Where the servers come from, first match wins:
+1. `STREAMGUARD_TEST_KAFKA` / `STREAMGUARD_TEST_MONGO` (an existing broker / URI);
+2. testcontainers, when a Docker engine answers;
+3. the Docker-free local servers of `docker/local/` (Kafka from the broker jars, FerretDB),
+   started for the session and stopped after it. A server already answering on the
+   local port is reused and left running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = ROOT / "docker" / "local"
+_TEST_VAR = ROOT / "var" / "test"
+
+
+def _docker_engine_answers() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=15).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _local(script: str, action: str, env: dict[str, str]) -> None:
+    full_env = {**os.environ, "PYTHON": sys.executable, **env}
+    proc = subprocess.run(["bash", str(LOCAL / script), action], env=full_env, capture_output=True, text=True)
+    sys.stderr.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        pytest.exit(f"{script} {action} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap address of a real Kafka broker for this test session."""
+    if given := os.environ.get("STREAMGUARD_TEST_KAFKA"):
+        yield given
+        return
+    if _docker_engine_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    port = 9092
+    if _port_open(port):
+        yield f"127.0.0.1:{port}"
+        return
+    env = {"KAFKA_PORT": str(port), "KAFKA_HOME_DIR": str(_TEST_VAR / "kafka")}
+    _local("kafka.sh", "up", env)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        _local("kafka.sh", "clean", env)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> Iterator[str]:
+    """URI of a real MongoDB-protocol server for this test session."""
+    if given := os.environ.get("STREAMGUARD_TEST_MONGO"):
+        yield given
+        return
+    if _docker_engine_answers():
+        from testcontainers.mongodb import MongoDbContainer
+
+        with MongoDbContainer("mongo:7") as container:
+            yield container.get_connection_url()
+        return
+    port = 27017
+    if _port_open(port):
+        yield f"mongodb://127.0.0.1:{port}/"
+        return
+    env = {"MONGO_PORT": str(port), "MONGO_HOME_DIR": str(_TEST_VAR / "mongo")}
+    _local("mongo.sh", "up", env)
+    try:
+        yield f"mongodb://127.0.0.1:{port}/"
+    finally:
+        _local("mongo.sh", "clean", env)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test (or test run) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def kafka_admin(kafka_bootstrap: str):
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+
+@pytest.fixture
+def make_topic(kafka_admin) -> Iterator[Callable[..., str]]:
+    """Factory: create a uuid-named topic (deleted after the test) and return its name."""
+    from confluent_kafka.admin import NewTopic
+
+    created: list[str] = []
+
+    def _make(prefix: str = "test", partitions: int = 4) -> str:
+        name = unique(prefix)
+        kafka_admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
+        created.append(name)
+        return name
+
+    yield _make
+    if created:
+        for fut in kafka_admin.delete_topics(created, operation_timeout=30).values():
+            try:
+                fut.result(30)
+            except Exception:  # noqa: BLE001 - best-effort clean-up must not mask the test's result
+                pass
+
+
+@pytest.fixture
+def make_producer(kafka_bootstrap: str) -> Iterator[Callable[..., object]]:
+    """Factory: a confluent-kafka producer on the session broker, flushed at teardown."""
+    from confluent_kafka import Producer
+
+    producers: list[Producer] = []
+
+    def _make(**conf: object) -> Producer:
+        p = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 5, **conf})
+        producers.append(p)
+        return p
+
+    yield _make
+    for p in producers:
+        p.flush(10)
+
+
+@pytest.fixture
+def make_consumer(kafka_bootstrap: str) -> Iterator[Callable[..., object]]:
+    """Factory: a confluent-kafka consumer in a uuid group, reading from the earliest offset."""
+    from confluent_kafka import Consumer
+
+    consumers: list[Consumer] = []
+
+    def _make(*topics: str, group: str | None = None, **conf: object) -> Consumer:
+        c = Consumer(
+            {
+                "bootstrap.servers": kafka_bootstrap,
+                "group.id": group or unique("test-group"),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                **conf,
+            }
+        )
+        if topics:
+            c.subscribe(list(topics))
+        consumers.append(c)
+        return c
+
+    yield _make
+    for c in consumers:
+        c.close()
+
+
+@pytest.fixture
+def mongo_db(mongo_uri: str):
+    """A uuid-named database on the session server, dropped after the test."""
+    from pymongo import MongoClient
+
+    client: MongoClient = MongoClient(mongo_uri, serverSelectionTimeoutMS=10_000, tz_aware=True)
+    name = unique("sgtest").replace("-", "_")
+    try:
+        yield client[name]
+    finally:
+        client.drop_database(name)
+        client.close()

@@ -1,0 +1,65 @@
+"""Settings: prefix, defaults, validation, masking."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import SecretStr
+
+from streams.errors import SettingsError
+from streams.settings import Settings, get_settings
+from streams.topics import topic_names
+
+
+def test_defaults_point_at_the_embedded_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("STREAMGUARD_KAFKA_BOOTSTRAP", "STREAMGUARD_TOPIC_PREFIX", "STREAMGUARD_MONGO_URI"):
+        monkeypatch.delenv(var, raising=False)
+    s = Settings()
+    assert s.kafka_bootstrap == "localhost:9092"
+    assert s.topic_prefix == ""
+    assert s.mongo_uri is None
+    assert topic_names(s).all() == [
+        "logs.raw", "flows.raw", "threats.enriched", "actions.healing", "models.retrain", "ops.control", "ops.deadletter"
+    ]
+
+
+def test_environment_prefix_and_topic_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMGUARD_KAFKA_BOOTSTRAP", "k1:9092, k2:9093")
+    monkeypatch.setenv("STREAMGUARD_TOPIC_PREFIX", "staging.")
+    monkeypatch.setenv("STREAMGUARD_TOPIC_THREATS", "soc.threats")
+    s = Settings()
+    assert s.kafka_bootstrap == "k1:9092,k2:9093"
+    assert s.faust_broker == "kafka://k1:9092;kafka://k2:9093"
+    names = topic_names(s)
+    assert names.threats == "staging.soc.threats"
+    assert names.logs_raw == "staging.logs.raw"
+
+
+def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMGUARD_MONGO_URI", "mongodb://admin:hunter2@db:27017")
+    monkeypatch.setenv("STREAMGUARD_SIGNING_SECRET", "s3cret-value")
+    s = Settings()
+    assert isinstance(s.mongo_uri, SecretStr)
+    dumped = json.dumps(s.masked(), default=str)
+    assert "hunter2" not in dumped and "s3cret-value" not in dumped
+    assert "hunter2" not in repr(s) and "s3cret-value" not in str(s)
+    assert s.signing_secret.get_secret_value() == "s3cret-value"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("STREAMGUARD_KAFKA_BOOTSTRAP", "no-port-here"),
+        ("STREAMGUARD_METRICS_PORT", "70000"),
+        ("STREAMGUARD_TOPIC_PREFIX", "bad prefix/"),
+    ],
+)
+def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch.setenv(var, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match=var):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
