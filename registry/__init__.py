@@ -1,5 +1,6 @@
 """Model versions: artifacts, metadata, integrity, activation, rollback, retention."""
 
-from .errors import RegistryError
+from .errors import IntegrityError, RegistryError, VersionNotFound
+from .local import LocalRegistry, VersionInfo
 
-__all__ = ["RegistryError"]
+__all__ = ["IntegrityError", "LocalRegistry", "RegistryError", "VersionInfo", "VersionNotFound"]

@@ -7,11 +7,11 @@ import json
 import typer
 from rich.console import Console
 
-from .errors import StreamsError
-from .settings import get_settings
-from .topics import topic_names
+from ..errors import StreamsError
+from ..settings import get_settings
+from ..topics import topic_names
 
-__all__ = ["app", "main"]
+__all__ = ["app", "console"]
 
 app = typer.Typer(
     name="streamguard",
@@ -20,7 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_console = Console(stderr=True)
+console = Console(stderr=True)
 
 
 @app.command("settings")
@@ -34,28 +34,28 @@ def doctor(
     timeout: float = typer.Option(5.0, help="Seconds to wait for each service."),
 ) -> None:
     """Check that Kafka (and MongoDB, if a URI is set) answer; exit 1 if one does not."""
-    from .kafka import ping_kafka
-    from .mongo import connect_mongo
+    from ..kafka import ping_kafka
+    from ..mongo import connect_mongo
 
     s = get_settings()
     ok = True
     try:
         n = ping_kafka(s.kafka_bootstrap, timeout)
-        _console.print(f"[green]ok[/] Kafka at {s.kafka_bootstrap}: {n} broker(s)")
+        console.print(f"[green]ok[/] Kafka at {s.kafka_bootstrap}: {n} broker(s)")
     except StreamsError as exc:
         ok = False
-        _console.print(f"[red]fail[/] {exc}")
+        console.print(f"[red]fail[/] {exc}")
     if s.mongo_uri is None:
-        _console.print("[yellow]skip[/] MongoDB: STREAMGUARD_MONGO_URI is not set")
+        console.print("[yellow]skip[/] MongoDB: STREAMGUARD_MONGO_URI is not set")
     else:
         try:
             client = connect_mongo(s.mongo_uri.get_secret_value(), int(timeout * 1000))
             version = client.server_info().get("version", "?")
             client.close()
-            _console.print(f"[green]ok[/] MongoDB-protocol server answers (version {version})")
+            console.print(f"[green]ok[/] MongoDB-protocol server answers (version {version})")
         except StreamsError as exc:
             ok = False
-            _console.print(f"[red]fail[/] {exc}")
+            console.print(f"[red]fail[/] {exc}")
     raise typer.Exit(0 if ok else 1)
 
 
@@ -65,7 +65,7 @@ def topics(
     partitions: int = typer.Option(None, help="Partitions for created topics (default: STREAMGUARD_TOPIC_PARTITIONS)."),
 ) -> None:
     """List streamguard's topic names (with the prefix); with --create, create missing ones."""
-    from .kafka import ensure_topics
+    from ..kafka import ensure_topics
 
     s = get_settings()
     names = topic_names(s).all()
@@ -73,19 +73,10 @@ def topics(
         try:
             created = ensure_topics(s.kafka_bootstrap, names, partitions or s.topic_partitions)
         except StreamsError as exc:
-            _console.print(f"[red]error[/] {exc}")
+            console.print(f"[red]error[/] {exc}")
             raise typer.Exit(1) from exc
         for name in names:
             typer.echo(f"{name}\t{'created' if name in created else 'exists'}")
     else:
         for name in names:
             typer.echo(name)
-
-
-def main() -> None:
-    """Console-script entry point: errors of ours become one clear line and exit code 2."""
-    try:
-        app(standalone_mode=True)
-    except StreamsError as exc:
-        _console.print(f"[red]error[/] {exc}")
-        raise SystemExit(2) from None

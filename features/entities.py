@@ -1,0 +1,182 @@
+"""Per-entity window state: which windows an entity keeps, how an event updates them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .events import AuthOutcome, Event, EventKind
+from .windows import BucketCounter, DistinctCounter, Moments, WindowConfig
+
+__all__ = ["ROLES", "EntityState", "entity_keys", "is_failure", "suspicious_url"]
+
+ROLES = ("src", "dst", "user", "service")
+
+_S = 1000
+_MIN = 60 * _S
+
+_SQLI = ("union", "select", " or ", "'or", "1=1", "--", "sleep(", "benchmark(", "information_schema", "drop ", "' or")
+_XSS = ("<script", "javascript:", "onerror=", "onload=", "<img", "<svg", "alert(", "document.cookie")
+_TRAVERSAL = ("../", "..\\", "/etc/passwd", "win.ini", "/proc/self", "..;/")
+
+
+def entity_keys(event: Event) -> dict[str, str]:
+    """The entities an event belongs to, by role, as table keys like `src:203.0.113.7`."""
+    keys: dict[str, str] = {}
+    src = event.src_ip or event.src_host
+    if src:
+        keys["src"] = f"src:{src}"
+    if event.kind is EventKind.FLOW and event.dst_ip:
+        keys["dst"] = f"dst:{event.dst_ip}"
+    if event.user and event.auth_outcome is not AuthOutcome.SESSION:
+        keys["user"] = f"user:{event.user}"
+    if event.service and event.kind in (EventKind.APP, EventKind.HTTP):
+        keys["service"] = f"service:{event.service}"
+    return keys
+
+
+def is_failure(event: Event) -> bool:
+    """An authentication failure, from a log line or a web/app 401/403."""
+    if event.auth_outcome in (AuthOutcome.FAILURE, AuthOutcome.INVALID_USER):
+        return True
+    return event.status in (401, 403) and event.kind in (EventKind.HTTP, EventKind.APP)
+
+
+def _decode_path(path: str) -> str:
+    # Attackers double-encode; decode up to three rounds so %252e%252e%252f is seen as ../
+    from urllib.parse import unquote_plus
+
+    out = path
+    for _ in range(3):
+        nxt = unquote_plus(out)
+        if nxt == out:
+            break
+        out = nxt
+    return out.lower()
+
+
+def suspicious_url(path: str | None) -> tuple[int, int, int]:
+    """Counts of SQL-injection, XSS and path-traversal tokens in a (decoded) request path."""
+    if not path:
+        return 0, 0, 0
+    p = _decode_path(path)
+    return (
+        sum(p.count(t) for t in _SQLI),
+        sum(p.count(t) for t in _XSS),
+        sum(p.count(t) for t in _TRAVERSAL),
+    )
+
+
+class EntityState:
+    """Rolling windows of one entity. One class serves every role; a role reads what it needs."""
+
+    __slots__ = (
+        "role", "cfg", "watermark_ms", "last_seen_ms", "late_events",
+        "events", "failures", "http_4xx", "errors", "attack_urls",
+        "flows", "packets", "bytes",
+        "users", "dst_ports", "dst_ips", "paths", "srcs", "rt",
+    )
+
+    def __init__(self, role: str, cfg: WindowConfig | None = None) -> None:
+        self.role = role
+        self.cfg = cfg or WindowConfig()
+        self.watermark_ms = 0
+        self.last_seen_ms = 0
+        self.late_events = 0
+        lateness = self.cfg.allowed_lateness_ms
+        cap = self.cfg.distinct_cap
+        # 10 s buckets kept for 10 min (+ lateness) serve the 1-min and 10-min counts.
+        self.events = BucketCounter(10 * _S, 10 * _MIN + lateness)
+        self.failures = BucketCounter(10 * _S, 10 * _MIN + lateness)
+        self.http_4xx = BucketCounter(10 * _S, _MIN + lateness)
+        self.errors = BucketCounter(10 * _S, 5 * _MIN + lateness)
+        self.attack_urls = BucketCounter(10 * _S, 10 * _MIN + lateness)
+        # 1 s buckets kept for 10 s (+ lateness): flood rates.
+        self.flows = BucketCounter(_S, 60 * _S + lateness)
+        self.packets = BucketCounter(_S, 10 * _S + lateness)
+        self.bytes = BucketCounter(_S, 10 * _S + lateness)
+        self.users = DistinctCounter(10 * _MIN, cap)
+        self.dst_ports = DistinctCounter(_MIN, cap)
+        self.dst_ips = DistinctCounter(_MIN, cap)
+        self.paths = DistinctCounter(_MIN, cap)
+        self.srcs = DistinctCounter(10 * _MIN, cap)
+        self.rt = Moments(10 * _S, 5 * _MIN + lateness)
+
+    def observe(self, event: Event) -> bool:
+        """Count the event in this entity's windows; False (and not counted) if it is too late."""
+        ts = event.ts_ms
+        if ts < self.watermark_ms - self.cfg.allowed_lateness_ms:
+            self.late_events += 1
+            return False
+        if ts > self.watermark_ms:
+            self.watermark_ms = ts
+        self.last_seen_ms = max(self.last_seen_ms, ts)
+        self.events.add(ts)
+        if is_failure(event):
+            self.failures.add(ts)
+        if event.status is not None:
+            if 400 <= event.status < 500:
+                self.http_4xx.add(ts)
+            elif event.status >= 500:
+                self.errors.add(ts)
+        if event.level in ("error", "critical", "fatal"):
+            self.errors.add(ts)
+        if event.path and any(suspicious_url(event.path)):
+            self.attack_urls.add(ts)
+        if event.response_time_ms is not None:
+            self.rt.add(ts, event.response_time_ms)
+        if event.kind is EventKind.FLOW:
+            self.flows.add(ts)
+            self.packets.add(ts, float((event.fwd_packets or 0) + (event.bwd_packets or 0)))
+            self.bytes.add(ts, float((event.fwd_bytes or 0) + (event.bwd_bytes or 0)))
+        role = self.role
+        if role == "src":
+            if event.user:
+                self.users.add(ts, event.user)
+            if event.dst_port is not None:
+                self.dst_ports.add(ts, str(event.dst_port))
+            if event.dst_ip:
+                self.dst_ips.add(ts, event.dst_ip)
+            if event.path:
+                self.paths.add(ts, event.path)
+        elif role in ("dst", "user"):
+            src = event.src_ip or event.src_host
+            if src:
+                self.srcs.add(ts, src)
+        return True
+
+    def expired(self, now_ms: int) -> bool:
+        """True when the entity has been idle (event time) longer than the idle TTL."""
+        return now_ms - self.last_seen_ms > self.cfg.idle_ttl_ms
+
+    def prune(self) -> None:
+        """Drop buckets and values that have left every window."""
+        now = self.watermark_ms
+        for w in (self.events, self.failures, self.http_4xx, self.errors, self.attack_urls,
+                  self.flows, self.packets, self.bytes, self.users, self.dst_ports, self.dst_ips,
+                  self.paths, self.srcs, self.rt):
+            w.prune(now)
+
+    _WINDOWS = ("events", "failures", "http_4xx", "errors", "attack_urls", "flows", "packets", "bytes",
+                "users", "dst_ports", "dst_ips", "paths", "srcs", "rt")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain, JSON-ready data; `restore` rebuilds an equal state."""
+        self.prune()
+        return {
+            "v": 1,
+            "role": self.role,
+            "watermark_ms": self.watermark_ms,
+            "last_seen_ms": self.last_seen_ms,
+            "late_events": self.late_events,
+            "w": {name: getattr(self, name).snapshot() for name in self._WINDOWS},
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any], cfg: WindowConfig | None = None) -> EntityState:
+        state = cls(data["role"], cfg)
+        state.watermark_ms = int(data["watermark_ms"])
+        state.last_seen_ms = int(data["last_seen_ms"])
+        state.late_events = int(data.get("late_events", 0))
+        for name, snap in data["w"].items():
+            getattr(state, name).restore(snap)
+        return state

@@ -1,0 +1,137 @@
+"""Per-entity rolling windows on event time: bucketed counters, distinct counters, moments.
+
+All state is plain data (`snapshot()` / `restore()`), so a Faust table can hold it and a
+changelog can rebuild it. Nothing here reads a clock: time is always the event's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BucketCounter", "DistinctCounter", "Moments", "WindowConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowConfig:
+    """Time rules shared by all windows of an entity."""
+
+    allowed_lateness_ms: int = 30_000  # events older than watermark - this are not counted
+    idle_ttl_ms: int = 15 * 60_000  # an entity unseen this long (event time) may be dropped
+    distinct_cap: int = 2048  # at most this many values tracked per distinct counter
+
+
+class BucketCounter:
+    """Sum of values in fixed-width time buckets; totals over any span up to its horizon."""
+
+    __slots__ = ("width_ms", "horizon_ms", "_buckets")
+
+    def __init__(self, width_ms: int, horizon_ms: int) -> None:
+        self.width_ms = width_ms
+        self.horizon_ms = horizon_ms
+        self._buckets: dict[int, float] = {}
+
+    def add(self, ts_ms: int, value: float = 1.0) -> None:
+        b = ts_ms // self.width_ms
+        self._buckets[b] = self._buckets.get(b, 0.0) + value
+
+    def total(self, now_ms: int, span_ms: int) -> float:
+        """Sum over buckets overlapping (now - span, now]."""
+        hi = now_ms // self.width_ms
+        lo = (now_ms - span_ms) // self.width_ms + 1
+        return sum(v for b, v in self._buckets.items() if lo <= b <= hi)
+
+    def prune(self, now_ms: int) -> None:
+        lo = (now_ms - self.horizon_ms) // self.width_ms
+        for b in [b for b in self._buckets if b < lo]:
+            del self._buckets[b]
+
+    def snapshot(self) -> list[list[float]]:
+        return [[b, v] for b, v in sorted(self._buckets.items())]
+
+    def restore(self, data: list[list[float]]) -> None:
+        self._buckets = {int(b): float(v) for b, v in data}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class DistinctCounter:
+    """Distinct values seen in a window, with their last-seen time; bounded by a cap."""
+
+    __slots__ = ("window_ms", "cap", "_last_seen")
+
+    def __init__(self, window_ms: int, cap: int) -> None:
+        self.window_ms = window_ms
+        self.cap = cap
+        self._last_seen: dict[str, int] = {}
+
+    def add(self, ts_ms: int, value: str) -> None:
+        prev = self._last_seen.get(value)
+        if prev is None and len(self._last_seen) >= self.cap:
+            # Saturated: forget the stalest value. The count stays at the cap, which already
+            # marks the entity as extreme; exactness beyond it buys nothing.
+            stalest = min(self._last_seen, key=self._last_seen.__getitem__)
+            del self._last_seen[stalest]
+        if prev is None or ts_ms > prev:
+            self._last_seen[value] = ts_ms
+
+    def count(self, now_ms: int, span_ms: int | None = None) -> int:
+        lo = now_ms - (span_ms or self.window_ms)
+        return sum(1 for t in self._last_seen.values() if lo < t <= now_ms)
+
+    def prune(self, now_ms: int) -> None:
+        lo = now_ms - self.window_ms
+        for v in [v for v, t in self._last_seen.items() if t <= lo]:
+            del self._last_seen[v]
+
+    def snapshot(self) -> list[list[Any]]:
+        return [[v, t] for v, t in sorted(self._last_seen.items())]
+
+    def restore(self, data: list[list[Any]]) -> None:
+        self._last_seen = {str(v): int(t) for v, t in data}
+
+    def __len__(self) -> int:
+        return len(self._last_seen)
+
+
+class Moments:
+    """Count, mean and standard deviation of a value over a window, from bucketed sums."""
+
+    __slots__ = ("_n", "_s", "_ss")
+
+    def __init__(self, width_ms: int, horizon_ms: int) -> None:
+        self._n = BucketCounter(width_ms, horizon_ms)
+        self._s = BucketCounter(width_ms, horizon_ms)
+        self._ss = BucketCounter(width_ms, horizon_ms)
+
+    def add(self, ts_ms: int, x: float) -> None:
+        self._n.add(ts_ms)
+        self._s.add(ts_ms, x)
+        self._ss.add(ts_ms, x * x)
+
+    def stats(self, now_ms: int, span_ms: int) -> tuple[float, float, float]:
+        """(count, mean, std) over the span; mean and std are 0 when empty."""
+        n = self._n.total(now_ms, span_ms)
+        if n <= 0:
+            return 0.0, 0.0, 0.0
+        mean = self._s.total(now_ms, span_ms) / n
+        var = max(self._ss.total(now_ms, span_ms) / n - mean * mean, 0.0)
+        return n, mean, math.sqrt(var)
+
+    def prune(self, now_ms: int) -> None:
+        self._n.prune(now_ms)
+        self._s.prune(now_ms)
+        self._ss.prune(now_ms)
+
+    def snapshot(self) -> list[list[list[float]]]:
+        return [self._n.snapshot(), self._s.snapshot(), self._ss.snapshot()]
+
+    def restore(self, data: list[list[list[float]]]) -> None:
+        self._n.restore(data[0])
+        self._s.restore(data[1])
+        self._ss.restore(data[2])
+
+    def __len__(self) -> int:
+        return len(self._n)

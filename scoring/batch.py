@@ -1,0 +1,60 @@
+"""Batch scoring: N events in, N results out, one call per model per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.events import Event
+from features.extract import FEATURE_NAMES
+
+from .bundle import ModelBundle
+from .explain import explain
+
+__all__ = ["ScoreResult", "score_batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """The verdict on one event."""
+
+    anomaly_score: float  # calibrated, 0-1
+    label: str
+    confidence: float  # 0-1
+    risk: int  # 0-100
+    severity: str  # low | medium | high | critical
+    reasoning: tuple[str, ...]
+    features: dict[str, float]  # the bundle's features with their values
+    model_name: str
+    model_version: str
+
+
+def score_batch(bundle: ModelBundle, events: Sequence[Event], x_full: np.ndarray,
+                *, explain_min_risk: int = 0) -> list[ScoreResult]:
+    """Score a batch; reasoning is written for events at or above `explain_min_risk` only."""
+    if len(events) != len(x_full):
+        raise ValueError(f"{len(events)} events but {len(x_full)} feature rows")
+    if len(events) == 0:
+        return []
+    x_full = np.asarray(x_full, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES))
+    scores = bundle.score(x_full)
+    rows = [i for i in range(len(events)) if scores.risk[i] >= explain_min_risk]
+    reasons = dict(zip(rows, explain(bundle, x_full, events, scores, rows)))
+    used = bundle.select(x_full)
+    names = bundle.feature_names
+    return [
+        ScoreResult(
+            anomaly_score=float(scores.anomaly[i]),
+            label=scores.labels[i],
+            confidence=float(scores.confidence[i]),
+            risk=int(scores.risk[i]),
+            severity=scores.severity[i],
+            reasoning=tuple(reasons.get(i, ())),
+            features={n: float(v) for n, v in zip(names, used[i])},
+            model_name=bundle.name,
+            model_version=bundle.version,
+        )
+        for i in range(len(events))
+    ]

@@ -1,0 +1,21 @@
+"""The `streamguard` command line: one Typer app, commands grouped by module."""
+
+from __future__ import annotations
+
+from ..errors import StreamsError
+from . import _models  # noqa: F401 - registers the model commands
+from ._app import app, console
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point: errors of ours become one clear line and exit code 2."""
+    from registry.errors import RegistryError
+    from scoring.errors import ScoringError
+
+    try:
+        app(standalone_mode=True)
+    except (StreamsError, ScoringError, RegistryError) as exc:
+        console.print(f"[red]error[/] {exc}")
+        raise SystemExit(2) from None
