@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install demo test test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
+.PHONY: help install models eval-cicids bench demo test test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
         mongo-up mongo-down mongo-status mongo-clean infra-up infra-down clean
 
 help: ## list the targets
@@ -50,7 +50,24 @@ test-unit: install ## only the tests that need no server
 test-integration: install ## only the tests against the real servers
 	$(BIN)/python -m pytest -m integration
 
-demo: kafka-up ## run the main job on the embedded default (local broker)
+MODELS := var/registry/streamguard/active.json
+
+models: install ## train the default bundle from the scenario generator and make it active (~40 s)
+	$(BIN)/streamguard train --activate
+
+$(MODELS):
+	@$(MAKE) --no-print-directory models
+
+CICIDS_DIR ?= ../shared/data/cicids2017
+
+eval-cicids: install ## train+evaluate on the CICIDS2017 samples (time split per file) as model "cicids2017"
+	$(BIN)/streamguard train --name cicids2017 --features event --split time --no-activate \
+	  --flows $(CICIDS_DIR)/ddos_part1.csv --flows $(CICIDS_DIR)/portscan_part1.csv --flows $(CICIDS_DIR)/thursday_benign.csv
+
+bench: install $(MODELS) ## benchmarks (not part of `make test`): figures in var/bench/
+	$(BIN)/python -m tests.benchmarks.bench_scoring
+
+demo: kafka-up $(MODELS) ## run the main job on the embedded default (local broker)
 	@$(BIN)/streamguard topics --create
 	@$(BIN)/streamguard doctor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["FeaturesError", "ParseError", "Reason", "SchemaMismatch"]
+__all__ = ["FeaturesError", "ParseError", "Reason"]
 
 
 class FeaturesError(Exception):
@@ -36,7 +36,3 @@ class ParseError(FeaturesError):
         self.detail = detail
         self.field = field
         super().__init__(f"{reason.value}: {detail}")
-
-
-class SchemaMismatch(FeaturesError):
-    """A feature vector or model was built for another feature schema version or order."""

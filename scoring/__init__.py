@@ -1,5 +1,28 @@
-"""Models, batch scoring, risk and healing decisions. Imports `features` only."""
+"""Models, batch scoring, risk and explanations, training and evaluation. Imports `features` only."""
 
-from .errors import ScoringError
+from .anomaly import DETECTORS, CalibratedAnomalyModel
+from .batch import ScoreResult, score_batch
+from .bundle import BatchScores, ModelBundle, load_bundle, severity_for
+from .conformance import check_bundle
+from .errors import BundleError, ConformanceError, ScoringError
+from .explain import explain
+from .train import TrainParams, evaluate, train_bundle
 
-__all__ = ["ScoringError"]
+__all__ = [
+    "BatchScores",
+    "BundleError",
+    "CalibratedAnomalyModel",
+    "ConformanceError",
+    "DETECTORS",
+    "ModelBundle",
+    "ScoreResult",
+    "ScoringError",
+    "TrainParams",
+    "check_bundle",
+    "evaluate",
+    "explain",
+    "load_bundle",
+    "score_batch",
+    "severity_for",
+    "train_bundle",
+]

@@ -74,10 +74,18 @@ class CalibratedAnomalyModel:
         return self._nn.kneighbors(self._standardise(x), return_distance=True)[0][:, 0]
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated anomaly scores in [0, 1] for each row."""
+        """Calibrated anomaly scores in [0, 1] for each row, strictly increasing with the raw score."""
         raw = self._raw(x)
         ref = self._reference
-        # Mid-rank ECDF: ties with the reference count half, so identical rows score 0.5 not 1.
+        n = len(ref)
+        # Mid-rank ECDF scaled into [0, n/(n+1)]: ties with the reference count half.
         lo = np.searchsorted(ref, raw, side="left")
         hi = np.searchsorted(ref, raw, side="right")
-        return np.clip((lo + hi) / (2.0 * len(ref)), 0.0, 1.0)
+        out = (lo + hi) / (2.0 * (n + 1))
+        # Beyond the most anomalous reference row, keep ranking instead of saturating at 1.0:
+        # the last 1/(n+1) of the scale is spent on how far beyond the reference a row is.
+        top = ref[-1]
+        spread = max(top - ref[n // 2], 1e-9)
+        beyond = raw > top
+        out[beyond] = (n + 1.0 - np.exp(-(raw[beyond] - top) / spread)) / (n + 1.0)
+        return np.clip(out, 0.0, 1.0)

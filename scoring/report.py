@@ -77,6 +77,9 @@ def _markdown(title: str, metrics: dict[str, Any], context: dict[str, Any], pngs
     lines += ["```", "", "## Anomaly model (trained on benign rows only)", ""]
     if "roc_auc" in a:
         lines.append(f"- ROC AUC (attack vs benign): **{a['roc_auc']:.4f}**; average precision {a['average_precision']:.4f}")
+    if "oracle_detection_at_1pct_fpr" in a:
+        lines.append(f"- best detection at <= 1 % false positives with a threshold picked on these rows (oracle): "
+                     f"{a['oracle_detection_at_1pct_fpr']:.4f}")
     if a["false_positive_rate"] is not None:
         lines.append(f"- at threshold {a['threshold']}: false-positive rate **{a['false_positive_rate']:.4f}**")
     if a["detection_rate"] is not None:

@@ -1,0 +1,105 @@
+"""Scoring cost per event: batched (1,000) against one model call per event, same bundle and rows.
+
+Run with `make bench-scoring`; writes var/bench/scoring.json and scoring.md. Not a test:
+figures depend on the machine and its load, so they are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import sklearn
+
+from features.dataset import build_dataset
+from features.extract import WindowStore
+from features.parsing import parse_line
+from features.scenarios import ScenarioConfig, generate
+from registry import LocalRegistry
+from scoring.batch import score_batch
+from scoring.bundle import load_bundle
+
+OUT = Path("var/bench")
+
+
+def _timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main() -> int:
+    reg = LocalRegistry(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("var/registry"))
+    info = reg.active("streamguard")
+    if info is None:
+        print("no active model: run `make models` first", file=sys.stderr)
+        return 1
+    bundle = load_bundle(reg.artifact_path(info.name, info.version), info.sha256)
+    now = datetime.now(timezone.utc)
+    raws = generate(ScenarioConfig(seed=7, duration_s=300))
+    payloads = [r.payload for r in raws]
+
+    t = time.perf_counter()
+    events = [parse_line(p, now=now, bounds=None) for p in payloads]
+    parse_s = time.perf_counter() - t
+    events.sort(key=lambda e: e.ts)
+    t = time.perf_counter()
+    store = WindowStore()
+    rows = [store.observe(e) for e in events]
+    feature_s = time.perf_counter() - t
+    x = np.asarray(rows, dtype=np.float64)
+    n = len(events)
+
+    batch = 1000
+    xb, eb = x[:batch], events[:batch]
+    bundle.score(xb)  # warm-up
+    batch_model = _timed(lambda: bundle.score(xb), 7)
+    batch_full = _timed(lambda: score_batch(bundle, eb, xb, explain_min_risk=70), 7)
+    k = 200  # per-event calls are slow: time a sample of rows
+    per_event = _timed(lambda: [bundle.score(xb[i : i + 1]) for i in range(k)], 3)
+
+    batch_us = statistics.median(batch_model) / batch * 1e6
+    full_us = statistics.median(batch_full) / batch * 1e6
+    single_us = statistics.median(per_event) / k * 1e6
+    report = {
+        "model": f"{info.name} {info.version}",
+        "detector": bundle.anomaly.detector,
+        "events": n,
+        "parse_us_per_event": parse_s / n * 1e6,
+        "features_us_per_event": feature_s / n * 1e6,
+        "score_us_per_event_batch_1000": batch_us,
+        "score_and_explain_us_per_event_batch_1000": full_us,
+        "score_us_per_event_batch_1": single_us,
+        "ratio_batch_vs_per_event": single_us / batch_us,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "processor": platform.processor() or platform.machine(), "sklearn": sklearn.__version__},
+        "measured_at": now.isoformat(),
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "scoring.json").write_text(json.dumps(report, indent=2))
+    md = [
+        "| stage | µs per event |", "|---|---|",
+        f"| parse (raw bytes → Event) | {report['parse_us_per_event']:.1f} |",
+        f"| windows + features | {report['features_us_per_event']:.1f} |",
+        f"| score, batch 1,000 (both models) | {batch_us:.1f} |",
+        f"| score + explain threats, batch 1,000 | {full_us:.1f} |",
+        f"| score, one call per event | {single_us:.1f} |",
+        "", f"Batched scoring is {report['ratio_batch_vs_per_event']:.0f}x cheaper per event than per-event calls "
+        f"({report['model']}, detector {report['detector']}, {n:,} generated events).",
+    ]
+    (OUT / "scoring.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
