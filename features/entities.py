@@ -70,7 +70,7 @@ class EntityState:
     """Rolling windows of one entity. One class serves every role; a role reads what it needs."""
 
     __slots__ = (
-        "role", "cfg", "watermark_ms", "last_seen_ms", "late_events",
+        "role", "cfg", "watermark_ms", "last_seen_ms", "late_events", "applied_offset",
         "events", "failures", "http_4xx", "errors", "attack_urls",
         "flows", "packets", "bytes",
         "users", "dst_ports", "dst_ips", "paths", "srcs", "rt",
@@ -82,6 +82,9 @@ class EntityState:
         self.watermark_ms = 0
         self.last_seen_ms = 0
         self.late_events = 0
+        # Offset of the last input applied to this state, so a redelivered input (at-least-once)
+        # is not counted twice. The stream sets it; offline use leaves it at -1.
+        self.applied_offset = -1
         lateness = self.cfg.allowed_lateness_ms
         cap = self.cfg.distinct_cap
         # 10 s buckets kept for 10 min (+ lateness) serve the 1-min and 10-min counts.
@@ -168,6 +171,7 @@ class EntityState:
             "watermark_ms": self.watermark_ms,
             "last_seen_ms": self.last_seen_ms,
             "late_events": self.late_events,
+            "applied_offset": self.applied_offset,
             "w": {name: getattr(self, name).snapshot() for name in self._WINDOWS},
         }
 
@@ -177,6 +181,7 @@ class EntityState:
         state.watermark_ms = int(data["watermark_ms"])
         state.last_seen_ms = int(data["last_seen_ms"])
         state.late_events = int(data.get("late_events", 0))
+        state.applied_offset = int(data.get("applied_offset", -1))
         for name, snap in data["w"].items():
             getattr(state, name).restore(snap)
         return state

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ from .errors import IntegrityError, RegistryError, VersionNotFound
 __all__ = ["VersionInfo", "LocalRegistry"]
 
 _ARTIFACT = "artifact.bin"
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class LocalRegistry:
         self.root = Path(root)
 
     def _dir(self, name: str, version: str) -> Path:
+        for what, value in (("model name", name), ("version", version)):
+            if not _SAFE.fullmatch(value or ""):
+                raise RegistryError(f"invalid {what} {value!r}: use letters, digits, '.', '_' and '-' only",
+                                    name=name, version=version)
         return self.root / name / "versions" / version
 
     def register(self, info: VersionInfo, artifact: Path, report_dir: Path | None = None) -> VersionInfo:
@@ -100,7 +106,9 @@ class LocalRegistry:
         base = self.root / name / "versions"
         if not base.is_dir():
             return []
-        infos = [self.get(name, d.name) for d in base.iterdir() if (d / "meta.json").exists()]
+        # A "<version>.staging" folder is a registration a crash interrupted: not a version.
+        infos = [self.get(name, d.name) for d in base.iterdir()
+                 if (d / "meta.json").exists() and not d.name.endswith(".staging")]
         return sorted(infos, key=lambda i: (i.created_ms, i.version))
 
     def _active_state(self, name: str) -> dict[str, Any]:

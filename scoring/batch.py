@@ -38,8 +38,8 @@ def score_batch(bundle: ModelBundle, events: Sequence[Event], x_full: np.ndarray
         raise ValueError(f"{len(events)} events but {len(x_full)} feature rows")
     if len(events) == 0:
         return []
-    x_full = np.asarray(x_full, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES))
-    scores = bundle.score(x_full)
+    x_full = np.asarray(x_full, dtype=np.float64)
+    scores = bundle.score(x_full)  # checks the width: a BundleError names the expected shape
     rows = [i for i in range(len(events)) if scores.risk[i] >= explain_min_risk]
     reasons = dict(zip(rows, explain(bundle, x_full, events, scores, rows)))
     used = bundle.select(x_full)

@@ -75,6 +75,7 @@ class ModelBundle:
 
     def __post_init__(self) -> None:
         self._columns: np.ndarray | None = None
+        self._columns_for: tuple[str, tuple[str, ...]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -84,6 +85,7 @@ class ModelBundle:
         for k, v in state.items():
             setattr(self, k, v)
         self._columns = None
+        self._columns_for = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -92,8 +94,9 @@ class ModelBundle:
 
     @property
     def columns(self) -> np.ndarray:
-        """Indices of this bundle's features in the full `FEATURE_NAMES` vector."""
-        if self._columns is None:
+        """Indices of this bundle's features in the full `FEATURE_NAMES` vector (checked on every use)."""
+        signature = (self.feature_schema_version, tuple(self.feature_names))
+        if self._columns is None or self._columns_for != signature:
             if self.feature_schema_version != FEATURE_SCHEMA_VERSION:
                 raise BundleError(
                     f"bundle needs feature schema {self.feature_schema_version}, "
@@ -104,6 +107,7 @@ class ModelBundle:
             if missing:
                 raise BundleError(f"unknown features {missing}", name=self.name, version=self.version)
             self._columns = np.array([FEATURE_NAMES.index(n) for n in self.feature_names], dtype=np.intp)
+            self._columns_for = signature
         return self._columns
 
     def select(self, x_full: np.ndarray) -> np.ndarray:
@@ -171,9 +175,14 @@ def load_bundle(path: Path, expected_sha256: str | None = None) -> ModelBundle:
     try:
         with open(path, "rb") as fh:
             bundle = pickle.load(fh)  # noqa: S301 - integrity checked above by the registry
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ModuleNotFoundError) as exc:
-        raise BundleError(f"cannot load bundle from {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a corrupt pickle raises almost anything
+        raise BundleError(f"cannot load bundle from {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(bundle, ModelBundle):
         raise BundleError(f"{path} does not hold a ModelBundle")
-    _ = bundle.columns  # schema version and feature names checked now, not on the first event
+    try:
+        _ = bundle.columns  # schema version and feature names checked now, not on the first event
+    except BundleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a half-formed object from an old or damaged pickle
+        raise BundleError(f"{path} holds an unusable bundle: {type(exc).__name__}: {exc}") from exc
     return bundle

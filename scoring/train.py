@@ -61,8 +61,12 @@ def train_bundle(
 ) -> ModelBundle:
     """Fit the attack classifier on all rows and the anomaly model on the benign rows."""
     p = params or TrainParams.defaults()
-    names = tuple(feature_names)
-    cols = [FEATURE_NAMES.index(n) for n in names]
+    unknown = [n for n in feature_names if n not in FEATURE_NAMES]
+    if unknown:
+        raise ScoringError(f"unknown features {unknown}")
+    # Schema order, whatever order the caller gave: the conformance check relies on it.
+    cols = sorted({FEATURE_NAMES.index(n) for n in feature_names})
+    names = tuple(FEATURE_NAMES[c] for c in cols)
     x = train.x[:, cols]
     y = train.y.astype(str)
     benign = y == LABEL_BENIGN

@@ -36,6 +36,23 @@ class Settings(BaseSettings):
     topic_retrain: str = "models.retrain"
     topic_control: str = "ops.control"
     topic_deadletter: str = "ops.deadletter"
+    topic_scored: str = Field("events.scored", description="Every scored event, when emit_scored is on.")
+    emit_scored: bool = Field(False, description="Also write every scored event (not only threats) to topic_scored.")
+
+    # Detection
+    model_name: str = Field("streamguard", description="Model name in the registry the worker serves.")
+    threat_threshold: int = Field(70, ge=0, le=100, description="Risk at or above which a scored event is a threat.")
+    batch_size: int = Field(1000, ge=1, description="Events per scoring micro-batch.")
+    batch_timeout_s: float = Field(0.2, gt=0, description="Longest wait to fill a micro-batch.")
+    allowed_lateness_s: int = Field(30, ge=0, description="Events older than an entity's watermark minus this are not counted.")
+    idle_ttl_s: int = Field(900, ge=1, description="Entities unseen this long (event time) are dropped from the tables.")
+    max_future_s: int = Field(86400, ge=0, description="Events further than this in the future are dead-lettered.")
+    not_before: str = Field("2000-01-01T00:00:00Z", description="Events before this instant are dead-lettered.")
+
+    # Healing
+    dry_run: bool = Field(False, description="Emit actions with dry_run=true: enforcement agents log instead of acting.")
+    allowlist: str = Field("", description="Comma-separated CIDRs never acted on, e.g. 10.0.0.0/8,192.168.0.0/16.")
+    max_blocks_per_minute: int = Field(20, ge=0, description="Circuit breaker: more blocking actions per minute become alerts.")
 
     # Storage
     mongo_uri: SecretStr | None = Field(None, description="MongoDB URI; unset means no MongoDB sink or store.")
@@ -64,6 +81,23 @@ class Settings(BaseSettings):
         allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         if set(value) - allowed:
             raise ValueError(f"topic prefix may only hold [a-zA-Z0-9._-], got {value!r}")
+        return value
+
+    @property
+    def allowlist_cidrs(self) -> tuple[str, ...]:
+        """The allowlist as a tuple of CIDR strings."""
+        return tuple(c.strip() for c in self.allowlist.split(",") if c.strip())
+
+    @field_validator("allowlist")
+    @classmethod
+    def _cidrs_parse(cls, value: str) -> str:
+        import ipaddress
+
+        for cidr in (c.strip() for c in value.split(",") if c.strip()):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"not a CIDR: {cidr!r}") from None
         return value
 
     def topic(self, name: str) -> str:

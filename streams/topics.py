@@ -20,10 +20,12 @@ class TopicNames:
     retrain: str
     control: str
     deadletter: str
+    scored: str
 
     def all(self) -> list[str]:
-        """Every topic name, in declaration order."""
-        return [self.logs_raw, self.flows_raw, self.threats, self.actions, self.retrain, self.control, self.deadletter]
+        """Every external topic name, in declaration order."""
+        return [self.logs_raw, self.flows_raw, self.threats, self.actions, self.retrain, self.control,
+                self.deadletter, self.scored]
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -36,4 +38,5 @@ def topic_names(settings: Settings) -> TopicNames:
         retrain=settings.topic(settings.topic_retrain),
         control=settings.topic(settings.topic_control),
         deadletter=settings.topic(settings.topic_deadletter),
+        scored=settings.topic(settings.topic_scored),
     )

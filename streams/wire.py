@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any, Literal
 
@@ -10,7 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.events import Event
 from scoring.batch import ScoreResult
 
-__all__ = ["EntityRef", "ModelRef", "ThreatEvent", "threat_from", "primary_entity", "event_id_for"]
+__all__ = [
+    "DeadLetter",
+    "EntityRef",
+    "HealingAction",
+    "ModelRef",
+    "ThreatEvent",
+    "WIRE_MODELS",
+    "dead_letter",
+    "event_id_for",
+    "primary_entity",
+    "threat_from",
+]
+
+# Original bytes kept in a dead letter: beyond this they are cut (size and sha256 still say
+# what arrived), so a 5 MB message does not make a dead letter the broker refuses.
+MAX_DEADLETTER_BYTES = 256 * 1024
 
 Severity = Literal["low", "medium", "high", "critical"]
 
@@ -90,3 +106,63 @@ def threat_from(event: Event, result: ScoreResult, *, event_id: str, detected_at
         event_time_ms=event.ts_ms,
         detected_at_ms=detected_at_ms,
     )
+
+
+class DeadLetter(BaseModel):
+    """An input that could not be scored, on `ops.deadletter`, with everything needed to replay it."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(description="Reason code from a fixed set (features.errors.Reason, or 'internal').")
+    error: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    original_b64: str = Field(description="The original bytes, base64, cut at 256 KiB.")
+    original_size: int
+    original_sha256: str
+    truncated: bool
+    received_at_ms: int
+
+
+def dead_letter(reason: str, error: str, *, topic: str, partition: int, offset: int, raw: bytes,
+                received_at_ms: int) -> DeadLetter:
+    """The dead-letter record for a refused input."""
+    raw = raw or b""
+    return DeadLetter(
+        reason=reason,
+        error=error[:2000],
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        original_b64=base64.b64encode(raw[:MAX_DEADLETTER_BYTES]).decode("ascii"),
+        original_size=len(raw),
+        original_sha256=hashlib.sha256(raw).hexdigest(),
+        truncated=len(raw) > MAX_DEADLETTER_BYTES,
+        received_at_ms=received_at_ms,
+    )
+
+
+class HealingAction(BaseModel):
+    """An enforcement decision on `actions.healing`; `action_id` is deterministic, so consumers can de-duplicate."""
+
+    model_config = ConfigDict(extra="forbid")
+    action_id: str
+    action: Literal["block_ip", "unblock_ip", "rate_limit", "lock_account", "isolate_host", "alert"]
+    target: str
+    target_type: str
+    reason: str
+    risk: int = Field(ge=0, le=100)
+    ttl_s: int = Field(ge=0)
+    expires_at_ms: int | None
+    dry_run: bool
+    degraded: bool = Field(False, description="A blocking action turned into an alert (circuit breaker or pause).")
+    threat_event_ids: list[str]
+    policy_version: str
+    issued_at_ms: int
+
+
+WIRE_MODELS: dict[str, type[BaseModel]] = {
+    "threat_event": ThreatEvent,
+    "healing_action": HealingAction,
+    "dead_letter": DeadLetter,
+}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ..errors import StreamsError
 from . import _models  # noqa: F401 - registers the model commands
+from . import _tail  # noqa: F401 - registers the tail command
+from . import _traffic  # noqa: F401 - registers the produce, simulate and replay commands
+from . import _worker  # noqa: F401 - registers the worker command
 from ._app import app, console
 
 __all__ = ["app", "main"]

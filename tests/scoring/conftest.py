@@ -30,7 +30,7 @@ PARSE_NOW = datetime(2026, 1, 6, 0, 0, tzinfo=timezone.utc)
 
 def small_params(**overrides: object) -> TrainParams:
     """Training parameters small enough for unit tests."""
-    return TrainParams.defaults(n_estimators=40, anomaly_estimators=60, **overrides)
+    return TrainParams.defaults(**{"n_estimators": 40, "anomaly_estimators": 60, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,8 @@ def test_defaults_point_at_the_embedded_broker(monkeypatch: pytest.MonkeyPatch) 
     assert s.topic_prefix == ""
     assert s.mongo_uri is None
     assert topic_names(s).all() == [
-        "logs.raw", "flows.raw", "threats.enriched", "actions.healing", "models.retrain", "ops.control", "ops.deadletter"
+        "logs.raw", "flows.raw", "threats.enriched", "actions.healing", "models.retrain", "ops.control", "ops.deadletter",
+        "events.scored",
     ]
 
 

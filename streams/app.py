@@ -1,0 +1,324 @@
+"""The Faust app: topics, tables, agents, timers and web pages of a `streamguard worker`.
+
+Agents only move data; what they do to it lives in `streams.stages` and the pure packages.
+
+    logs.raw, flows.raw ─ingest─► <app>-entity-hops (keyed by entity) ─hop─► ... ─► <app>-to-score
+    <app>-to-score ─score (micro-batches)─► threats.enriched, events.scored, <app>-healing (1 partition)
+    <app>-healing ─heal─► actions.healing          ingest failures ─► ops.deadletter
+
+An event that belongs to several entities (source, destination, user, service) visits each
+one's partition in turn, so every entity's state is updated by the worker that owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter as _Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+import orjson
+from faust.serializers import codecs
+from faust.types import TP
+
+from features.entities import EntityState
+from features.parsing import TimeBounds
+from features.windows import WindowConfig
+from scoring.bundle import ModelBundle
+from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, validate
+
+from . import stages
+from .metrics import Metrics
+from .settings import Settings
+from .topics import topic_names
+from .wire import DeadLetter, HealingAction
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger("streamguard.worker")
+
+_HEALING_KEY = b"policy-state"
+
+
+class _EntityStateCodec(codecs.Codec):
+    """Table values: `EntityState` objects in memory, their JSON snapshot in the changelog."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return orjson.dumps(obj.snapshot())
+
+    def _loads(self, s: bytes) -> Any:
+        return EntityState.restore(orjson.loads(s))
+
+
+codecs.register("sg_entity_state", _EntityStateCodec())
+
+
+class _EntityStateValue:
+    """Table value type that makes Faust use the codec above and pass decoded states through."""
+
+    class _options:  # noqa: N801 - the attribute Faust reads a type's serializer from
+        serializer = "sg_entity_state"
+
+    @classmethod
+    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
+        return data
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _action_record(a: Any) -> HealingAction:
+    return HealingAction(
+        action_id=a.action_id, action=a.action, target=a.target, target_type=a.target_type, reason=a.reason,
+        risk=a.risk, ttl_s=a.ttl_s, expires_at_ms=a.expires_at_ms, dry_run=a.dry_run, degraded=a.degraded,
+        threat_event_ids=list(a.threat_event_ids), policy_version=a.policy_version, issued_at_ms=a.issued_at_ms,
+    )
+
+
+def _threat_to_dict(t: Threat) -> dict[str, Any]:
+    return {"event_id": t.event_id, "label": t.label, "risk": t.risk, "target_type": t.target_type,
+            "target": t.target, "evidence": t.evidence, "detected_at_ms": int(t.detected_at.timestamp() * 1000)}
+
+
+def _threat_from_dict(d: dict[str, Any]) -> Threat:
+    return Threat(event_id=d["event_id"], label=d["label"], risk=int(d["risk"]), target_type=d["target_type"],
+                  target=d["target"], evidence={k: float(v) for k, v in d["evidence"].items()},
+                  detected_at=datetime.fromtimestamp(d["detected_at_ms"] / 1000, tz=timezone.utc))
+
+
+class Pipeline:
+    """One worker's Faust app, built from settings and the bundle to serve."""
+
+    def __init__(self, settings: Settings, bundle: ModelBundle, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.settings = s = settings
+        self.bundle = bundle
+        self.clock = clock
+        self.metrics = Metrics()
+        self.metrics.model.info({"name": bundle.name, "version": bundle.version,
+                                 "feature_schema_version": bundle.feature_schema_version})
+        self.names = topic_names(s)
+        self.window_cfg = WindowConfig(allowed_lateness_ms=s.allowed_lateness_s * 1000, idle_ttl_ms=s.idle_ttl_s * 1000)
+        self.bounds = TimeBounds(max_future=_seconds(s.max_future_s),
+                                 not_before=datetime.fromisoformat(s.not_before.replace("Z", "+00:00")))
+        self.policy = PolicyConfig(dry_run=s.dry_run, allowlist=s.allowlist_cidrs,
+                                   max_blocks_per_minute=s.max_blocks_per_minute)
+        validate(self.policy)
+        self.max_event_ms = 0
+        self.last_input_monotonic: float | None = None
+        self.started_monotonic = time.monotonic()
+        self._healing_state: HealingState | None = None
+        self.app = self._build_app()
+
+    # --- construction -------------------------------------------------------------------
+
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.app_id,
+            broker=s.faust_broker,
+            store="memory://",
+            datadir=str(s.data_dir),
+            topic_partitions=s.topic_partitions,
+            key_serializer="raw",
+            value_serializer="raw",
+            consumer_auto_offset_reset="earliest",
+            web_enabled=s.metrics_port != 0,
+            web_port=s.metrics_port or 6066,
+            web_bind="0.0.0.0",
+            # Dead letters keep up to 256 KiB of the original; threats are a few KiB.
+            producer_max_request_size=4 * 1024 * 1024,
+            consumer_max_fetch_size=8 * 1024 * 1024,
+            broker_commit_interval=1.0,
+            topic_allow_declare=True,
+            autodiscover=False,
+        )
+        n = s.topic_partitions
+        raw = dict(key_serializer="raw", value_serializer="raw")
+        internal = s.topic(s.app_id)
+        self.raw_topics = app.topic(self.names.logs_raw, self.names.flows_raw, **raw)
+        self.hops = app.topic(f"{internal}-entity-hops", internal=True, partitions=n, **raw)
+        self.to_score = app.topic(f"{internal}-to-score", internal=True, partitions=n, **raw)
+        self.healing_in = app.topic(f"{internal}-healing", internal=True, partitions=1, **raw)
+        self.threats_t = app.topic(self.names.threats, **raw)
+        self.actions_t = app.topic(self.names.actions, **raw)
+        self.deadletter_t = app.topic(self.names.deadletter, **raw)
+        self.scored_t = app.topic(self.names.scored, **raw)
+        self.entities = app.Table("entity-state", default=None, partitions=n, key_type=bytes,
+                                  value_type=_EntityStateValue, use_partitioner=True)
+        self.healing = app.Table("healing-state", default=None, partitions=1, key_type=bytes,
+                                 use_partitioner=True)
+
+        app.agent(self.raw_topics, name="ingest")(self._ingest_agent)
+        app.agent(self.hops, name="entity-hop")(self._hop_agent)
+        app.agent(self.to_score, name="score")(self._score_agent)
+        app.agent(self.healing_in, name="heal")(self._heal_agent)
+        app.timer(5.0, name="expire-blocks")(self._expire_timer)
+        app.timer(30.0, name="sweep-entities")(self._sweep_timer)
+        # Faust makes a page's function the `get` of a View class, so it must take (view, request).
+        async def metrics_page(web: Any, request: Any) -> Any:
+            return self._metrics_page(web)
+
+        async def health_page(web: Any, request: Any) -> Any:
+            return self._health_page(web)
+
+        app.page("/metrics")(metrics_page)
+        app.page("/health")(health_page)
+        return app
+
+    # --- agents -------------------------------------------------------------------------
+
+    async def _ingest_agent(self, stream: faust.StreamT) -> None:
+        m = self.metrics
+        async for event in stream.events():
+            msg = event.message
+            kind = "logs" if msg.topic == self.names.logs_raw else "flows"
+            m.events_in.labels(kind).inc()
+            self.last_input_monotonic = time.monotonic()
+            out = stages.ingest(event.value, input_kind=kind, topic=msg.topic, partition=msg.partition,
+                                offset=msg.offset, now=self.clock(), bounds=self.bounds)
+            if isinstance(out, DeadLetter):
+                await self.deadletter_t.send(key=msg.topic.encode(), value=out.model_dump_json().encode())
+                m.deadletters.labels(out.reason).inc()
+                m.events.labels("deadlettered").inc()
+            elif out.hop.key is None:
+                await self.to_score.send(key=out.event_id.encode(), value=stages.encode(out.hop.message))
+            else:
+                await self.hops.send(key=out.hop.key, value=stages.encode(out.hop.message))
+
+    async def _hop_agent(self, stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(500, within=0.05):
+            touched: dict[bytes, EntityState] = {}
+            for event in batch:
+                key = event.key
+                msg = stages.decode(event.value)
+                state = touched.get(key)
+                if state is None:
+                    state = self.entities.get(key)
+                state, nxt, counted = stages.apply_hop(msg, state, offset=event.message.offset, cfg=self.window_cfg)
+                if not counted and state.applied_offset == event.message.offset:
+                    self.metrics.late_events.inc()
+                touched[key] = state
+                self.max_event_ms = max(self.max_event_ms, msg["ev"]["ts"])
+                if nxt.key is None:
+                    await self.to_score.send(key=msg["id"].encode(), value=stages.encode(nxt.message))
+                else:
+                    await self.hops.send(key=nxt.key, value=stages.encode(nxt.message))
+            # One changelog record per entity per batch, not per event.
+            for key, state in touched.items():
+                self.entities[key] = state
+
+    async def _score_agent(self, stream: faust.StreamT) -> None:
+        s, m = self.settings, self.metrics
+        async for values in stream.take(s.batch_size, within=s.batch_timeout_s):
+            messages = [stages.decode(v) for v in values]
+            out = stages.score_messages(messages, self.bundle, threshold=s.threat_threshold,
+                                        emit_scored=s.emit_scored, now=self.clock())
+            m.batch_size.observe(len(messages))
+            m.scoring_seconds.observe(out.model_seconds)
+            for key, value, view, rec in out.threats:
+                await self.threats_t.send(key=key, value=value)
+                await self.healing_in.send(key=b"threats", value=orjson.dumps(_threat_to_dict(view)))
+                m.threats.labels(rec.severity, rec.ml_predicted_label).inc()
+            for key, value in out.scored:
+                await self.scored_t.send(key=key, value=value)
+            for lag, plag in zip(out.lags_s, out.processing_lags_s):
+                m.lag.observe(max(lag, 0.0))
+                m.processing_lag.observe(max(plag, 0.0))
+            m.events.labels("scored").inc(len(messages))
+
+    def _state(self) -> HealingState:
+        if self._healing_state is None:
+            data = self.healing.get(_HEALING_KEY)
+            self._healing_state = HealingState.restore(data) if data else HealingState()
+        return self._healing_state
+
+    async def _emit_actions(self, actions: list[Any]) -> None:
+        for a in actions:
+            rec = _action_record(a)
+            await self.actions_t.send(key=a.target.encode(), value=rec.model_dump_json().encode())
+            self.metrics.actions.labels(a.action, str(a.dry_run).lower()).inc()
+
+    async def _heal_agent(self, stream: faust.StreamT) -> None:
+        async for values in stream.take(500, within=0.1):
+            state = self._state()
+            now = self.clock()
+            actions = []
+            for v in values:
+                actions.extend(decide(_threat_from_dict(orjson.loads(v)), state, self.policy, now))
+            await self._emit_actions(actions)
+            self.healing[_HEALING_KEY] = state.snapshot()
+
+    def _owns_healing(self) -> bool:
+        return TP(self.healing_in.get_topic_name(), 0) in self.app.assignor.assigned_actives()
+
+    async def _expire_timer(self) -> None:
+        if not self._owns_healing():
+            self._healing_state = None  # another worker owns it now; reload if it comes back
+            return
+        state = self._state()
+        actions = expire(state, self.policy, self.clock())
+        if actions:
+            await self._emit_actions(actions)
+            self.healing[_HEALING_KEY] = state.snapshot()
+
+    async def _sweep_timer(self) -> None:
+        """Drop entities idle (in event time) past the TTL; refresh the entity gauges."""
+        if self.max_event_ms == 0:
+            return
+        assigned = {tp.partition for tp in self.app.assignor.assigned_actives()
+                    if tp.topic == self.hops.get_topic_name()}
+        n_parts = self.settings.topic_partitions
+        from aiokafka.partitioner import DefaultPartitioner
+
+        partitioner = DefaultPartitioner()
+        roles: _Counter[str] = _Counter()
+        dropped = 0
+        for key in list(self.entities.keys()):
+            # Keys of partitions this worker no longer owns may linger in memory: leave them.
+            if partitioner(key, list(range(n_parts)), list(range(n_parts))) not in assigned:
+                continue
+            state = self.entities.get(key)
+            if state is None:
+                continue
+            if state.expired(self.max_event_ms):
+                del self.entities[key]
+                dropped += 1
+            else:
+                roles[state.role] += 1
+            await asyncio.sleep(0)  # a large table must not starve the agents
+        for role in ("src", "dst", "user", "service"):
+            self.metrics.entities.labels(role).set(roles[role])
+        if dropped:
+            log.info("dropped %d idle entities", dropped)
+
+    # --- web ----------------------------------------------------------------------------
+
+    def _metrics_page(self, web: Any) -> Any:
+        return web.bytes(self.metrics.render(), content_type="text/plain; version=0.0.4")
+
+    def _health_page(self, web: Any) -> Any:
+        assigned = self.app.assignor.assigned_actives()
+        idle = None if self.last_input_monotonic is None else round(time.monotonic() - self.last_input_monotonic, 3)
+        consuming = bool(assigned) and self.app.consumer is not None
+        body = {
+            "status": "ok" if consuming else "starting",
+            "consuming": consuming,
+            "assigned_partitions": len(assigned),
+            "seconds_since_last_input": idle,
+            "uptime_s": round(time.monotonic() - self.started_monotonic, 1),
+            "model": {"name": self.bundle.name, "version": self.bundle.version,
+                      "feature_schema_version": self.bundle.feature_schema_version},
+            "dry_run": self.policy.dry_run,
+        }
+        return web.json(body, status=200 if consuming else 503)
+
+
+def _seconds(n: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=n)

@@ -1,0 +1,44 @@
+"""`streamguard worker`: run one Faust worker of the pipeline."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from ..settings import get_settings
+from ._app import app, console
+
+__all__: list[str] = []
+
+
+@app.command()
+def worker(
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="crit, error, warn, info or debug."),
+) -> None:
+    """Run a pipeline worker: raw logs and flows in, threats, actions and dead letters out.
+
+    Configured by STREAMGUARD_* variables (see `streamguard settings`). Start several with
+    the same STREAMGUARD_APP_ID to share the work; each needs its own STREAMGUARD_METRICS_PORT
+    on one machine. Serves /metrics and /health on that port. Stops cleanly on Ctrl-C/SIGTERM.
+    """
+    from ..app import Pipeline
+    from ..kafka import ensure_topics, ping_kafka
+    from ..topics import topic_names
+    from ._models import _load_active
+
+    s = get_settings()
+    logging.basicConfig(level=s.log_level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    ping_kafka(s.kafka_bootstrap, timeout_s=10)
+    created = ensure_topics(s.kafka_bootstrap, topic_names(s).all(), s.topic_partitions)
+    if created:
+        console.print(f"created topics: {', '.join(created)}")
+    bundle = _load_active(s.model_name, None)
+    console.print(f"streamguard worker {s.app_id}: model {bundle.name} {bundle.version}, "
+                  f"Kafka {s.kafka_bootstrap}, metrics on :{s.metrics_port}")
+    pipeline = Pipeline(s, bundle)
+    sys.argv = ["streamguard", "worker", f"--loglevel={loglevel}"]
+    if s.metrics_port:
+        sys.argv.append(f"--web-port={s.metrics_port}")
+    pipeline.app.main()

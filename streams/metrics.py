@@ -1,0 +1,35 @@
+"""Prometheus metrics of a worker, in their own registry (served on /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+__all__ = ["Metrics"]
+
+_LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+_BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+
+
+class Metrics:
+    """Every metric a worker exports. Label values are small fixed sets: never IPs, users or ids."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.events_in = Counter("streamguard_events_in_total", "Raw input messages consumed, by input.", ["input"], registry=r)
+        self.events = Counter("streamguard_events_total", "Input events by final outcome.", ["outcome"], registry=r)
+        self.deadletters = Counter("streamguard_deadletters_total", "Dead-lettered inputs by reason.", ["reason"], registry=r)
+        self.threats = Counter("streamguard_threats_total", "Threat events emitted.", ["severity", "label"], registry=r)
+        self.actions = Counter("streamguard_actions_total", "Healing actions emitted.", ["action", "dry_run"], registry=r)
+        self.batch_size = Histogram("streamguard_batch_size", "Events per scoring batch.", buckets=_BATCH_BUCKETS, registry=r)
+        self.scoring_seconds = Histogram("streamguard_scoring_seconds", "Model time per scoring batch.", registry=r)
+        self.lag = Histogram("streamguard_end_to_end_lag_seconds", "Event time to emit time of scored events.",
+                             buckets=_LAG_BUCKETS, registry=r)
+        self.processing_lag = Histogram("streamguard_processing_lag_seconds", "Ingest to emit time of scored events.",
+                                        buckets=_LAG_BUCKETS, registry=r)
+        self.entities = Gauge("streamguard_entities_tracked", "Entities with window state on this worker.", ["role"], registry=r)
+        self.late_events = Counter("streamguard_late_events_total", "Events too late to count in an entity's windows.", registry=r)
+        self.model = Info("streamguard_model", "The active model bundle.", registry=r)
+
+    def render(self) -> bytes:
+        """The exposition text for /metrics."""
+        return generate_latest(self.registry)
