@@ -70,7 +70,7 @@ class EntityState:
     """Rolling windows of one entity. One class serves every role; a role reads what it needs."""
 
     __slots__ = (
-        "role", "cfg", "watermark_ms", "last_seen_ms", "late_events", "applied_offset",
+        "role", "cfg", "watermark_ms", "last_seen_ms", "late_events", "applied",
         "events", "failures", "http_4xx", "errors", "attack_urls",
         "flows", "packets", "bytes",
         "users", "dst_ports", "dst_ips", "paths", "srcs", "rt",
@@ -82,9 +82,10 @@ class EntityState:
         self.watermark_ms = 0
         self.last_seen_ms = 0
         self.late_events = 0
-        # Offset of the last input applied to this state, so a redelivered input (at-least-once)
-        # is not counted twice. The stream sets it; offline use leaves it at -1.
-        self.applied_offset = -1
+        # Last input offset applied, per input partition ("topic:partition"), so an input
+        # delivered again (at-least-once, after a crash) is not counted twice. Inputs of one
+        # partition reach an entity in offset order. The stream sets it; offline use does not.
+        self.applied: dict[str, int] = {}
         lateness = self.cfg.allowed_lateness_ms
         cap = self.cfg.distinct_cap
         # 10 s buckets kept for 10 min (+ lateness) serve the 1-min and 10-min counts.
@@ -147,6 +148,13 @@ class EntityState:
                 self.srcs.add(ts, src)
         return True
 
+    def seen_before(self, origin: str, offset: int) -> bool:
+        """True if the input at this position (or a later one of its partition) was already applied."""
+        return offset <= self.applied.get(origin, -1)
+
+    def mark_applied(self, origin: str, offset: int) -> None:
+        self.applied[origin] = max(offset, self.applied.get(origin, -1))
+
     def expired(self, now_ms: int) -> bool:
         """True when the entity has been idle (event time) longer than the idle TTL."""
         return now_ms - self.last_seen_ms > self.cfg.idle_ttl_ms
@@ -171,7 +179,7 @@ class EntityState:
             "watermark_ms": self.watermark_ms,
             "last_seen_ms": self.last_seen_ms,
             "late_events": self.late_events,
-            "applied_offset": self.applied_offset,
+            "applied": dict(self.applied),
             "w": {name: getattr(self, name).snapshot() for name in self._WINDOWS},
         }
 
@@ -181,7 +189,7 @@ class EntityState:
         state.watermark_ms = int(data["watermark_ms"])
         state.last_seen_ms = int(data["last_seen_ms"])
         state.late_events = int(data.get("late_events", 0))
-        state.applied_offset = int(data.get("applied_offset", -1))
+        state.applied = {str(k): int(v) for k, v in data.get("applied", {}).items()}
         for name, snap in data["w"].items():
             getattr(state, name).restore(snap)
         return state

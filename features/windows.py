@@ -17,7 +17,10 @@ __all__ = ["BucketCounter", "DistinctCounter", "Moments", "WindowConfig"]
 class WindowConfig:
     """Time rules shared by all windows of an entity."""
 
-    allowed_lateness_ms: int = 30_000  # events older than watermark - this are not counted
+    # Events older than the entity's watermark minus this are not counted. Generous, because
+    # a worker catching up reads partitions at different paces: one entity's events then
+    # arrive minutes out of event-time order, and every window here is order-insensitive.
+    allowed_lateness_ms: int = 300_000
     idle_ttl_ms: int = 15 * 60_000  # an entity unseen this long (event time) may be dropped
     distinct_cap: int = 2048  # at most this many values tracked per distinct counter
 
@@ -58,42 +61,51 @@ class BucketCounter:
 
 
 class DistinctCounter:
-    """Distinct values seen in a window, with their last-seen time; bounded by a cap."""
+    """Distinct values seen in a window, each with its first and last time seen; bounded by a cap.
 
-    __slots__ = ("window_ms", "cap", "_last_seen")
+    Keeping both times makes counts insensitive to arrival order: a value seen at 10:05 and
+    then (arriving late) at 10:01 still counts for a window ending 10:02.
+    """
+
+    __slots__ = ("window_ms", "cap", "_seen")
 
     def __init__(self, window_ms: int, cap: int) -> None:
         self.window_ms = window_ms
         self.cap = cap
-        self._last_seen: dict[str, int] = {}
+        self._seen: dict[str, list[int]] = {}
 
     def add(self, ts_ms: int, value: str) -> None:
-        prev = self._last_seen.get(value)
-        if prev is None and len(self._last_seen) >= self.cap:
-            # Saturated: forget the stalest value. The count stays at the cap, which already
-            # marks the entity as extreme; exactness beyond it buys nothing.
-            stalest = min(self._last_seen, key=self._last_seen.__getitem__)
-            del self._last_seen[stalest]
-        if prev is None or ts_ms > prev:
-            self._last_seen[value] = ts_ms
+        span = self._seen.get(value)
+        if span is None:
+            if len(self._seen) >= self.cap:
+                # Saturated: forget the stalest value. The count stays at the cap, which already
+                # marks the entity as extreme; exactness beyond it buys nothing.
+                stalest = min(self._seen, key=lambda v: self._seen[v][1])
+                del self._seen[stalest]
+            self._seen[value] = [ts_ms, ts_ms]
+        elif ts_ms < span[0]:
+            span[0] = ts_ms
+        elif ts_ms > span[1]:
+            span[1] = ts_ms
 
     def count(self, now_ms: int, span_ms: int | None = None) -> int:
+        """Values seen at or before `now` and not only before the window (now - span, now]."""
         lo = now_ms - (span_ms or self.window_ms)
-        return sum(1 for t in self._last_seen.values() if lo < t <= now_ms)
+        return sum(1 for first, last in self._seen.values() if first <= now_ms and last > lo)
 
     def prune(self, now_ms: int) -> None:
         lo = now_ms - self.window_ms
-        for v in [v for v, t in self._last_seen.items() if t <= lo]:
-            del self._last_seen[v]
+        for v in [v for v, (_, last) in self._seen.items() if last <= lo]:
+            del self._seen[v]
 
     def snapshot(self) -> list[list[Any]]:
-        return [[v, t] for v, t in sorted(self._last_seen.items())]
+        return [[v, first, last] for v, (first, last) in sorted(self._seen.items())]
 
     def restore(self, data: list[list[Any]]) -> None:
-        self._last_seen = {str(v): int(t) for v, t in data}
+        self._seen = {str(row[0]): [int(row[1]), int(row[-1])] for row in data}
 
     def __len__(self) -> int:
-        return len(self._last_seen)
+        return len(self._seen)
 
 
 class Moments:

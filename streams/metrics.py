@@ -27,7 +27,9 @@ class Metrics:
         self.processing_lag = Histogram("streamguard_processing_lag_seconds", "Ingest to emit time of scored events.",
                                         buckets=_LAG_BUCKETS, registry=r)
         self.entities = Gauge("streamguard_entities_tracked", "Entities with window state on this worker.", ["role"], registry=r)
-        self.late_events = Counter("streamguard_late_events_total", "Events too late to count in an entity's windows.", registry=r)
+        self.hop_outcomes = Counter("streamguard_window_skips_total",
+                                    "Entity updates skipped: 'late' (beyond allowed lateness) or 'duplicate' (redelivered input).",
+                                    ["reason"], registry=r)
         self.model = Info("streamguard_model", "The active model bundle.", registry=r)
 
     def render(self) -> bytes:

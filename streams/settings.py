@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     threat_threshold: int = Field(70, ge=0, le=100, description="Risk at or above which a scored event is a threat.")
     batch_size: int = Field(1000, ge=1, description="Events per scoring micro-batch.")
     batch_timeout_s: float = Field(0.2, gt=0, description="Longest wait to fill a micro-batch.")
-    allowed_lateness_s: int = Field(30, ge=0, description="Events older than an entity's watermark minus this are not counted.")
+    allowed_lateness_s: int = Field(300, ge=0, description="Events older than an entity's watermark minus this are not counted.")
     idle_ttl_s: int = Field(900, ge=1, description="Entities unseen this long (event time) are dropped from the tables.")
     max_future_s: int = Field(86400, ge=0, description="Events further than this in the future are dead-lettered.")
     not_before: str = Field("2000-01-01T00:00:00Z", description="Events before this instant are dead-lettered.")

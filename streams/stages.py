@@ -63,9 +63,10 @@ class Ingested:
     hop: Hop
 
 
-def _first_hop(event: Event, event_id: str, ingest_ms: int) -> Hop:
+def _first_hop(event: Event, event_id: str, ingest_ms: int, origin: str, offset: int) -> Hop:
     route = [[role, key] for role, key in entity_keys(event).items()]
-    msg = {"id": event_id, "ev": event.to_dict(), "in": ingest_ms, "route": route, "i": 0, "parts": {}}
+    msg = {"id": event_id, "ev": event.to_dict(), "in": ingest_ms, "src": [origin, offset], "route": route, "i": 0,
+           "parts": {}}
     return Hop(route[0][1].encode() if route else None, msg)
 
 
@@ -86,27 +87,30 @@ def ingest(raw: bytes | None, *, input_kind: str, topic: str, partition: int, of
         return dead_letter("internal", f"{type(exc).__name__}: {exc}", topic=topic, partition=partition,
                            offset=offset, raw=raw, received_at_ms=received)
     event_id = event_id_for(f"{topic}:{partition}:{offset}")
-    return Ingested(event_id, _first_hop(event, event_id, received))
+    return Ingested(event_id, _first_hop(event, event_id, received, f"{topic}:{partition}", offset))
 
 
-def apply_hop(msg: dict[str, Any], state: EntityState | None, *, offset: int, cfg: WindowConfig) -> tuple[EntityState, Hop, bool]:
+def apply_hop(msg: dict[str, Any], state: EntityState | None, *, cfg: WindowConfig) -> tuple[EntityState, Hop, str]:
     """Update this hop's entity state with the event and add its window features.
 
-    Returns the state (new if there was none), the next hop and whether the event was
-    counted (False for a redelivered input already applied, or one later than the lateness).
+    Returns the state (new if there was none), the next hop, and what happened to the
+    state: "counted", "late" (older than the lateness allows) or "duplicate" (this input
+    was applied before, e.g. redelivered after a crash).
     """
     role, _key = msg["route"][msg["i"]]
     event = event_from_dict(msg["ev"])
     if state is None:
         state = EntityState(role, cfg)
-    counted = False
-    if offset > state.applied_offset:
-        counted = state.observe(event)
-        state.applied_offset = offset
+    origin, offset = msg["src"]
+    if state.seen_before(origin, offset):
+        outcome = "duplicate"
+    else:
+        outcome = "counted" if state.observe(event) else "late"
+        state.mark_applied(origin, offset)
     msg["parts"][role] = role_features(role, state, event)
     msg["i"] += 1
     nxt = msg["route"][msg["i"]][1].encode() if msg["i"] < len(msg["route"]) else None
-    return state, Hop(nxt, msg), counted
+    return state, Hop(nxt, msg), outcome
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ from rich.text import Text
 from ..settings import get_settings
 from ..topics import topic_names
 from ._app import app, console
-from ._traffic import connect, fail, say
+from ._traffic import connect, fail, kafka_detail, say
 
 __all__: list[str] = []
 
@@ -301,7 +301,7 @@ def tail(
                 wait = min(wait, left)
             msg = consumer.poll(wait)
             if msg is not None and msg.error():
-                err = str(msg.error())
+                err = kafka_detail(str(msg.error()))
                 if err != last_error:
                     last_error = err
                     if live is None:
@@ -330,4 +330,6 @@ def tail(
         if live is not None:
             live.update(view.render(final=True), refresh=True)
             live.stop()
+            if not console.is_terminal:  # the last frame, printed once, ends without a newline
+                console.line()
         consumer.close()

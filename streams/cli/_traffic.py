@@ -25,7 +25,7 @@ from ..settings import Settings, get_settings
 from ..topics import topic_names
 from ._app import app, console
 
-__all__: list[str] = []  # commands register on `app`; `connect`, `fail`, `say` are shared with _tail
+__all__: list[str] = []  # commands register on `app`; `connect`, `fail`, `say`, `kafka_detail` are shared with _tail
 
 # How long to wait for the broker to answer before giving up with one clear line.
 CONNECT_TIMEOUT_S = 10.0
@@ -54,7 +54,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _kafka_detail(detail: str) -> str:
+def kafka_detail(detail: str) -> str:
     """The human part of a librdkafka error string (`KafkaError{...,str="..."}` -> `...`)."""
     match = re.search(r'str="([^"]*)"', detail)
     return match.group(1) if match else detail
@@ -69,7 +69,7 @@ def connect(settings: Settings, topics: list[str]) -> None:
         ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
     except InfraUnavailable as exc:
         raise fail(f"{exc.service} at {exc.address} did not answer within {CONNECT_TIMEOUT_S:g} s "
-                   f"({_kafka_detail(exc.detail)}); is the broker up and STREAMGUARD_KAFKA_BOOTSTRAP right?") from None
+                   f"({kafka_detail(exc.detail)}); is the broker up and STREAMGUARD_KAFKA_BOOTSTRAP right?") from None
     except StreamsError as exc:
         raise fail(str(exc)) from None
 
@@ -183,12 +183,12 @@ def _summary(sender: Sender, seconds: float, interrupted: bool) -> None:
     rate = sender.sent / seconds if seconds > 0 else 0.0
     head = "[yellow]interrupted[/]: " if interrupted else ""
     say(f"{head}sent {sender.sent:,} events in {seconds:,.1f} s ({rate:,.1f} events/s); "
-                  f"delivered {sender.delivered:,}, failed {sender.failed:,}")
+        f"delivered {sender.delivered:,}, failed {sender.failed:,}")
     if sender.per_topic:
         per_topic = " · ".join(f"{escape(t)} {n:,}" for t, n in sorted(sender.per_topic.items()))
         say(f"  per topic: {per_topic}")
     if sender.failed and sender.first_error:
-        say(f"[red]delivery failed[/]: {escape(_kafka_detail(sender.first_error))}")
+        say(f"[red]delivery failed[/]: {escape(kafka_detail(sender.first_error))}")
 
 
 def _finish(sender: Sender, interrupted: bool) -> None:
@@ -248,7 +248,7 @@ def produce(
     colour = "red" if sender.failed else "green"
     say(f"[{colour}]delivered {sender.delivered:,} of {len(messages):,} message(s)[/] to {escape(target)}")
     if sender.failed and sender.first_error:
-        say(f"[red]delivery failed[/]: {escape(_kafka_detail(sender.first_error))}")
+        say(f"[red]delivery failed[/]: {escape(kafka_detail(sender.first_error))}")
     raise typer.Exit(1 if sender.failed or sender.delivered < len(messages) else 0)
 
 

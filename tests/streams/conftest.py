@@ -1,0 +1,192 @@
+"""Fixtures for tests that run real `streamguard worker` processes against the session broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent / "streamguard"
+
+
+@pytest.fixture(scope="session")
+def model_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with a small generator-trained bundle, made active (trained once per session)."""
+    root = tmp_path_factory.mktemp("registry")
+    proc = subprocess.run(
+        [str(BIN), "train", "--seeds", "0,1", "--eval-seeds", "100", "--duration", "300"],
+        env={**os.environ, "STREAMGUARD_REGISTRY_DIR": str(root)}, capture_output=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus exposition text as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def metric_sum(metrics: dict, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include the given ones."""
+    return sum(v for (n, lab), v in metrics.items() if n == name and all((k, v2) in lab for k, v2 in labels.items()))
+
+
+@dataclass
+class Worker:
+    """A running worker process and how to reach it."""
+
+    proc: subprocess.Popen
+    port: int
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def get(self, path: str, timeout: float = 3.0) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def metrics(self) -> dict:
+        status, body = self.get("/metrics")
+        assert status == 200
+        return parse_metrics(body.decode())
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "worker exited:\n" + self.log_tail()
+            try:
+                status, _ = self.get("/health", timeout=1.0)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError("worker not ready in time:\n" + self.log_tail())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def start_worker(kafka_bootstrap: str, model_registry: Path, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Factory: start a worker with STREAMGUARD_* overrides and wait until /health says it consumes."""
+    workers: list[Worker] = []
+
+    def _start(app_id: str, prefix: str, *, ready: bool = True, **settings: object) -> Worker:
+        port = free_port()
+        env = {
+            **os.environ,
+            "STREAMGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "STREAMGUARD_APP_ID": app_id,
+            "STREAMGUARD_TOPIC_PREFIX": prefix,
+            "STREAMGUARD_METRICS_PORT": str(port),
+            "STREAMGUARD_REGISTRY_DIR": str(model_registry),
+            "STREAMGUARD_DATA_DIR": str(tmp_path / f"{app_id}-{port}"),
+            **{f"STREAMGUARD_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()},
+        }
+        log = tmp_path / f"worker-{app_id}-{port}.log"
+        proc = subprocess.Popen([str(BIN), "worker", "--loglevel=warn"], cwd=ROOT, env=env,
+                                stdout=log.open("w"), stderr=subprocess.STDOUT)
+        w = Worker(proc, port, log, env)
+        workers.append(w)
+        if ready:
+            w.wait_ready()
+        return w
+
+    yield _start
+    for w in workers:
+        w.stop()
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Produce (key, value) pairs and wait until all are acknowledged."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "message.max.bytes": 8_000_000})
+    errors: list[str] = []
+    for i, (key, value) in enumerate(items):
+        while True:
+            try:
+                p.produce(topic, key=key, value=value,
+                          on_delivery=lambda err, _m: errors.append(str(err)) if err else None)
+                break
+            except BufferError:
+                p.poll(0.1)
+        if i % 2000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+    assert errors == []
+
+
+def drain(bootstrap: str, topic: str, *, idle_s: float = 3.0, timeout_s: float = 120.0,
+          until: Callable[[list], bool] | None = None) -> list:
+    """All messages of a topic from the beginning, once `until` holds (if given) and nothing came for idle_s."""
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    out: list = []
+    deadline = time.monotonic() + timeout_s
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = c.consume(1000, 0.5)
+            got = [m for m in batch if m.error() is None]
+            if got:
+                out.extend(got)
+                last = time.monotonic()
+            elif time.monotonic() - last > idle_s and (until is None or until(out)):
+                break
+    finally:
+        c.close()
+    return out
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, on_fail: Callable[[], str] = lambda: "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}\n{on_fail()}")
