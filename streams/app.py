@@ -211,8 +211,7 @@ class Pipeline:
                 else:
                     await self.hops.send(key=nxt.key, value=stages.encode(nxt.message))
             # One changelog record per entity per batch, not per event.
-            for key, state in touched.items():
-                self.entities[key] = state
+            await self._write_durably(self.entities, touched.items())
 
     async def _score_agent(self, stream: faust.StreamT) -> None:
         s, m = self.settings, self.metrics
@@ -232,6 +231,23 @@ class Pipeline:
                 m.lag.observe(max(lag, 0.0))
                 m.processing_lag.observe(max(plag, 0.0))
             m.events.labels("scored").inc(len(messages))
+
+    @staticmethod
+    async def _write_durably(table: Any, items: Any) -> None:
+        """Set table keys and wait until the broker has their changelog records.
+
+        `table[key] = value` only queues the changelog record, and Faust's flush before an
+        offset commit can return with records still queued (it gives up after 0.1 s, and a
+        record being published no longer counts as queued). A crash then loses state whose
+        inputs are already committed. Waiting here, before the batch is acknowledged, closes
+        that gap: committed input always has its state in the changelog.
+        """
+        futures = []
+        for key, value in items:
+            table.data[key] = value
+            futures.append(table.send_changelog(None, key, value))
+        if futures:
+            await asyncio.gather(*futures)
 
     def _state(self) -> HealingState:
         if self._healing_state is None:
@@ -253,7 +269,7 @@ class Pipeline:
             for v in values:
                 actions.extend(decide(_threat_from_dict(orjson.loads(v)), state, self.policy, now))
             await self._emit_actions(actions)
-            self.healing[_HEALING_KEY] = state.snapshot()
+            await self._write_durably(self.healing, [(_HEALING_KEY, state.snapshot())])
 
     def _owns_healing(self) -> bool:
         return TP(self.healing_in.get_topic_name(), 0) in self.app.assignor.assigned_actives()
@@ -266,7 +282,7 @@ class Pipeline:
         actions = expire(state, self.policy, self.clock())
         if actions:
             await self._emit_actions(actions)
-            self.healing[_HEALING_KEY] = state.snapshot()
+            await self._write_durably(self.healing, [(_HEALING_KEY, state.snapshot())])
 
     async def _sweep_timer(self) -> None:
         """Drop entities idle (in event time) past the TTL; refresh the entity gauges."""
