@@ -67,9 +67,8 @@ eval-cicids: install ## train+evaluate on the CICIDS2017 samples (time split per
 bench: install $(MODELS) ## benchmarks (not part of `make test`): figures in var/bench/
 	$(BIN)/python -m tests.benchmarks.bench_scoring
 
-demo: kafka-up $(MODELS) ## run the main job on the embedded default (local broker)
-	@$(BIN)/streamguard topics --create
-	@$(BIN)/streamguard doctor
+demo: install $(MODELS) ## the main job: local Kafka, a worker, ~60 s of traffic with attacks, live view, summary
+	@$(BIN)/streamguard demo
 
 clean: ## remove the venv, caches and local server data
 	-@bash docker/local/kafka.sh clean

@@ -100,9 +100,11 @@ def _cut(text: str, width: int) -> str:
 
 
 def _first_sentence(lines: list[str]) -> str:
+    # The first line is the verdict (label, confidence), already in its own columns; the
+    # second names the strongest driver with its number, which is what an analyst wants to see.
     if not lines:
         return ""
-    text = lines[0].strip()
+    text = (lines[1] if len(lines) > 1 else lines[0]).strip()
     end = text.find(". ")
     return text[: end + 1] if end >= 0 else text
 

@@ -1,0 +1,291 @@
+"""The per-stage logic of the worker (`streams.stages`) without a broker: ingest, entity hops, scoring."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from features.entities import EntityState
+from features.extract import ROLE_FEATURES
+from features.parsing import TimeBounds
+from features.windows import WindowConfig
+from scoring.bundle import ModelBundle
+from streams.stages import Hop, Ingested, apply_hop, decode, encode, ingest, score_messages
+from streams.wire import MAX_DEADLETTER_BYTES, DeadLetter, ThreatEvent
+
+NOW = datetime(2026, 1, 5, 9, 5, tzinfo=timezone.utc)
+BOUNDS = TimeBounds()
+CFG = WindowConfig()
+
+
+def sshd_failure(second: int, src: str = "203.0.113.7", user: str = "root", pid: int = 100) -> bytes:
+    """One sshd failed-password syslog line at 09:00:00 + `second` on 5 January (the year comes from NOW)."""
+    minute, sec = divmod(second, 60)
+    return (f"Jan  5 09:{minute:02d}:{sec:02d} bastion sshd[{pid}]: "
+            f"Failed password for {user} from {src} port {4000 + second % 60000} ssh2").encode()
+
+
+def flow(**overrides: Any) -> bytes:
+    """One minimal-schema JSON flow."""
+    return orjson.dumps({"ts": "2026-01-05T09:00:00Z", "src_ip": "198.51.100.4", "dst_ip": "10.0.0.5",
+                         "dst_port": 443, "protocol": "tcp", "fwd_packets": 3, "fwd_bytes": 200, **overrides})
+
+
+def ingest_at(raw: bytes | None, *, kind: str = "logs", topic: str | None = None, partition: int = 0,
+              offset: int = 0, now: datetime = NOW) -> Ingested | DeadLetter:
+    return ingest(raw, input_kind=kind, topic=topic or kind, partition=partition, offset=offset, now=now,
+                  bounds=BOUNDS)
+
+
+def ingested(raw: bytes, **kw: Any) -> Ingested:
+    out = ingest_at(raw, **kw)
+    assert isinstance(out, Ingested), out
+    return out
+
+
+def walk(hop: Hop, states: dict[bytes, EntityState], cfg: WindowConfig = CFG) -> tuple[Hop, list[str]]:
+    """Take a message through all its entities, over the wire encoding as the agents do; the outcomes in order."""
+    outcomes = []
+    while hop.key is not None:
+        key = hop.key
+        msg = decode(encode(hop.message))
+        assert msg["route"][msg["i"]][1].encode() == key  # a hop is keyed by the entity it visits
+        states[key], hop, outcome = apply_hop(msg, states.get(key), cfg=cfg)
+        outcomes.append(outcome)
+    return hop, outcomes
+
+
+# --- ingest: dead letters ------------------------------------------------------------------------
+
+_FUTURE = (NOW + timedelta(days=400)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "reason"),
+    [
+        ("logs", None, "empty"),
+        ("logs", b"\xff\xfe\x00\x81junk\xc3(", "not_utf8"),
+        ("flows", b'{"ts": "2026-01-05T09:00:00Z", "src_ip": "198.5', "bad_json"),
+        ("flows", flow(src_ip="999.1.2.3"), "bad_ip"),
+        ("flows", flow(ts=_FUTURE), "time_out_of_range"),
+    ],
+    ids=["none", "binary", "truncated-json", "bad-ip", "far-future"],
+)
+def test_ingest_refuses_bad_input_with_a_dead_letter(kind: str, raw: bytes | None, reason: str) -> None:
+    out = ingest_at(raw, kind=kind, topic=f"{kind}.raw", partition=3, offset=1234)
+    assert isinstance(out, DeadLetter)
+    assert out.reason == reason
+    assert out.error
+    assert (out.source_topic, out.source_partition, out.source_offset) == (f"{kind}.raw", 3, 1234)
+    original = raw or b""
+    assert base64.b64decode(out.original_b64) == original
+    assert out.original_size == len(original)
+    assert out.original_sha256 == hashlib.sha256(original).hexdigest()
+    assert out.truncated is False
+    assert out.received_at_ms == int(NOW.timestamp() * 1000)
+    DeadLetter.model_validate_json(out.model_dump_json())  # what the agent sends is a valid record
+
+
+def test_ingest_cuts_a_huge_message_but_says_what_arrived() -> None:
+    raw = b"".join(b"%07d\n" % i for i in range(262_144))  # 2 MiB, no two 8-byte lines alike
+    assert len(raw) == 2 * 1024 * 1024
+    out = ingest_at(raw, kind="logs", topic="logs.raw", partition=1, offset=7)
+    assert isinstance(out, DeadLetter)
+    assert out.reason == "too_large"
+    assert (out.source_topic, out.source_partition, out.source_offset) == ("logs.raw", 1, 7)
+    assert out.original_size == len(raw)
+    assert out.truncated is True
+    kept = base64.b64decode(out.original_b64)
+    assert MAX_DEADLETTER_BYTES == 256 * 1024
+    assert kept == raw[: 256 * 1024]
+    assert out.original_sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_ingest_does_not_raise_on_odd_input() -> None:
+    for raw in (b"", b"   ", b"[]", b"42", b"{}", b"\x00" * 10, "é".encode() * 10):
+        for kind in ("logs", "flows"):
+            assert isinstance(ingest_at(raw, kind=kind), (Ingested, DeadLetter))
+
+
+# --- ingest: good input ------------------------------------------------------------------------
+
+
+def test_ingest_sshd_line_starts_at_the_source_entity() -> None:
+    out = ingested(sshd_failure(1), kind="logs", topic="logs", partition=2, offset=40)
+    msg = out.hop.message
+    assert out.hop.key == b"src:203.0.113.7"
+    assert msg["route"] == [["src", "src:203.0.113.7"], ["user", "user:root"]]
+    assert msg["src"] == ["logs:2", 40]
+    assert msg["id"] == out.event_id
+    assert msg["i"] == 0 and msg["parts"] == {}
+    assert msg["ev"]["src_ip"] == "203.0.113.7" and msg["ev"]["user"] == "root"
+    assert msg["in"] == int(NOW.timestamp() * 1000)
+    assert decode(encode(msg)) == msg  # the hop message survives the wire encoding unchanged
+
+
+def test_ingest_flow_visits_source_then_destination() -> None:
+    out = ingested(flow(), kind="flows", topic="flows", partition=1, offset=2)
+    assert out.hop.key == b"src:198.51.100.4"
+    assert out.hop.message["route"] == [["src", "src:198.51.100.4"], ["dst", "dst:10.0.0.5"]]
+    assert out.hop.message["src"] == ["flows:1", 2]
+
+
+def test_event_id_is_deterministic_from_the_input_position() -> None:
+    first = ingested(sshd_failure(1), topic="logs", partition=0, offset=5)
+    # Redelivered later (another clock), the same input position gives the same id.
+    again = ingested(sshd_failure(1), topic="logs", partition=0, offset=5, now=NOW + timedelta(minutes=3))
+    assert again.event_id == first.event_id
+    assert len(first.event_id) == 32
+    others = {
+        ingested(sshd_failure(1), topic="logs", partition=0, offset=6).event_id,
+        ingested(sshd_failure(1), topic="logs", partition=1, offset=5).event_id,
+        ingested(sshd_failure(1), topic="logs.other", partition=0, offset=5).event_id,
+    }
+    assert first.event_id not in others and len(others) == 3
+
+
+# --- apply_hop -----------------------------------------------------------------------------------
+
+
+def test_walk_visits_every_entity_then_goes_to_scoring() -> None:
+    for raw, kind, roles in ((sshd_failure(1), "logs", ["src", "user"]), (flow(), "flows", ["src", "dst"])):
+        out = ingested(raw, kind=kind)
+        states: dict[bytes, EntityState] = {}
+        last, outcomes = walk(out.hop, states)
+        assert last.key is None
+        assert outcomes == ["counted", "counted"]
+        msg = last.message
+        assert msg["i"] == len(msg["route"]) == 2
+        assert list(msg["parts"]) == roles
+        assert all(len(msg["parts"][role]) == len(ROLE_FEATURES[role]) for role in roles)
+        assert msg["parts"]["src"][0] == 1.0  # the source has seen this one event in the last minute
+        assert sorted(states) == sorted(key.encode() for _, key in msg["route"])
+        assert [states[key.encode()].role for _, key in msg["route"]] == roles
+
+
+def test_applying_the_same_input_twice_counts_it_once() -> None:
+    """A redelivered input (same topic/partition/offset) is a duplicate and leaves the state as it was."""
+    hop = ingested(sshd_failure(1), offset=10).hop
+    msg = hop.message
+    state, nxt, outcome = apply_hop(copy.deepcopy(msg), None, cfg=CFG)
+    assert outcome == "counted" and nxt.key == b"user:root"
+    before = state.snapshot()
+    assert before["w"]["events"] != EntityState("src", CFG).snapshot()["w"]["events"]  # the event was counted
+    state2, nxt2, outcome2 = apply_hop(copy.deepcopy(msg), state, cfg=CFG)
+    assert outcome2 == "duplicate"
+    assert state2 is state
+    assert state.snapshot() == before
+    assert nxt2.key == nxt.key  # a duplicate still moves on, so a redelivery completes its route
+    # A new input of the same entity is counted, and does change the state.
+    _, _, outcome3 = apply_hop(copy.deepcopy(ingested(sshd_failure(2), offset=11).hop.message), state, cfg=CFG)
+    assert outcome3 == "counted"
+    assert state.snapshot() != before
+
+
+def test_older_offset_of_the_same_partition_is_a_duplicate() -> None:
+    """Inputs of one partition reach an entity in offset order, so an entity keeps only the last
+    offset applied per input partition: a lower offset arriving after a higher one must be a
+    redelivery, and is not counted again. Another partition's offsets are independent."""
+    state, _, outcome = apply_hop(ingested(sshd_failure(5), partition=0, offset=20).hop.message, None, cfg=CFG)
+    assert outcome == "counted"
+    before = state.snapshot()
+    _, _, outcome = apply_hop(ingested(sshd_failure(6), partition=0, offset=19).hop.message, state, cfg=CFG)
+    assert outcome == "duplicate"
+    assert state.snapshot() == before
+    _, _, outcome = apply_hop(ingested(sshd_failure(6), partition=1, offset=3).hop.message, state, cfg=CFG)
+    assert outcome == "counted"
+
+
+def test_event_older_than_the_lateness_allows_is_late_and_not_counted() -> None:
+    cfg = WindowConfig(allowed_lateness_ms=60_000)
+    state, _, outcome = apply_hop(ingested(sshd_failure(240), offset=1).hop.message, None, cfg=cfg)
+    assert outcome == "counted"
+    assert state.watermark_ms == int(datetime(2026, 1, 5, 9, 4, tzinfo=timezone.utc).timestamp() * 1000)
+    # Within the lateness (30 s behind the watermark): still counted.
+    _, _, outcome = apply_hop(ingested(sshd_failure(210), offset=2).hop.message, state, cfg=cfg)
+    assert outcome == "counted"
+    before = state.snapshot()
+    late, nxt, outcome = apply_hop(ingested(sshd_failure(100), offset=3).hop.message, state, cfg=cfg)
+    assert outcome == "late"
+    assert late is state
+    assert nxt.key == b"user:root" and "src" in nxt.message["parts"]  # still features, still moves on
+    after = state.snapshot()
+    assert after["w"] == before["w"]
+    assert after["watermark_ms"] == before["watermark_ms"]
+    assert after["late_events"] == before["late_events"] + 1
+
+
+# --- score_messages ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
+    """A tiny bundle trained on one generator seed (a few seconds)."""
+    from scoring.train import TrainParams
+    from scoring.training import generator_data, run_training
+
+    data = generator_data(seeds=(0,), duration_s=180, eval_seeds=(100,))
+    out: Path = tmp_path_factory.mktemp("stage-models")
+    return run_training(data, name="sg-stages", out_dir=out, params=TrainParams.defaults(n_estimators=30),
+                       trained_at=datetime(2026, 2, 1, tzinfo=timezone.utc)).bundle
+
+
+@pytest.fixture(scope="module")
+def brute_force_messages() -> list[dict[str, Any]]:
+    """40 sshd failures from one IP in 60 s, each walked through ingest and all its entities."""
+    states: dict[bytes, EntityState] = {}
+    messages = []
+    for i in range(40):
+        out = ingested(sshd_failure(i * 60 // 40, src="203.0.113.50", pid=100 + i), partition=0, offset=i)
+        last, outcomes = walk(out.hop, states)
+        assert last.key is None and outcomes == ["counted", "counted"]
+        messages.append(decode(encode(last.message)))
+    return messages
+
+
+def test_scoring_a_brute_force(bundle: ModelBundle, brute_force_messages: list[dict[str, Any]]) -> None:
+    messages = copy.deepcopy(brute_force_messages)
+    out = score_messages(messages, bundle, threshold=70, emit_scored=True, now=NOW)
+    assert messages == brute_force_messages  # scoring reads its input, never changes it
+    assert len(out.results) == len(out.events) == len(out.scored) == len(messages) == 40
+    ids = [m["id"] for m in messages]
+    for (key, value), msg_id in zip(out.scored, ids):
+        rec = ThreatEvent.model_validate_json(value)
+        assert rec.event_id == msg_id
+        assert key == b"203.0.113.50" == rec.entity.value.encode()
+    # Once the failures pile up, every event is a brute-force threat.
+    threat_ids = [rec.event_id for _, _, _, rec in out.threats]
+    assert set(ids[10:]) <= set(threat_ids)
+    assert threat_ids == [i for i in ids if i in set(threat_ids)]  # in input order
+    for key, value, view, rec in out.threats:
+        assert key == b"203.0.113.50"
+        parsed = ThreatEvent.model_validate_json(value)
+        assert parsed == rec
+        assert parsed.ml_predicted_label == "brute_force" and parsed.ml_risk_score >= 70
+        assert parsed.entity.type == "ip" and parsed.event["src_ip"] == "203.0.113.50"
+        assert "label" not in parsed.event
+        assert parsed.detected_at_ms == int(NOW.timestamp() * 1000)
+        assert (view.event_id, view.label, view.risk, view.target) == (rec.event_id, "brute_force",
+                                                                       rec.ml_risk_score, "203.0.113.50")
+    now_ms = int(NOW.timestamp() * 1000)
+    assert out.lags_s == [(now_ms - m["ev"]["ts"]) / 1000.0 for m in messages]
+    assert all(lag >= 0 for lag in out.lags_s)
+    assert out.lags_s[0] == 300.0  # 09:00:00 scored at 09:05:00: event time, not ingest time
+    assert out.processing_lags_s == [0.0] * 40  # ingested and scored at the same (fixed) clock
+    assert out.model_seconds >= 0
+
+
+def test_scored_output_is_optional_and_does_not_change_threats(
+        bundle: ModelBundle, brute_force_messages: list[dict[str, Any]]) -> None:
+    with_scored = score_messages(copy.deepcopy(brute_force_messages), bundle, threshold=70, emit_scored=True, now=NOW)
+    without = score_messages(copy.deepcopy(brute_force_messages), bundle, threshold=70, emit_scored=False, now=NOW)
+    assert without.scored == []
+    assert without.threats
+    assert [(k, v) for k, v, _, _ in without.threats] == [(k, v) for k, v, _, _ in with_scored.threats]
