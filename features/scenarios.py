@@ -91,16 +91,7 @@ class ScenarioConfig:
     start: datetime = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
     duration_s: float = 600.0
     benign_eps: float = 40.0  # average benign events per second (all kinds together)
-    attacks: tuple[str, ...] = (
-        "brute_force",
-        "password_spraying",
-        "credential_stuffing",
-        "port_scan",
-        "ddos",
-        "sql_injection",
-        "xss",
-        "path_traversal",
-    )
+    attacks: tuple[str, ...] = ATTACK_LABELS
     attack_intensity: float = 1.0  # scales attack event rates
     attackers_per_scenario: int = 2  # distinct attacking sources per scenario (ddos: one campaign of many bots)
     allowlisted_attacker: str | None = None  # if set (and brute_force is on), one brute_force attacker uses this IP

@@ -109,6 +109,10 @@ class Pipeline:
                                    max_blocks_per_minute=s.max_blocks_per_minute)
         validate(self.policy)
         self.max_event_ms = 0
+        # Event-time watermark per hop partition: idle expiry must use the clock of the
+        # partition an entity lives on, or a partition that lags during catch-up would have
+        # its entities expired by another partition's later events.
+        self.partition_watermark: dict[int, int] = {}
         self.last_input_monotonic: float | None = None
         self.started_monotonic = time.monotonic()
         self._healing_state: HealingState | None = None
@@ -205,7 +209,11 @@ class Pipeline:
                 if outcome != "counted":
                     self.metrics.hop_outcomes.labels(outcome).inc()
                 touched[key] = state
-                self.max_event_ms = max(self.max_event_ms, msg["ev"]["ts"])
+                part = event.message.partition
+                ts = msg["ev"]["ts"]
+                if ts > self.partition_watermark.get(part, 0):
+                    self.partition_watermark[part] = ts
+                self.max_event_ms = max(self.max_event_ms, ts)
                 if nxt.key is None:
                     await self.to_score.send(key=msg["id"].encode(), value=stages.encode(nxt.message))
                 else:
@@ -298,12 +306,13 @@ class Pipeline:
         dropped = 0
         for key in list(self.entities.keys()):
             # Keys of partitions this worker no longer owns may linger in memory: leave them.
-            if partitioner(key, list(range(n_parts)), list(range(n_parts))) not in assigned:
+            part = partitioner(key, list(range(n_parts)), list(range(n_parts)))
+            if part not in assigned:
                 continue
             state = self.entities.get(key)
             if state is None:
                 continue
-            if state.expired(self.max_event_ms):
+            if state.expired(self.partition_watermark.get(part, 0)):
                 del self.entities[key]
                 dropped += 1
             else:
