@@ -197,6 +197,10 @@ class Pipeline:
                 await self.hops.send(key=out.hop.key, value=stages.encode(out.hop.message))
 
     async def _hop_agent(self, stream: faust.StreamT) -> None:
+        # Faust stalls every consumed message (and logs a warning) while more than 100
+        # changelog records are queued. Ours are bounded already: `_write_durably` waits for
+        # each batch's records, at most one per entity of a 500-event batch.
+        self.app.producer.buffer.max_messages = 2000
         async for batch in stream.take_events(500, within=0.05):
             touched: dict[bytes, EntityState] = {}
             for event in batch:
