@@ -74,10 +74,12 @@ up() {
   fi
   say "starting Kafka $version on 127.0.0.1:$port (log: $log)"
   nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$home/server.properties" >"$log" 2>&1 &
-  echo $! >"$pidfile"
+  local pid=$!
+  echo "$pid" >"$pidfile"
   for _ in $(seq 1 120); do
     if answers; then say "ready on 127.0.0.1:$port"; return 0; fi
-    if ! running_pid >/dev/null; then say "broker exited during start-up; last log lines:"; tail -30 "$log"; exit 1; fi
+    # The child's pid, not running_pid: right after the fork its cmdline is still bash's.
+    if ! kill -0 "$pid" 2>/dev/null; then say "broker exited during start-up; last log lines:"; tail -30 "$log"; exit 1; fi
     sleep 0.5
   done
   say "broker did not answer within 60 s; last log lines:"; tail -30 "$log"; exit 1

@@ -57,10 +57,12 @@ up() {
   nohup "$bin" --handler=sqlite --sqlite-url="file:$home/sqlite/" \
        --listen-addr="127.0.0.1:$port" --telemetry=disable --log-level=warn \
        --debug-addr=- --state-dir="$home" >"$log" 2>&1 &
-  echo $! >"$pidfile"
+  local pid=$!
+  echo "$pid" >"$pidfile"
   for _ in $(seq 1 60); do
     if answers; then say "ready on 127.0.0.1:$port"; return 0; fi
-    if ! running_pid >/dev/null; then say "FerretDB exited during start-up:"; tail -30 "$log"; exit 1; fi
+    # The child's pid, not running_pid: right after the fork its cmdline is still bash's.
+    if ! kill -0 "$pid" 2>/dev/null; then say "FerretDB exited during start-up:"; tail -30 "$log"; exit 1; fi
     sleep 0.5
   done
   say "FerretDB did not listen within 30 s:"; tail -30 "$log"; exit 1
