@@ -1,6 +1,20 @@
-"""Model versions: artifacts, metadata, integrity, activation, rollback, retention."""
+"""Model versions: artifacts, metadata, integrity, activation, rollback, retention.
+
+Two stores behind one interface (`ModelStore`): a local directory (the embedded default)
+and MongoDB with GridFS, so workers on several machines share versions.
+"""
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
 from .local import LocalRegistry, VersionInfo
+from .mongo import MongoRegistry
+from .store import ModelStore
 
-__all__ = ["IntegrityError", "LocalRegistry", "RegistryError", "VersionInfo", "VersionNotFound"]
+__all__ = [
+    "IntegrityError",
+    "LocalRegistry",
+    "ModelStore",
+    "MongoRegistry",
+    "RegistryError",
+    "VersionInfo",
+    "VersionNotFound",
+]

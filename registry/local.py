@@ -108,7 +108,7 @@ class LocalRegistry:
             return []
         # A "<version>.staging" folder is a registration a crash interrupted: not a version.
         infos = [self.get(name, d.name) for d in base.iterdir()
-                 if (d / "meta.json").exists() and not d.name.endswith(".staging")]
+                 if (d / "meta.json").exists() and not d.name.endswith((".staging", ".deleting"))]
         return sorted(infos, key=lambda i: (i.created_ms, i.version))
 
     def _active_state(self, name: str) -> dict[str, Any]:
@@ -127,6 +127,43 @@ class LocalRegistry:
         """The active version, or None if the model has none."""
         version = self._active_state(name).get("active")
         return self.get(name, version) if version else None
+
+    def rollback(self, name: str, to: str | None = None) -> VersionInfo:
+        """Activate `to`, or the previous version (the active one becomes previous)."""
+        state = self._active_state(name)
+        target = to or state.get("previous")
+        if not target:
+            raise RegistryError(f"model {name!r} has no previous version to roll back to", name=name)
+        if target == state.get("active"):
+            raise RegistryError(f"{target} is already the active version of {name!r}", name=name, version=target)
+        return self.activate(name, target)
+
+    def delete(self, name: str, version: str) -> None:
+        """Remove a version; the active and the previous one are refused."""
+        info = self.get(name, version)
+        if info.status in ("active", "previous"):
+            raise RegistryError(f"refusing to delete the {info.status} version {version} of {name!r}",
+                                name=name, version=version)
+        doomed = self._dir(name, version)
+        # Rename first, so a crash mid-delete never leaves a half version that `list` shows.
+        trash = doomed.with_name(doomed.name + ".deleting")
+        os.replace(doomed, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def apply_retention(self, name: str, keep: int) -> list[str]:
+        """Delete all but the `keep` newest versions, never the active or previous; returns what went."""
+        if keep < 0:
+            raise RegistryError(f"retention must keep >= 0 versions, got {keep}", name=name)
+        infos = self.list(name)
+        newest = {i.version for i in infos[len(infos) - keep:]} if keep else set()
+        doomed = [i.version for i in infos if i.version not in newest and i.status not in ("active", "previous")]
+        for version in doomed:
+            self.delete(name, version)
+        return doomed
+
+    def fetch_artifact(self, name: str, version: str, cache_dir: Path) -> Path:
+        """The artifact in place (a local store needs no cache), its sha256 verified."""
+        return self.artifact_path(name, version, verify=True)
 
     def artifact_path(self, name: str, version: str, *, verify: bool = True) -> Path:
         """Path of a version's artifact, its sha256 checked against the metadata first."""

@@ -146,6 +146,41 @@ def models_show(version: str = typer.Argument(None, help="Version (default: the 
     typer.echo(json.dumps(asdict(info), indent=2))
 
 
+_RESTART_NOTE = "Running workers keep the version they loaded until they restart (no hot-swap yet)."
+
+
+@models_app.command("promote")
+def models_promote(version: str = typer.Argument(..., help="Version to make active."),
+                   name: str = typer.Option("streamguard", help="Model name.")) -> None:
+    """Make a registered version active; the one it replaces becomes the rollback target."""
+    info = _registry().activate(name, version)
+    console.print(f"{name} {info.version} is active. {_RESTART_NOTE}")
+
+
+@models_app.command("rollback")
+def models_rollback(to: str = typer.Option(None, "--to", help="Version to return to (default: the previous one)."),
+                    name: str = typer.Option("streamguard", help="Model name.")) -> None:
+    """Return to the previous version (or a named one); the version rolled back from becomes previous."""
+    info = _registry().rollback(name, to)
+    console.print(f"{name} {info.version} is active. {_RESTART_NOTE}")
+
+
+@models_app.command("delete")
+def models_delete(version: str = typer.Argument(..., help="Version to delete."),
+                  name: str = typer.Option("streamguard", help="Model name.")) -> None:
+    """Delete a version and its report; the active and previous versions are refused."""
+    _registry().delete(name, version)
+    console.print(f"deleted {name} {version}")
+
+
+@models_app.command("prune")
+def models_prune(keep: int = typer.Option(5, min=0, help="How many of the newest versions to keep."),
+                 name: str = typer.Option("streamguard", help="Model name.")) -> None:
+    """Apply retention: delete all but the newest KEEP versions, never the active or previous one."""
+    gone = _registry().apply_retention(name, keep)
+    console.print(f"deleted {len(gone)} version(s)" + (": " + ", ".join(gone) if gone else ""))
+
+
 def _load_active(name: str, version: str | None):
     from scoring.bundle import load_bundle
     from scoring.conformance import check_bundle

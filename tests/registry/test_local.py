@@ -296,3 +296,41 @@ def test_crash_leftover_staging_folder_is_not_listed(registry: LocalRegistry, ar
     (staging / "artifact.bin").write_bytes(path.read_bytes())
     (staging / "meta.json").write_text(json.dumps(asdict(info("v2", sha, created_ms=2))))
     assert [v.version for v in registry.list(NAME)] == ["v1"]
+
+
+def _register_n(reg, tmp_path, n: int, name: str = "m"):
+    from registry.local import VersionInfo, _sha256
+
+    versions = []
+    for i in range(n):
+        art = tmp_path / f"a{i}.bin"
+        art.write_bytes(f"artifact {i}".encode())
+        info = VersionInfo(name=name, version=f"v{i}", sha256=_sha256(art), feature_schema_version="1", created_ms=1000 + i)
+        reg.register(info, art)
+        versions.append(info.version)
+    return versions
+
+
+def test_rollback_delete_and_retention(tmp_path) -> None:
+    from registry.errors import RegistryError
+    from registry.local import LocalRegistry
+
+    reg = LocalRegistry(tmp_path / "reg")
+    _register_n(reg, tmp_path, 6)
+    with pytest.raises(RegistryError, match="no previous"):
+        reg.rollback("m")
+    reg.activate("m", "v1")
+    reg.activate("m", "v4")
+    assert reg.rollback("m").version == "v1"
+    assert {i.version: i.status for i in reg.list("m")}["v4"] == "previous"
+    assert reg.rollback("m", to="v5").version == "v5"
+    assert reg.active("m").version == "v5" and reg.get("m", "v1").status == "previous"
+    for protected in ("v5", "v1"):
+        with pytest.raises(RegistryError, match="refusing"):
+            reg.delete("m", protected)
+    reg.delete("m", "v0")
+    assert [i.version for i in reg.list("m")] == ["v1", "v2", "v3", "v4", "v5"]
+    gone = reg.apply_retention("m", keep=1)
+    assert gone == ["v2", "v3", "v4"]
+    assert [i.version for i in reg.list("m")] == ["v1", "v5"]
+    assert reg.fetch_artifact("m", "v5", tmp_path).read_bytes() == b"artifact 5"

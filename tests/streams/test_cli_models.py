@@ -97,3 +97,19 @@ def test_score_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     proc = _run("score", str(DATA / "loghub" / "Linux_2k.log"), env={"STREAMGUARD_REGISTRY_DIR": str(tmp_path)})
     assert proc.returncode == 1
     assert b"no active version" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_promote_rollback_prune(registry: dict[str, str]) -> None:
+    proc = _run("train", "--seeds", "2", "--eval-seeds", "100", "--duration", "240", "--no-activate", env=registry)
+    assert proc.returncode == 0, proc.stderr.decode()
+    rows = [line.split("\t") for line in _run("models", "list", env=registry).stdout.decode().strip().splitlines()]
+    assert len(rows) == 2 and rows[0][1] == "active" and rows[1][1] == "registered"
+    old, new = rows[0][0], rows[1][0]
+    assert _run("models", "promote", new, env=registry).returncode == 0
+    assert json.loads(_run("models", "show", env=registry).stdout)["version"] == new
+    refused = _run("models", "delete", old, env=registry)
+    assert refused.returncode == 2 and b"refusing" in refused.stderr and b"Traceback" not in refused.stderr
+    assert _run("models", "rollback", env=registry).returncode == 0
+    assert json.loads(_run("models", "show", env=registry).stdout)["version"] == old
+    assert _run("models", "prune", "--keep", "0", env=registry).returncode == 0  # both protected: nothing goes
+    assert len(_run("models", "list", env=registry).stdout.decode().strip().splitlines()) == 2

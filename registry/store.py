@@ -1,0 +1,45 @@
+"""The interface every model store implements (local directory, MongoDB)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from .local import VersionInfo
+
+__all__ = ["ModelStore"]
+
+
+@runtime_checkable
+class ModelStore(Protocol):
+    """Model versions: register, inspect, activate, roll back, prune, and fetch verified artifacts.
+
+    Statuses: `active` (served), `previous` (what `rollback` returns to), `registered`.
+    """
+
+    def register(self, info: VersionInfo, artifact: Path, report_dir: Path | None = None) -> VersionInfo:
+        """Store an artifact whose sha256 must equal `info.sha256`; idempotent for the same bytes."""
+
+    def get(self, name: str, version: str) -> VersionInfo:
+        """One version; raises `VersionNotFound`."""
+
+    def list(self, name: str) -> list[VersionInfo]:
+        """Every version of a model, oldest first."""
+
+    def activate(self, name: str, version: str) -> VersionInfo:
+        """Promote a version to active; the one it replaces becomes `previous`."""
+
+    def active(self, name: str) -> VersionInfo | None:
+        """The active version, or None."""
+
+    def rollback(self, name: str, to: str | None = None) -> VersionInfo:
+        """Activate `to`, or the previous version; raises `RegistryError` if there is none."""
+
+    def delete(self, name: str, version: str) -> None:
+        """Remove a version; refuses the active and the previous one."""
+
+    def apply_retention(self, name: str, keep: int) -> list[str]:
+        """Delete all but the `keep` newest versions, never the active or previous; returns what went."""
+
+    def fetch_artifact(self, name: str, version: str, cache_dir: Path) -> Path:
+        """A local path to the version's artifact, its sha256 verified."""
