@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
+from .store import retention_victims
 
 __all__ = ["VersionInfo", "LocalRegistry"]
 
@@ -152,11 +153,7 @@ class LocalRegistry:
 
     def apply_retention(self, name: str, keep: int) -> list[str]:
         """Delete all but the `keep` newest versions, never the active or previous; returns what went."""
-        if keep < 0:
-            raise RegistryError(f"retention must keep >= 0 versions, got {keep}", name=name)
-        infos = self.list(name)
-        newest = {i.version for i in infos[len(infos) - keep:]} if keep else set()
-        doomed = [i.version for i in infos if i.version not in newest and i.status not in ("active", "previous")]
+        doomed = retention_victims(name, self.list(name), keep)
         for version in doomed:
             self.delete(name, version)
         return doomed

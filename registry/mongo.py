@@ -39,6 +39,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
 from .local import _SAFE, VersionInfo, _sha256
+from .store import retention_victims
 
 __all__ = ["MongoRegistry"]
 
@@ -300,11 +301,7 @@ class MongoRegistry:
 
     def apply_retention(self, name: str, keep: int) -> list[str]:
         """Delete all but the `keep` newest versions, never the active or previous; returns what went, oldest first."""
-        if keep < 0:
-            raise RegistryError(f"retention must keep >= 0 versions, got {keep}", name=name)
-        infos = self.list(name)
-        newest = {i.version for i in infos[len(infos) - keep:]} if keep else set()
-        doomed = [i.version for i in infos if i.version not in newest and i.status not in ("active", "previous")]
+        doomed = retention_victims(name, self.list(name), keep)
         for version in doomed:
             self.delete(name, version)
         return doomed

@@ -3,36 +3,47 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .local import VersionInfo
+if TYPE_CHECKING:
+    from .local import VersionInfo
 
-__all__ = ["ModelStore"]
+from .errors import RegistryError
+
+__all__ = ["ModelStore", "retention_victims"]
+
+
+def retention_victims(name: str, infos: list, keep: int) -> list[str]:
+    """Versions retention removes: all but the `keep` newest (infos oldest first), never active or previous."""
+    if keep < 0:
+        raise RegistryError(f"retention must keep >= 0 versions, got {keep}", name=name)
+    newest = {i.version for i in infos[len(infos) - keep:]} if keep else set()
+    return [i.version for i in infos if i.version not in newest and i.status not in ("active", "previous")]
 
 
 @runtime_checkable
-class ModelStore(Protocol):
+class ModelStore(Protocol):  # VersionInfo: see registry.local
     """Model versions: register, inspect, activate, roll back, prune, and fetch verified artifacts.
 
     Statuses: `active` (served), `previous` (what `rollback` returns to), `registered`.
     """
 
-    def register(self, info: VersionInfo, artifact: Path, report_dir: Path | None = None) -> VersionInfo:
+    def register(self, info: "VersionInfo", artifact: Path, report_dir: Path | None = None) -> "VersionInfo":
         """Store an artifact whose sha256 must equal `info.sha256`; idempotent for the same bytes."""
 
-    def get(self, name: str, version: str) -> VersionInfo:
+    def get(self, name: str, version: str) -> "VersionInfo":
         """One version; raises `VersionNotFound`."""
 
-    def list(self, name: str) -> list[VersionInfo]:
+    def list(self, name: str) -> list["VersionInfo"]:
         """Every version of a model, oldest first."""
 
-    def activate(self, name: str, version: str) -> VersionInfo:
+    def activate(self, name: str, version: str) -> "VersionInfo":
         """Promote a version to active; the one it replaces becomes `previous`."""
 
-    def active(self, name: str) -> VersionInfo | None:
+    def active(self, name: str) -> "VersionInfo | None":
         """The active version, or None."""
 
-    def rollback(self, name: str, to: str | None = None) -> VersionInfo:
+    def rollback(self, name: str, to: str | None = None) -> "VersionInfo":
         """Activate `to`, or the previous version; raises `RegistryError` if there is none."""
 
     def delete(self, name: str, version: str) -> None:

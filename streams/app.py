@@ -35,7 +35,7 @@ from . import stages
 from .metrics import Metrics
 from .settings import Settings
 from .topics import topic_names
-from .wire import DeadLetter, HealingAction
+from .wire import DeadLetter, HealingAction, dead_letter
 
 __all__ = ["Pipeline"]
 
@@ -206,11 +206,15 @@ class Pipeline:
             sent = []
             for event in batch:
                 key = event.key
-                msg = stages.decode(event.value)
-                state = touched.get(key)
-                if state is None:
-                    state = self.entities.get(key)
-                state, nxt, outcome = stages.apply_hop(msg, state, cfg=self.window_cfg)
+                try:
+                    msg = stages.decode(event.value)
+                    state = touched.get(key)
+                    if state is None:
+                        state = self.entities.get(key)
+                    state, nxt, outcome = stages.apply_hop(msg, state, cfg=self.window_cfg)
+                except Exception as exc:  # noqa: BLE001 - one bad message must not stop the stage
+                    sent.append(await self._dead_letter_internal(event.message, event.value, exc))
+                    continue
                 if outcome != "counted":
                     self.metrics.hop_outcomes.labels(outcome).inc()
                 touched[key] = state
@@ -233,10 +237,20 @@ class Pipeline:
 
     async def _score_agent(self, stream: faust.StreamT) -> None:
         s, m = self.settings, self.metrics
-        async for values in stream.take(s.batch_size, within=s.batch_timeout_s):
-            messages = [stages.decode(v) for v in values]
-            out = stages.score_messages(messages, self.bundle, threshold=s.threat_threshold,
-                                        emit_scored=s.emit_scored, now=self.clock())
+        async for batch in stream.take_events(s.batch_size, within=s.batch_timeout_s):
+            messages, good = [], []
+            for event in batch:
+                try:
+                    messages.append(stages.decode(event.value))
+                    good.append(event)
+                except Exception as exc:  # noqa: BLE001 - a corrupt internal message costs itself only
+                    await self._dead_letter_internal(event.message, event.value, exc)
+            if not messages:
+                continue
+            out = await self._score_isolating(messages, good)
+            if out is None:
+                continue
+            messages = [msg for msg in messages if msg is not None]
             m.batch_size.observe(len(messages))
             m.scoring_seconds.observe(out.model_seconds)
             for key, value, view, rec in out.threats:
@@ -266,6 +280,36 @@ class Pipeline:
             futures.append(table.send_changelog(None, key, value))
         if futures:
             await asyncio.gather(*futures)
+
+    async def _dead_letter_internal(self, message: Any, value: bytes | None, exc: Exception) -> Any:
+        """Dead-letter a message a stage could not process (a bug, not bad input); returns the send future."""
+        log.exception("stage failed on %s[%s]@%s", message.topic, message.partition, message.offset)
+        self.metrics.deadletters.labels("internal").inc()
+        self.metrics.events.labels("deadlettered").inc()
+        dl = dead_letter("internal", f"{type(exc).__name__}: {exc}", topic=message.topic, partition=message.partition,
+                         offset=message.offset, raw=value or b"", received_at_ms=int(self.clock().timestamp() * 1000))
+        return await self.deadletter_t.send(key=message.topic.encode(), value=dl.model_dump_json().encode())
+
+    async def _score_isolating(self, messages: list[Any], events: list[Any]) -> Any:
+        """Score a batch; if that fails, score one by one and dead-letter only the messages that fail."""
+        s = self.settings
+        try:
+            return stages.score_messages(messages, self.bundle, threshold=s.threat_threshold,
+                                         emit_scored=s.emit_scored, now=self.clock())
+        except Exception:  # noqa: BLE001 - find the culprit instead of losing or crashing the batch
+            log.exception("scoring a batch of %d failed; retrying one by one", len(messages))
+        keep = []
+        for i, (msg, event) in enumerate(zip(messages, events)):
+            try:
+                stages.score_messages([msg], self.bundle, threshold=s.threat_threshold, emit_scored=False, now=self.clock())
+                keep.append(i)
+            except Exception as exc:  # noqa: BLE001
+                await self._dead_letter_internal(event.message, event.value, exc)
+                messages[i] = None
+        if not keep:
+            return None
+        return stages.score_messages([messages[i] for i in keep], self.bundle, threshold=s.threat_threshold,
+                                     emit_scored=s.emit_scored, now=self.clock())
 
     def _state(self) -> HealingState:
         if self._healing_state is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -153,3 +154,26 @@ def test_replaying_linux_2k_blocks_repeat_offenders_only(kafka_bootstrap: str, s
     named = {a.target for a in actions if a.target_type == "host"}
     assert named and all(a.action == "alert" for a in actions if a.target_type == "host")
     assert all(re.fullmatch(r"[0-9.]+", t) for t in blocked)
+
+
+def test_corrupt_internal_messages_are_dead_lettered_not_fatal(kafka_bootstrap: str, start_worker) -> None:
+    from tests.streams.conftest import produce
+
+    prefix = unique_prefix()
+    app_id = prefix.rstrip(".")
+    w = start_worker(app_id, prefix, emit_scored=True)
+    # What a bug (or a foreign producer) could leave on the internal topics.
+    produce(kafka_bootstrap, f"{prefix}{app_id}-entity-hops", [(b"src:203.0.113.9", b"\x00not json"),
+                                                               (b"src:203.0.113.9", b'{"route": 5}')])
+    produce(kafka_bootstrap, f"{prefix}{app_id}-to-score", [(b"x", b"{truncated"), (b"y", b'{"ev": {"kind": "nope"}}')])
+    now = datetime.now(timezone.utc)
+    good = [f"{(now - timedelta(seconds=30 - i)):%b %e %H:%M:%S} bastion sshd[{i}]: Accepted password for alice "
+            f"from 10.1.1.{i} port {4000 + i} ssh2".encode() for i in range(20)]
+    produce(kafka_bootstrap, f"{prefix}logs.raw", [(None, g) for g in good])
+    wait_for(lambda: metric_sum(w.metrics(), "streamguard_events_total", outcome="scored") >= 20
+             and metric_sum(w.metrics(), "streamguard_deadletters_total", reason="internal") >= 4,
+             120, "good events scored and corrupt internal messages dead-lettered", w.log_tail)
+    assert w.proc.poll() is None, "the worker must survive corrupt internal messages"
+    dls = [m.value() for m in drain(kafka_bootstrap, f"{prefix}ops.deadletter")]
+    assert len(dls) == 4 and all(b'"reason":"internal"' in d for d in dls)
+    assert json.loads(w.get("/health")[1])["consuming"]
