@@ -139,7 +139,8 @@ def make_producer(kafka_bootstrap: str) -> Iterator[Callable[..., object]]:
     producers: list[Producer] = []
 
     def _make(**conf: object) -> Producer:
-        p = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 5, **conf})
+        # Idempotence keeps each partition's order even when a loaded broker forces retries.
+        p = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 5, "enable.idempotence": True, **conf})
         producers.append(p)
         return p
 

@@ -142,7 +142,8 @@ def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | 
     """Produce (key, value) pairs and wait until all are acknowledged."""
     from confluent_kafka import Producer
 
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "message.max.bytes": 8_000_000})
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "message.max.bytes": 8_000_000,
+                  "enable.idempotence": True})
     errors: list[str] = []
     for i, (key, value) in enumerate(items):
         while True:
