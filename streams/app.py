@@ -203,7 +203,6 @@ class Pipeline:
         self.app.producer.buffer.max_messages = 2000
         async for batch in stream.take_events(500, within=0.05):
             touched: dict[bytes, EntityState] = {}
-            sent = []
             for event in batch:
                 key = event.key
                 try:
@@ -213,7 +212,7 @@ class Pipeline:
                         state = self.entities.get(key)
                     state, nxt, outcome = stages.apply_hop(msg, state, cfg=self.window_cfg)
                 except Exception as exc:  # noqa: BLE001 - one bad message must not stop the stage
-                    sent.append(await self._dead_letter_internal(event.message, event.value, exc))
+                    await self._dead_letter_internal(event.message, event.value, exc)
                     continue
                 if outcome != "counted":
                     self.metrics.hop_outcomes.labels(outcome).inc()
@@ -224,14 +223,9 @@ class Pipeline:
                     self.partition_watermark[part] = ts
                 self.max_event_ms = max(self.max_event_ms, ts)
                 if nxt.key is None:
-                    sent.append(await self.to_score.send(key=msg["id"].encode(), value=stages.encode(nxt.message)))
+                    await self.to_score.send(key=msg["id"].encode(), value=stages.encode(nxt.message))
                 else:
-                    sent.append(await self.hops.send(key=nxt.key, value=stages.encode(nxt.message)))
-            # Order matters for crash safety: first the batch's outputs, then its state, then
-            # (when this loop asks for the next batch) the acknowledgement. Durable state thus
-            # always has its outputs downstream, so after a crash the only extra work is a
-            # redelivered duplicate, never a lost verdict.
-            await asyncio.gather(*sent)
+                    await self.hops.send(key=nxt.key, value=stages.encode(nxt.message))
             # One changelog record per entity per batch, not per event.
             await self._write_durably(self.entities, touched.items())
 
@@ -318,17 +312,12 @@ class Pipeline:
         return self._healing_state
 
     async def _emit_actions(self, actions: list[Any]) -> None:
-        """Send actions and wait until the broker has them.
-
-        Callers write the policy state only afterwards: a durable "already blocked" with a
-        lost `block_ip` would make de-duplication suppress that block for good.
-        """
-        sent = []
+        # Known gap: the policy state may become durable before these sends do; a crash in
+        # between could lose an action that de-duplication then suppresses (see README).
         for a in actions:
             rec = _action_record(a)
-            sent.append(await self.actions_t.send(key=a.target.encode(), value=rec.model_dump_json().encode()))
+            await self.actions_t.send(key=a.target.encode(), value=rec.model_dump_json().encode())
             self.metrics.actions.labels(a.action, str(a.dry_run).lower()).inc()
-        await asyncio.gather(*sent)
 
     async def _heal_agent(self, stream: faust.StreamT) -> None:
         async for values in stream.take(500, within=0.1):
