@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.events import Event
-from features.extract import FEATURE_NAMES
 
 from .bundle import ModelBundle
 from .explain import explain

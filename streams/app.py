@@ -17,7 +17,7 @@ import logging
 import time
 from collections import Counter as _Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import faust
@@ -103,7 +103,7 @@ class Pipeline:
                                  "feature_schema_version": bundle.feature_schema_version})
         self.names = topic_names(s)
         self.window_cfg = WindowConfig(allowed_lateness_ms=s.allowed_lateness_s * 1000, idle_ttl_ms=s.idle_ttl_s * 1000)
-        self.bounds = TimeBounds(max_future=_seconds(s.max_future_s),
+        self.bounds = TimeBounds(max_future=timedelta(seconds=s.max_future_s),
                                  not_before=datetime.fromisoformat(s.not_before.replace("Z", "+00:00")))
         self.policy = PolicyConfig(dry_run=s.dry_run, allowlist=s.allowlist_cidrs,
                                    max_blocks_per_minute=s.max_blocks_per_minute)
@@ -393,9 +393,3 @@ class Pipeline:
             "dry_run": self.policy.dry_run,
         }
         return web.json(body, status=200 if consuming else 503)
-
-
-def _seconds(n: int) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=n)
