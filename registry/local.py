@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
-from .store import retention_victims
+from .store import apply_retention
 
 __all__ = ["VersionInfo", "LocalRegistry"]
 
@@ -153,10 +153,7 @@ class LocalRegistry:
 
     def apply_retention(self, name: str, keep: int) -> list[str]:
         """Delete all but the `keep` newest versions, never the active or previous; returns what went."""
-        doomed = retention_victims(name, self.list(name), keep)
-        for version in doomed:
-            self.delete(name, version)
-        return doomed
+        return apply_retention(self, name, keep)
 
     def fetch_artifact(self, name: str, version: str, cache_dir: Path) -> Path:
         """The artifact in place (a local store needs no cache), its sha256 verified."""

@@ -39,7 +39,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
 from .local import _SAFE, VersionInfo, _sha256
-from .store import retention_victims
+from .store import apply_retention
 
 __all__ = ["MongoRegistry"]
 
@@ -301,10 +301,7 @@ class MongoRegistry:
 
     def apply_retention(self, name: str, keep: int) -> list[str]:
         """Delete all but the `keep` newest versions, never the active or previous; returns what went, oldest first."""
-        doomed = retention_victims(name, self.list(name), keep)
-        for version in doomed:
-            self.delete(name, version)
-        return doomed
+        return apply_retention(self, name, keep)
 
     def fetch_artifact(self, name: str, version: str, cache_dir: Path) -> Path:
         """`cache_dir/<name>/<version>/artifact.bin`, downloaded from GridFS unless a verified copy is there."""

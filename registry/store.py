@@ -10,15 +10,19 @@ if TYPE_CHECKING:
 
 from .errors import RegistryError
 
-__all__ = ["ModelStore", "retention_victims"]
+__all__ = ["ModelStore", "apply_retention"]
 
 
-def retention_victims(name: str, infos: list, keep: int) -> list[str]:
-    """Versions retention removes: all but the `keep` newest (infos oldest first), never active or previous."""
+def apply_retention(store: "ModelStore", name: str, keep: int) -> list[str]:
+    """Delete all but the `keep` newest versions of a store, never the active or previous; returns what went."""
     if keep < 0:
         raise RegistryError(f"retention must keep >= 0 versions, got {keep}", name=name)
+    infos = store.list(name)  # oldest first
     newest = {i.version for i in infos[len(infos) - keep:]} if keep else set()
-    return [i.version for i in infos if i.version not in newest and i.status not in ("active", "previous")]
+    doomed = [i.version for i in infos if i.version not in newest and i.status not in ("active", "previous")]
+    for version in doomed:
+        store.delete(name, version)
+    return doomed
 
 
 @runtime_checkable

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -87,46 +87,34 @@ def _parse_line(raw: object, now: datetime, bounds: TimeBounds | None, year: int
     return event
 
 
-def _guard(exc: Exception) -> ParseError:
-    # Last line of defence: a parser bug must still reach the dead-letter topic, not kill the stream.
-    return ParseError(Reason.UNKNOWN_FORMAT, f"unparseable input ({type(exc).__name__}: {echo(str(exc))})")
+def _guarded(parse: Callable[..., Event], raw: bytes | str, now: datetime, *args: object) -> Event:
+    """Run a parser; any exception but ParseError becomes one, so a parser bug still reaches the dead letters."""
+    now = as_utc_now(now)  # outside the guard: a bad clock is the caller's bug, not bad input
+    try:
+        return parse(raw, now, *args)
+    except ParseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - last line of defence, never kill the stream
+        raise ParseError(Reason.UNKNOWN_FORMAT, f"unparseable input ({type(exc).__name__}: {echo(str(exc))})") from exc
 
 
 def parse_log(
     raw: bytes | str, *, now: datetime, bounds: TimeBounds | None = DEFAULT_BOUNDS, year: int | None = None
 ) -> Event:
     """One raw log message (syslog, access log, JSON app log or shipper envelope) to an Event."""
-    now = as_utc_now(now)  # outside the guard: a bad clock is the caller's bug, not bad input
-    try:
-        return _parse_log(raw, now, bounds, year, 0)
-    except ParseError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - see _guard
-        raise _guard(exc) from exc
+    return _guarded(_parse_log, raw, now, bounds, year, 0)
 
 
 def parse_flow(raw: bytes | str, *, now: datetime, bounds: TimeBounds | None = DEFAULT_BOUNDS) -> Event:
     """One raw flow message (minimal JSON schema or header-less CICFlowMeter CSV row) to an Event."""
-    now = as_utc_now(now)  # outside the guard: a bad clock is the caller's bug, not bad input
-    try:
-        return _parse_flow(raw, now, bounds)
-    except ParseError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - see _guard
-        raise _guard(exc) from exc
+    return _guarded(_parse_flow, raw, now, bounds)
 
 
 def parse_line(
     raw: bytes | str, *, now: datetime, bounds: TimeBounds | None = DEFAULT_BOUNDS, year: int | None = None
 ) -> Event:
     """One raw message of either topic: tries the log formats, then the flow formats."""
-    now = as_utc_now(now)  # outside the guard: a bad clock is the caller's bug, not bad input
-    try:
-        return _parse_line(raw, now, bounds, year, 0)
-    except ParseError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - see _guard
-        raise _guard(exc) from exc
+    return _guarded(_parse_line, raw, now, bounds, year, 0)
 
 
 def read_log_file(
