@@ -70,6 +70,7 @@ __all__ = [
     "Threat",
     "decide",
     "expire",
+    "release",
     "in_allowlist",
     "validate",
 ]
@@ -525,6 +526,19 @@ def expire(state: HealingState, cfg: PolicyConfig, now: datetime) -> list[Action
         elif in_allowlist(block.target, cfg.allowlist):
             # The operator vouched for this address after it was blocked: lift it now.
             due.append((block.expires_ms, key, f"target is now allowlisted: {block.action} lifted early"))
+    return _lift(state, due, cfg, now_ms)
+
+
+def release(state: HealingState, target: str, cfg: PolicyConfig, now: datetime, *, by: str = "operator") -> list[Action]:
+    """`unblock_ip` for every active block on `target`, lifted now on an operator's request."""
+    validate(cfg)
+    now_ms = _ms(now, "now")
+    due = [(block.expires_ms, key, f"{block.action} lifted early by {by}")
+           for key, block in state._active.items() if block.target == target]
+    return _lift(state, due, cfg, now_ms)
+
+
+def _lift(state: HealingState, due: list[tuple[int, _Key, str]], cfg: PolicyConfig, now_ms: int) -> list[Action]:
     actions = []
     for _, key, why in sorted(due):
         block = state._active.pop(key)

@@ -29,10 +29,11 @@ from features.entities import EntityState
 from features.parsing import TimeBounds
 from features.windows import WindowConfig
 from scoring.bundle import ModelBundle
-from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, validate
+from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, release, validate
 
-from . import stages
+from . import _faust_fixes, stages
 from .metrics import Metrics
+from .operations import Operations
 from .settings import Settings
 from .topics import topic_names
 from .wire import DeadLetter, HealingAction, dead_letter
@@ -42,6 +43,24 @@ __all__ = ["Pipeline"]
 log = logging.getLogger("streamguard.worker")
 
 _HEALING_KEY = b"policy-state"
+
+
+def _task_stacks() -> str:
+    """Where every asyncio task of the worker waits: what to look at when a stage stops moving."""
+    lines = []
+    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+        lines.append(f"task {task.get_name()}")
+        obj: Any = task.get_coro()
+        # Follow the await chain down to the innermost waiting frame.
+        for _ in range(40):
+            frame = getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None) or getattr(obj, "gi_frame", None)
+            if frame is None:
+                if obj is not None:
+                    lines.append(f"    awaiting {obj!r:.200}")
+                break
+            lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            obj = getattr(obj, "cr_await", None) or getattr(obj, "ag_await", None) or getattr(obj, "gi_yieldfrom", None)
+    return "\n".join(lines) + "\n"
 
 
 class _EntityStateCodec(codecs.Codec):
@@ -108,6 +127,7 @@ class Pipeline:
         self.policy = PolicyConfig(dry_run=s.dry_run, allowlist=s.allowlist_cidrs,
                                    max_blocks_per_minute=s.max_blocks_per_minute)
         validate(self.policy)
+        self.threshold = s.threat_threshold  # operators may change it through the control topic
         self.max_event_ms = 0
         # Event-time watermark per hop partition: idle expiry must use the clock of the
         # partition an entity lives on, or a partition that lags during catch-up would have
@@ -122,6 +142,7 @@ class Pipeline:
 
     def _build_app(self) -> faust.App:
         s = self.settings
+        _faust_fixes.apply(on_skip=self.metrics.rebalance_refetch.inc)
         app = faust.App(
             s.app_id,
             broker=s.faust_broker,
@@ -140,6 +161,8 @@ class Pipeline:
             # catching up); a bigger single message is still returned whole by the broker.
             consumer_max_fetch_size=1024 * 1024,
             broker_commit_interval=1.0,
+            broker_session_timeout=s.session_timeout_s,
+            broker_heartbeat_interval=s.session_timeout_s / 10,
             topic_allow_declare=True,
             autodiscover=False,
         )
@@ -164,6 +187,8 @@ class Pipeline:
         app.agent(self.to_score, name="score")(self._score_agent)
         app.agent(self.healing_in, name="heal")(self._heal_agent)
         app.timer(5.0, name="expire-blocks")(self._expire_timer)
+        self.operations = Operations(self)
+        app.task(self._operations_task)
         app.timer(30.0, name="sweep-entities")(self._sweep_timer)
         # Faust makes a page's function the `get` of a View class, so it must take (view, request).
         async def metrics_page(web: Any, request: Any) -> Any:
@@ -172,8 +197,12 @@ class Pipeline:
         async def health_page(web: Any, request: Any) -> Any:
             return self._health_page(web)
 
+        async def tasks_page(web: Any, request: Any) -> Any:
+            return web.bytes(_task_stacks().encode(), content_type="text/plain")
+
         app.page("/metrics")(metrics_page)
         app.page("/health")(health_page)
+        app.page("/debug/tasks")(tasks_page)
         return app
 
     # --- agents -------------------------------------------------------------------------
@@ -197,10 +226,6 @@ class Pipeline:
                 await self.hops.send(key=out.hop.key, value=stages.encode(out.hop.message))
 
     async def _hop_agent(self, stream: faust.StreamT) -> None:
-        # Faust stalls every consumed message (and logs a warning) while more than 100
-        # changelog records are queued. Ours are bounded already: `_write_durably` waits for
-        # each batch's records, at most one per entity of a 500-event batch.
-        self.app.producer.buffer.max_messages = 2000
         async for batch in stream.take_events(500, within=0.05):
             touched: dict[bytes, EntityState] = {}
             for event in batch:
@@ -258,20 +283,27 @@ class Pipeline:
                 m.processing_lag.observe(max(plag, 0.0))
             m.events.labels("scored").inc(len(messages))
 
-    @staticmethod
-    async def _write_durably(table: Any, items: Any) -> None:
+    async def _write_durably(self, table: Any, items: Any) -> None:
         """Set table keys and wait until the broker has their changelog records.
 
         `table[key] = value` only queues the changelog record, and Faust's flush before an
-        offset commit can return with records still queued (it gives up after 0.1 s, and a
-        record being published no longer counts as queued). A crash then loses state whose
-        inputs are already committed. Waiting here, before the batch is acknowledged, closes
-        that gap: committed input always has its state in the changelog.
+        offset commit can return with records still queued (it gives up after 0.1 s). A crash
+        then loses state whose inputs are already committed. Waiting here, before the batch is
+        acknowledged, closes that gap: committed input always has its state in the changelog.
+
+        The records go straight to the producer, not through Faust's `send_soon` buffer: after
+        a crash-restart, futures from that buffer were seen never to resolve, which stopped the
+        stage for good (one partition, no error logged).
         """
+        topic = table.changelog_topic
+        name = topic.get_topic_name()
+        producer = self.app.producer
         futures = []
         for key, value in items:
             table.data[key] = value
-            futures.append(table.send_changelog(None, key, value))
+            k, _ = topic.prepare_key(key, table.key_serializer)
+            v, _ = topic.prepare_value(value, table.value_serializer)
+            futures.append(await producer.send(name, k, v, partition=None, timestamp=None, headers=None))
         if futures:
             await asyncio.gather(*futures)
 
@@ -288,21 +320,21 @@ class Pipeline:
         """Score a batch; if that fails, score one by one and dead-letter only the messages that fail."""
         s = self.settings
         try:
-            return stages.score_messages(messages, self.bundle, threshold=s.threat_threshold,
+            return stages.score_messages(messages, self.bundle, threshold=self.threshold,
                                          emit_scored=s.emit_scored, now=self.clock())
         except Exception:  # noqa: BLE001 - find the culprit instead of losing or crashing the batch
             log.exception("scoring a batch of %d failed; retrying one by one", len(messages))
         keep = []
         for i, (msg, event) in enumerate(zip(messages, events)):
             try:
-                stages.score_messages([msg], self.bundle, threshold=s.threat_threshold, emit_scored=False, now=self.clock())
+                stages.score_messages([msg], self.bundle, threshold=self.threshold, emit_scored=False, now=self.clock())
                 keep.append(i)
             except Exception as exc:  # noqa: BLE001
                 await self._dead_letter_internal(event.message, event.value, exc)
                 messages[i] = None
         if not keep:
             return None
-        return stages.score_messages([messages[i] for i in keep], self.bundle, threshold=s.threat_threshold,
+        return stages.score_messages([messages[i] for i in keep], self.bundle, threshold=self.threshold,
                                      emit_scored=s.emit_scored, now=self.clock())
 
     def _state(self) -> HealingState:
@@ -325,7 +357,11 @@ class Pipeline:
             now = self.clock()
             actions = []
             for v in values:
-                actions.extend(decide(_threat_from_dict(orjson.loads(v)), state, self.policy, now))
+                msg = orjson.loads(v)
+                if "unblock" in msg:  # an operator's request, relayed by the control consumer
+                    actions.extend(release(state, msg["unblock"], self.policy, now))
+                else:
+                    actions.extend(decide(_threat_from_dict(msg), state, self.policy, now))
             await self._emit_actions(actions)
             await self._write_durably(self.healing, [(_HEALING_KEY, state.snapshot())])
 
@@ -341,6 +377,16 @@ class Pipeline:
         if actions:
             await self._emit_actions(actions)
             await self._write_durably(self.healing, [(_HEALING_KEY, state.snapshot())])
+
+    async def _operations_task(self) -> None:
+        while True:
+            try:
+                await self.operations.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - operator commands must keep flowing after a broker hiccup
+                log.exception("control consumer failed; restarting in 2 s")
+                await asyncio.sleep(2.0)
 
     async def _sweep_timer(self) -> None:
         """Drop entities idle (in event time) past the TTL; refresh the entity gauges."""
@@ -391,5 +437,7 @@ class Pipeline:
             "model": {"name": self.bundle.name, "version": self.bundle.version,
                       "feature_schema_version": self.bundle.feature_schema_version},
             "dry_run": self.policy.dry_run,
+            "paused": self.policy.paused,
+            "threat_threshold": self.threshold,
         }
         return web.json(body, status=200 if consuming else 503)

@@ -30,6 +30,16 @@ class Metrics:
         self.hop_outcomes = Counter("streamguard_window_skips_total",
                                     "Entity updates skipped: 'late' (beyond allowed lateness) or 'duplicate' (redelivered input).",
                                     ["reason"], registry=r)
+        self.rebalance_refetch = Counter(
+            "streamguard_rebalance_refetch_total",
+            "Input messages skipped during a rebalance and left unacked, so they are fetched again.", registry=r)
+        self.control = Counter("streamguard_control_commands_total",
+                               "Control messages by outcome (applied, rejected, failed) and op or reason.",
+                               ["outcome", "reason"], registry=r)
+        self.model_swaps = Counter("streamguard_model_swaps_total", "Model versions swapped in while running.",
+                                   registry=r)
+        self.model_refused = Counter("streamguard_model_refused_total",
+                                     "Model versions refused at swap time, by reason.", ["reason"], registry=r)
         self.model = Info("streamguard_model", "The active model bundle.", registry=r)
 
     def render(self) -> bytes:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     topic_retrain: str = "models.retrain"
     topic_control: str = "ops.control"
     topic_deadletter: str = "ops.deadletter"
+    topic_status: str = Field("ops.status", description="Workers' replies to control commands (applied or refused).")
+    control_window_s: float = Field(300.0, gt=0, description="How far a control command's timestamp may be from now.")
     topic_scored: str = Field("events.scored", description="Every scored event, when emit_scored is on.")
     emit_scored: bool = Field(False, description="Also write every scored event (not only threats) to topic_scored.")
 
@@ -44,6 +46,10 @@ class Settings(BaseSettings):
     threat_threshold: int = Field(70, ge=0, le=100, description="Risk at or above which a scored event is a threat.")
     batch_size: int = Field(1000, ge=1, description="Events per scoring micro-batch.")
     batch_timeout_s: float = Field(0.2, gt=0, description="Longest wait to fill a micro-batch.")
+    session_timeout_s: float = Field(
+        30.0, ge=6, le=300,
+        description="How long a silent worker keeps its partitions before the group hands them to another "
+                    "(also how long a restarted worker waits for a crashed one's).")
     allowed_lateness_s: int = Field(300, ge=0, description="Events older than an entity's watermark minus this are not counted.")
     idle_ttl_s: int = Field(900, ge=1, description="Entities unseen this long (event time) are dropped from the tables.")
     max_future_s: int = Field(86400, ge=0, description="Events further than this in the future are dead-lettered.")

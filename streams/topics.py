@@ -21,11 +21,12 @@ class TopicNames:
     control: str
     deadletter: str
     scored: str
+    status: str
 
     def all(self) -> list[str]:
         """Every external topic name, in declaration order."""
         return [self.logs_raw, self.flows_raw, self.threats, self.actions, self.retrain, self.control,
-                self.deadletter, self.scored]
+                self.deadletter, self.scored, self.status]
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -38,5 +39,6 @@ def topic_names(settings: Settings) -> TopicNames:
         retrain=settings.topic(settings.topic_retrain),
         control=settings.topic(settings.topic_control),
         deadletter=settings.topic(settings.topic_deadletter),
+        status=settings.topic(settings.topic_status),
         scored=settings.topic(settings.topic_scored),
     )

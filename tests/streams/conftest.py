@@ -121,7 +121,8 @@ def start_worker(kafka_bootstrap: str, model_registry: Path, tmp_path: Path) -> 
             **{f"STREAMGUARD_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()},
         }
         log = tmp_path / f"worker-{app_id}-{port}.log"
-        proc = subprocess.Popen([str(BIN), "worker", "--loglevel=warn"], cwd=ROOT, env=env,
+        loglevel = os.environ.get("STREAMGUARD_TEST_WORKER_LOGLEVEL", "warn")
+        proc = subprocess.Popen([str(BIN), "worker", f"--loglevel={loglevel}"], cwd=ROOT, env=env,
                                 stdout=log.open("w"), stderr=subprocess.STDOUT)
         w = Worker(proc, port, log, env)
         workers.append(w)
@@ -182,6 +183,52 @@ def drain(bootstrap: str, topic: str, *, idle_s: float = 3.0, timeout_s: float =
     finally:
         c.close()
     return out
+
+
+def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
+    """Messages not yet committed by `group`, per "topic[partition]" (topics not created yet are left out)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    # Not subscribed, so it never joins the group: it only reads the group's committed offsets.
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        md = c.list_topics(timeout=10)
+        lag = {}
+        tps = [TopicPartition(t, p) for t in topics if t in md.topics for p in md.topics[t].partitions]
+        for tp in c.committed(tps, timeout=10) if tps else []:
+            lo, hi = c.get_watermark_offsets(tp, timeout=10)
+            lag[f"{tp.topic}[{tp.partition}]"] = max(hi - (tp.offset if tp.offset >= 0 else lo), 0)
+        return lag
+    finally:
+        c.close()
+
+
+def pipeline_topics(prefix: str, app_id: str) -> list[str]:
+    """Every topic a worker consumes, in pipeline order."""
+    internal = f"{prefix}{app_id}"
+    return [f"{prefix}logs.raw", f"{prefix}flows.raw", f"{internal}-entity-hops", f"{internal}-to-score",
+            f"{internal}-healing"]
+
+
+def wait_pipeline_idle(bootstrap: str, prefix: str, app_id: str, timeout_s: float,
+                       on_fail: Callable[[], str] = lambda: "") -> None:
+    """Wait until the workers have committed every message of every stage.
+
+    A stage flushes its outputs before it commits its input, so once each stage, checked in
+    pipeline order, has nothing uncommitted, every output of the input is on its topic.
+    """
+    topics = pipeline_topics(prefix, app_id)
+    last: dict[str, int] = {}
+
+    def idle() -> bool:
+        nonlocal last
+        last = group_lag(bootstrap, app_id, topics)
+        return not any(last.values())
+
+    def report() -> str:
+        return f"uncommitted: { {k: v for k, v in last.items() if v} }\n{on_fail()}"
+
+    wait_for(idle, timeout_s, "every pipeline stage to commit all its input", report)
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, on_fail: Callable[[], str] = lambda: "") -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from features.scenarios import ScenarioConfig, attackers, generate, normal_sources
 from streams.wire import DeadLetter, HealingAction, ThreatEvent
-from tests.streams.conftest import drain, metric_sum, produce, unique_prefix, wait_for
+from tests.streams.conftest import drain, metric_sum, produce, unique_prefix, wait_for, wait_pipeline_idle
 
 pytestmark = pytest.mark.integration
 
@@ -79,23 +79,18 @@ class Run:
         produce(kafka_bootstrap, f"{self.prefix}logs.raw", logs)
         produce(kafka_bootstrap, f"{self.prefix}flows.raw", flows)
 
-        def done() -> bool:
-            total = 0.0
-            for w in self.workers:
-                m = w.metrics()
-                total += metric_sum(m, "streamguard_events_total")
-            return total >= self.produced
-
-        wait_for(done, 300, f"{self.produced} events scored or dead-lettered",
-                 lambda: "\n\n".join(w.log_tail() for w in self.workers))
+        wait_pipeline_idle(kafka_bootstrap, self.prefix, app_id, 300,
+                           lambda: "\n\n".join(w.log_tail() for w in self.workers))
         t = kafka_bootstrap
+        # Every stage has committed its input, so every output is on its topic already.
         self.scored = [ThreatEvent.model_validate_json(m.value()) for m in
-                       drain(t, f"{self.prefix}events.scored", until=lambda out: len(out) >= self.good)]
-        self.threats = [ThreatEvent.model_validate_json(m.value()) for m in drain(t, f"{self.prefix}threats.enriched")]
-        self.deadletters = [DeadLetter.model_validate_json(m.value()) for m in drain(t, f"{self.prefix}ops.deadletter")]
-        # Healing runs behind scoring: wait until the actions stop coming.
+                       drain(t, f"{self.prefix}events.scored", idle_s=1, until=lambda out: len(out) >= self.good)]
+        self.threats = [ThreatEvent.model_validate_json(m.value()) for m in
+                        drain(t, f"{self.prefix}threats.enriched", idle_s=1)]
+        self.deadletters = [DeadLetter.model_validate_json(m.value()) for m in
+                            drain(t, f"{self.prefix}ops.deadletter", idle_s=1)]
         self.actions = [HealingAction.model_validate_json(m.value()) for m in
-                        drain(t, f"{self.prefix}actions.healing", idle_s=6)]
+                        drain(t, f"{self.prefix}actions.healing", idle_s=1)]
         self.metrics = [w.metrics() for w in self.workers]
 
     def blocked(self) -> set[str]:

@@ -1,0 +1,184 @@
+"""`streamguard control ...`: sign operator commands, send them to every worker, show their replies."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import typer
+from rich.markup import escape
+
+from ..control import Command, ControlRejected, sign
+from ..settings import get_settings
+from ..topics import topic_names
+from ._app import app
+from ._traffic import Sender, connect, fail, say
+
+__all__: list[str] = []
+
+control_app = typer.Typer(
+    help="Steer running workers with signed commands (STREAMGUARD_SIGNING_SECRET must match the workers').",
+    no_args_is_help=True)
+app.add_typer(control_app, name="control")
+
+_WAIT = typer.Option(5.0, "--wait", "-w", help="Seconds to collect the workers' replies (0: do not wait).")
+
+
+def _send(command: Command, wait_s: float) -> None:
+    """Sign, send, then print each worker's reply for this command."""
+    s = get_settings()
+    names = topic_names(s)
+    try:
+        env = sign(command, s.signing_secret.get_secret_value(),
+                   now_ms=int(datetime.now(timezone.utc).timestamp() * 1000), issuer=f"cli@{socket.gethostname()}")
+    except ControlRejected as exc:
+        raise fail(exc.detail) from None
+    connect(s, [names.control, names.status])
+    replies = _ReplyReader(s.kafka_bootstrap, names.status) if wait_s > 0 else None
+    sender = Sender(s.kafka_bootstrap)
+    # One key: every command lands on one partition, so workers apply them in the order sent.
+    sender.send(names.control, env.model_dump_json().encode(), b"control")
+    sender.flush()
+    if not sender.delivered:
+        raise fail(f"the command was not delivered: {sender.first_error}")
+    say(f"sent {command.op} (nonce {env.nonce[:12]}…)")
+    if replies is None:
+        return
+    got = replies.collect(env.nonce, wait_s)
+    if not got:
+        say(f"[yellow]no worker replied within {wait_s:g} s[/] (are workers running with this prefix?)")
+        raise typer.Exit(1)
+    bad = 0
+    for r in got:
+        colour = {"applied": "green"}.get(r["outcome"], "red")
+        bad += r["outcome"] != "applied"
+        st = r["state"]
+        say(f"[{colour}]{r['outcome']}[/] {escape(r['worker'])}: {escape(r['detail'])}  "
+            f"[dim](model {st['model']['version']}, threshold {st['threat_threshold']}, dry_run {st['dry_run']}, "
+            f"paused {st['paused']})[/]")
+    raise typer.Exit(1 if bad else 0)
+
+
+class _ReplyReader:
+    """Reads the status topic from its current end, so only replies to what we send are seen."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"control-cli-{uuid.uuid4().hex}",
+                           "enable.auto.commit": False, "log_level": 0})
+        md = self.c.list_topics(topic, timeout=10)
+        self.c.assign([TopicPartition(topic, p, OFFSET_END) for p in md.topics[topic].partitions])
+
+    def collect(self, nonce: str, wait_s: float) -> list[dict[str, Any]]:
+        out, deadline = [], time.monotonic() + wait_s
+        try:
+            while time.monotonic() < deadline:
+                for m in self.c.consume(100, 0.2):
+                    if m.error() is None:
+                        r = orjson.loads(m.value())
+                        if r.get("nonce") == nonce:
+                            out.append(r)
+        finally:
+            self.c.close()
+        return out
+
+
+@control_app.command("promote")
+def promote(version: str = typer.Argument(..., help="A registered version (see `streamguard models list`)."),
+            wait: float = _WAIT) -> None:
+    """Make VERSION the active model in the registry and swap it in on every worker.
+
+    Each worker verifies the artifact's sha256, its feature schema version and the
+    conformance checks before it serves the version; a refused version leaves the current
+    one serving and is reported.
+    """
+    from ._models import _registry
+
+    s = get_settings()
+    reg = _registry()
+    reg.artifact_path(s.model_name, version)  # refuses a missing or altered artifact before anything changes
+    reg.activate(s.model_name, version)
+    _send(Command(op="promote", version=version), wait)
+
+
+@control_app.command("rollback")
+def rollback(to: str = typer.Option(None, "--to", help="Version to return to (default: the previous one)."),
+             wait: float = _WAIT) -> None:
+    """Return the registry to the previous (or a named) version and swap it in on every worker."""
+    from ._models import _registry
+
+    s = get_settings()
+    info = _registry().rollback(s.model_name, to)
+    _send(Command(op="rollback", version=info.version), wait)
+
+
+@control_app.command("set-threshold")
+def set_threshold(value: int = typer.Argument(..., min=0, max=100, help="Risk (0-100) from which an event is a threat."),
+                  wait: float = _WAIT) -> None:
+    """Change the risk threshold for threat events on every worker."""
+    _send(Command(op="set_threshold", value=value), wait)
+
+
+@control_app.command("pause")
+def pause(wait: float = _WAIT) -> None:
+    """Pause enforcement: from now on only alerts are emitted (blocks already issued stay)."""
+    _send(Command(op="pause_actions"), wait)
+
+
+@control_app.command("resume")
+def resume(wait: float = _WAIT) -> None:
+    """Resume enforcement after `pause`."""
+    _send(Command(op="resume_actions"), wait)
+
+
+@control_app.command("dry-run")
+def dry_run(state: str = typer.Argument(..., metavar="on|off", help="on: actions are emitted with dry_run true."),
+            wait: float = _WAIT) -> None:
+    """Switch dry-run mode on or off on every worker."""
+    if state not in ("on", "off"):
+        raise fail("dry-run takes 'on' or 'off'")
+    _send(Command(op="dry_run", on=state == "on"), wait)
+
+
+@control_app.command("allowlist")
+def allowlist(action: str = typer.Argument(..., metavar="add|remove"),
+              cidr: str = typer.Argument(..., help="An IPv4/IPv6 network, e.g. 10.0.0.0/8 or 203.0.113.7/32."),
+              wait: float = _WAIT) -> None:
+    """Add a CIDR to (or remove it from) the allowlist: allowlisted addresses are never acted on."""
+    if action not in ("add", "remove"):
+        raise fail("allowlist takes 'add' or 'remove'")
+    try:
+        command = Command(op="allowlist", action=action, cidr=cidr)
+    except ValueError as exc:
+        raise fail(f"not a valid CIDR: {cidr!r} ({exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc})") from None
+    _send(command, wait)
+
+
+@control_app.command("unblock")
+def unblock(target: str = typer.Argument(..., help="The blocked IP address."), wait: float = _WAIT) -> None:
+    """Lift every active block on TARGET now (an `unblock_ip` action is emitted)."""
+    try:
+        command = Command(op="unblock", target=target)
+    except ValueError:
+        raise fail(f"not an IP address: {target!r}") from None
+    _send(command, wait)
+
+
+@control_app.command("status")
+def status(wait: float = _WAIT) -> None:
+    """Ask every worker for its model, threshold and switches."""
+    _send(Command(op="status"), wait)
+
+
+@control_app.command("retrain")
+def retrain(wait: float = _WAIT) -> None:
+    """Request a retrain (workers answer that no retrain worker is running yet)."""
+    _send(Command(op="retrain"), wait)
+
+
+

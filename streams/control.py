@@ -1,0 +1,165 @@
+"""Signed operator commands on `ops.control`: the envelope, its signature and its checks.
+
+Pure code (no Kafka): `sign` builds an envelope, `Verifier.verify` accepts it or says why not.
+The signature is HMAC-SHA256 over the canonical JSON (sorted keys, no spaces, UTF-8) of
+everything in the envelope but the signature. A command is refused when it is not JSON, not
+signed, signed with another secret, outside the timestamp window, or a replay (its nonce was
+seen inside the window). Nonces older than the window are forgotten: a replay of one of those is
+refused as stale, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from collections import OrderedDict
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import StreamsError
+
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "ControlRejected",
+    "Envelope",
+    "Verifier",
+    "canonical",
+    "sign",
+]
+
+COMMANDS = ("promote", "rollback", "set_threshold", "pause_actions", "resume_actions", "dry_run",
+            "allowlist", "unblock", "retrain", "status")
+
+
+class ControlRejected(StreamsError):
+    """A control message that must not be applied; `reason` is a short code for metrics."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Command(BaseModel):
+    """One operator command and its arguments (checked per op)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: Literal["promote", "rollback", "set_threshold", "pause_actions", "resume_actions", "dry_run",
+                "allowlist", "unblock", "retrain", "status"]
+    version: str | None = Field(None, description="promote/rollback: the model version to serve.")
+    value: int | None = Field(None, ge=0, le=100, description="set_threshold: the new risk threshold.")
+    on: bool | None = Field(None, description="dry_run: on or off.")
+    action: Literal["add", "remove"] | None = Field(None, description="allowlist: add or remove.")
+    cidr: str | None = Field(None, description="allowlist: the CIDR.")
+    target: str | None = Field(None, description="unblock: the IP address to unblock.")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str | None) -> str | None:
+        if value is not None:
+            ipaddress.ip_network(value, strict=True)  # ValueError -> validation error
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is not None:
+            ipaddress.ip_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _has_its_arguments(self) -> Command:
+        needs = {"promote": ("version",), "rollback": ("version",), "set_threshold": ("value",),
+                 "dry_run": ("on",), "allowlist": ("action", "cidr"), "unblock": ("target",)}.get(self.op, ())
+        missing = [n for n in needs if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"{self.op} needs {', '.join(missing)}")
+        return self
+
+
+class Envelope(BaseModel):
+    """What travels on the control topic."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: Command
+    issued_at_ms: int
+    nonce: str = Field(min_length=16, max_length=128)
+    issuer: str = Field("", max_length=200)
+    signature: str = ""
+
+    def signed_part(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"signature"}, exclude_none=True)
+
+
+def canonical(obj: Any) -> bytes:
+    """The bytes that are signed: sorted keys, no whitespace, UTF-8."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def _mac(secret: str, obj: Any) -> str:
+    return hmac.new(secret.encode(), canonical(obj), hashlib.sha256).hexdigest()
+
+
+def sign(command: Command, secret: str, *, now_ms: int, issuer: str = "", nonce: str | None = None) -> Envelope:
+    """A signed envelope for `command`, issued at `now_ms`."""
+    if not secret:
+        raise ControlRejected("no_secret", "a signing secret is required (STREAMGUARD_SIGNING_SECRET)")
+    env = Envelope(command=command, issued_at_ms=now_ms, nonce=nonce or secrets.token_hex(16), issuer=issuer)
+    env.signature = _mac(secret, env.signed_part())
+    return env
+
+
+class Verifier:
+    """Checks envelopes against one secret, a timestamp window and the nonces seen inside it."""
+
+    def __init__(self, secret: str, *, window_s: float = 300.0) -> None:
+        self._secret = secret
+        self.window_ms = int(window_s * 1000)
+        self._seen: OrderedDict[str, int] = OrderedDict()  # nonce -> issued_at_ms, oldest first
+
+    def verify(self, raw: bytes, *, now_ms: int, check_time: bool = True) -> Envelope:
+        """The envelope if it may be applied; raises `ControlRejected` otherwise.
+
+        `check_time=False` is for re-reading the topic's history at start-up: those commands
+        were accepted when they were new, and their nonces still have to be unique.
+        """
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ControlRejected("malformed", f"not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ControlRejected("malformed", "not a JSON object")
+        if not data.get("signature"):
+            raise ControlRejected("unsigned", "no signature")
+        try:
+            env = Envelope.model_validate(data)
+        except ValidationError as exc:
+            raise ControlRejected("invalid_command", str(exc.errors()[0].get("msg", exc))) from None
+        if not self._secret:
+            raise ControlRejected("no_secret", "this worker has no signing secret; every command is refused")
+        if not hmac.compare_digest(_mac(self._secret, env.signed_part()), env.signature):
+            raise ControlRejected("bad_signature", "the signature does not match")
+        if check_time and abs(now_ms - env.issued_at_ms) > self.window_ms:
+            raise ControlRejected("stale", f"issued {abs(now_ms - env.issued_at_ms) / 1000:.0f} s from now; "
+                                  f"the window is {self.window_ms / 1000:.0f} s")
+        self._forget_before(now_ms - self.window_ms if check_time else None)
+        if env.nonce in self._seen:
+            raise ControlRejected("replayed", f"nonce {env.nonce} was used before")
+        self._seen[env.nonce] = env.issued_at_ms
+        return env
+
+    def _forget_before(self, cutoff_ms: int | None) -> None:
+        if cutoff_ms is None:
+            return
+        while self._seen:
+            nonce, issued = next(iter(self._seen.items()))
+            if issued >= cutoff_ms:
+                break
+            del self._seen[nonce]

@@ -1,0 +1,93 @@
+"""Signed control envelopes: what is accepted and every way one is refused."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from streams.control import Command, ControlRejected, Verifier, canonical, sign
+
+SECRET = "s3cret-for-tests"
+NOW = 1_800_000_000_000
+
+
+def _raw(env) -> bytes:
+    return env.model_dump_json().encode()
+
+
+def test_signed_command_is_accepted_once() -> None:
+    v = Verifier(SECRET, window_s=300)
+    env = sign(Command(op="set_threshold", value=80), SECRET, now_ms=NOW)
+    got = v.verify(_raw(env), now_ms=NOW + 1000)
+    assert got.command.op == "set_threshold" and got.command.value == 80
+    with pytest.raises(ControlRejected) as exc:
+        v.verify(_raw(env), now_ms=NOW + 2000)
+    assert exc.value.reason == "replayed"
+
+
+@pytest.mark.parametrize(("mutate", "reason"), [
+    (lambda d: d.pop("signature"), "unsigned"),
+    (lambda d: d.__setitem__("signature", "0" * 64), "bad_signature"),
+    (lambda d: d["command"].__setitem__("value", 5), "bad_signature"),  # tampered after signing
+    (lambda d: d.__setitem__("issued_at_ms", NOW - 301_000), "bad_signature"),
+    (lambda d: d["command"].__setitem__("op", "format_disk"), "invalid_command"),
+])
+def test_tampered_or_unsigned_commands_are_refused(mutate, reason: str) -> None:
+    d = orjson.loads(_raw(sign(Command(op="set_threshold", value=80), SECRET, now_ms=NOW)))
+    mutate(d)
+    with pytest.raises(ControlRejected) as exc:
+        Verifier(SECRET).verify(orjson.dumps(d), now_ms=NOW)
+    assert exc.value.reason == reason
+
+
+def test_other_secret_stale_and_malformed_are_refused() -> None:
+    env = sign(Command(op="pause_actions"), "another-secret", now_ms=NOW)
+    for raw, now, reason in [(_raw(env), NOW, "bad_signature"),
+                             (_raw(sign(Command(op="pause_actions"), SECRET, now_ms=NOW)), NOW + 301_000, "stale"),
+                             (b'{"command": {"op": "pause', NOW, "malformed"),
+                             (b"\x00\xff", NOW, "malformed"),
+                             (b"[1]", NOW, "malformed")]:
+        with pytest.raises(ControlRejected) as exc:
+            Verifier(SECRET, window_s=300).verify(raw, now_ms=now)
+        assert exc.value.reason == reason, raw
+
+
+def test_a_worker_without_secret_refuses_everything_and_the_cli_cannot_sign() -> None:
+    with pytest.raises(ControlRejected):
+        sign(Command(op="status"), "", now_ms=NOW)
+    with pytest.raises(ControlRejected) as exc:
+        Verifier("").verify(_raw(sign(Command(op="status"), SECRET, now_ms=NOW)), now_ms=NOW)
+    assert exc.value.reason == "no_secret"
+
+
+def test_history_skips_the_time_check_but_not_the_nonce() -> None:
+    v = Verifier(SECRET, window_s=300)
+    old = sign(Command(op="dry_run", on=True), SECRET, now_ms=NOW - 86_400_000)
+    assert v.verify(_raw(old), now_ms=NOW, check_time=False).command.on is True
+    with pytest.raises(ControlRejected):
+        v.verify(_raw(old), now_ms=NOW, check_time=False)
+
+
+def test_nonces_are_forgotten_after_the_window_and_a_late_replay_is_stale() -> None:
+    v = Verifier(SECRET, window_s=300)
+    envs = [sign(Command(op="status"), SECRET, now_ms=NOW + i * 1000) for i in range(50)]
+    for i, env in enumerate(envs):
+        v.verify(_raw(env), now_ms=NOW + i * 1000)
+    v.verify(_raw(sign(Command(op="status"), SECRET, now_ms=NOW + 400_000)), now_ms=NOW + 400_000)
+    assert len(v._seen) == 1  # bounded: old nonces dropped
+    with pytest.raises(ControlRejected) as exc:
+        v.verify(_raw(envs[0]), now_ms=NOW + 400_000)
+    assert exc.value.reason == "stale"
+
+
+@pytest.mark.parametrize("bad", [dict(op="promote"), dict(op="set_threshold", value=101), dict(op="dry_run"),
+                                 dict(op="allowlist", action="add", cidr="10.0.0.1/8"), dict(op="unblock", target="x"),
+                                 dict(op="status", extra=1)])
+def test_commands_check_their_arguments(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        Command(**bad)
+
+
+def test_canonical_form_is_key_order_independent() -> None:
+    assert canonical({"b": 1, "a": [2, {"d": 1, "c": 2}]}) == canonical({"a": [2, {"c": 2, "d": 1}], "b": 1})
+    assert canonical({"a": "é"}) == '{"a":"é"}'.encode()

@@ -1,0 +1,124 @@
+"""Signed control and model hot-swap on two real worker processes sharing one group."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+
+from registry import LocalRegistry
+from streams.control import Command, sign
+from streams.wire import ThreatEvent
+from tests.streams.conftest import BIN, drain, metric_sum, produce, unique_prefix, wait_for, wait_pipeline_idle
+
+pytestmark = pytest.mark.integration
+
+SECRET = "integration-test-secret"
+
+
+def _versions(w) -> str:
+    return json.loads(w.get("/health")[1])["model"]["version"]
+
+
+def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
+        kafka_bootstrap: str, start_worker, model_registry: Path, tmp_path: Path) -> None:
+    reg_dir = tmp_path / "registry"
+    shutil.copytree(model_registry, reg_dir)
+    env = {**os.environ, "STREAMGUARD_REGISTRY_DIR": str(reg_dir), "STREAMGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap,
+           "STREAMGUARD_SIGNING_SECRET": SECRET}
+    proc = subprocess.run([str(BIN), "train", "--seeds", "3", "--eval-seeds", "100", "--duration", "240",
+                           "--no-activate"], env=env, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    reg = LocalRegistry(reg_dir)
+    old = reg.active("streamguard").version
+    new = next(v.version for v in reg.list("streamguard") if v.version != old)
+
+    prefix = unique_prefix()
+    app_id = prefix.rstrip(".")
+    env["STREAMGUARD_TOPIC_PREFIX"] = prefix
+    workers = [start_worker(app_id, prefix, emit_scored=True, registry_dir=reg_dir, signing_secret=SECRET)
+               for _ in range(2)]
+    assert {_versions(w) for w in workers} == {old}
+
+    # Continuous traffic while the model changes: 30 s of generator events at ~150 events/s.
+    sim = subprocess.Popen([str(BIN), "simulate", "--rate", "150", "--duration", "30", "--seed", "5"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(8)
+    sent_ms = int(time.time() * 1000)
+    proc = subprocess.run([str(BIN), "control", "promote", new, "--wait", "0"], env=env, capture_output=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    t0 = time.monotonic()  # the command is on the topic
+    wait_for(lambda: all(_versions(w) == new for w in workers), 5, "both workers serving the new version")
+    swapped_s = time.monotonic() - t0
+    swapped_ms = int(time.time() * 1000)
+    assert sim.wait(120) == 0, sim.stderr.read().decode()
+
+    wait_pipeline_idle(kafka_bootstrap, prefix, app_id, 180, lambda: workers[0].log_tail())
+    produced = sum(metric_sum(w.metrics(), "streamguard_events_in_total") for w in workers)
+    scored = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
+                                                                         idle_s=1)]
+    ids = {t.event_id for t in scored}
+    assert len(ids) == produced, f"{len(ids)} distinct verdicts for {produced} inputs"
+    by_version = {v: [t.detected_at_ms for t in scored if t.model.version == v] for v in (old, new)}
+    assert by_version[old] and by_version[new], "traffic should straddle the swap"
+    assert max(by_version[old]) <= swapped_ms, "an output named the old version after both workers swapped"
+    assert min(by_version[new]) >= sent_ms, "an output named the new version before it was promoted"
+    times = sorted(t.detected_at_ms for t in scored if sent_ms - 5000 <= t.detected_at_ms <= swapped_ms + 5000)
+    pause_s = max(b - a for a, b in zip(times, times[1:])) / 1000
+    print(f"\nswap: both workers on {new} {swapped_s:.2f} s after the command; longest output pause around it "
+          f"{pause_s:.2f} s; {produced} events in, {len(ids)} verdicts out")
+
+    # Forged commands: unsigned, wrongly signed, replayed, and a signed one naming an altered artifact.
+    control = f"{prefix}ops.control"
+    envelopes = [m.value() for m in drain(kafka_bootstrap, control, idle_s=1)]
+    now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    unsigned = orjson.loads(envelopes[-1])
+    unsigned.pop("signature")
+    unsigned["command"] = {"op": "rollback", "version": old}
+    forged = sign(Command(op="rollback", version=old), "not-the-secret", now_ms=now_ms).model_dump_json().encode()
+    artifact = reg.artifact_path("streamguard", old, verify=False)
+    pristine = artifact.read_bytes()
+    artifact.write_bytes(pristine + b"tampered")
+    tampered = sign(Command(op="rollback", version=old), SECRET, now_ms=now_ms).model_dump_json().encode()
+    produce(kafka_bootstrap, control, [(b"control", orjson.dumps(unsigned)), (b"control", forged),
+                                       (b"control", envelopes[-1]), (b"control", tampered)])
+
+    def refused() -> bool:
+        return all(metric_sum(w.metrics(), "streamguard_control_commands_total", outcome="rejected") >= 3
+                   and metric_sum(w.metrics(), "streamguard_model_refused_total", reason="sha256_mismatch") >= 1
+                   for w in workers)
+
+    wait_for(refused, 30, "every forged command refused on both workers", workers[0].log_tail)
+    for w in workers:
+        m = w.metrics()
+        for reason in ("unsigned", "bad_signature", "replayed"):
+            assert metric_sum(m, "streamguard_control_commands_total", outcome="rejected", reason=reason) == 1
+        assert _versions(w) == new
+    replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1)]
+    assert sum(r["outcome"] == "failed" and r["reason"] == "sha256_mismatch" for r in replies) == 2
+
+    # A signed rollback through the CLI brings the old version back on both.
+    artifact.write_bytes(pristine)
+    proc = subprocess.run([str(BIN), "control", "rollback", "--wait", "8"], env=env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    wait_for(lambda: all(_versions(w) == old for w in workers), 5, "both workers back on the old version")
+    assert reg.active("streamguard").version == old
+
+    # Operator switches reach both workers; `status` answers for each.
+    for args in (["set-threshold", "85"], ["dry-run", "on"], ["pause"], ["allowlist", "add", "198.51.100.0/24"]):
+        proc = subprocess.run([str(BIN), "control", *args, "--wait", "6"], env=env, capture_output=True, timeout=60)
+        assert proc.returncode == 0, (args, proc.stdout.decode() + proc.stderr.decode())
+    for w in workers:
+        h = json.loads(w.get("/health")[1])
+        assert h["threat_threshold"] == 85 and h["dry_run"] and h["paused"]
+    proc = subprocess.run([str(BIN), "control", "status", "--wait", "6"], env=env, capture_output=True, timeout=60)
+    out = (proc.stdout + proc.stderr).decode()
+    assert proc.returncode == 0 and out.count("applied") == 2, out
