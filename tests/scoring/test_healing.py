@@ -21,6 +21,7 @@ from scoring.healing import (
     decide,
     expire,
     in_allowlist,
+    release,
     validate,
 )
 
@@ -486,3 +487,17 @@ def test_offence_history_per_target_is_capped_by_the_ladder() -> None:
         assert decide(threat(at=now), state, cfg, now)[0].ttl_s == 3 or now < at(20)
     sizes = state.sizes()
     assert sizes["offences"] == 3 and sizes["offence_index"] == 1 and sizes["breaker"] <= 12
+
+
+def test_operator_release_lifts_only_that_target_once() -> None:
+    state, cfg = HealingState(), PolicyConfig()
+    decide(threat(), state, cfg, T0)
+    decide(threat("198.51.100.9"), state, cfg, T0)
+    assert release(state, "192.0.2.1", cfg, at(5)) == []
+    [u] = release(state, ATTACKER, cfg, at(10), by="operator alice")
+    assert u.action == "unblock_ip" and u.target == ATTACKER and "operator alice" in u.reason
+    assert release(state, ATTACKER, cfg, at(11)) == []
+    assert len(state.snapshot()["active"]) == 1  # the other target stays blocked
+    # A later threat from the released address is blocked again (offence history kept: longer TTL).
+    [again] = decide(threat(at=at(20)), state, cfg, at(20))
+    assert again.action == "block_ip" and again.ttl_s == 3600
