@@ -7,7 +7,6 @@ a temporary file and an atomic rename, so a crash never leaves a half-written ve
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import os
@@ -15,6 +14,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from scoring.bundle import sha256_file
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
 from .store import apply_retention
@@ -40,14 +41,6 @@ class VersionInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
@@ -69,7 +62,7 @@ class LocalRegistry:
 
     def register(self, info: VersionInfo, artifact: Path, report_dir: Path | None = None) -> VersionInfo:
         """Copy an artifact in and record its metadata; the sha256 must match the file."""
-        actual = _sha256(artifact)
+        actual = sha256_file(artifact)
         if actual != info.sha256:
             raise IntegrityError(f"artifact sha256 {actual} != declared {info.sha256}", name=info.name, version=info.version)
         dest = self._dir(info.name, info.version)
@@ -163,7 +156,7 @@ class LocalRegistry:
         """Path of a version's artifact, its sha256 checked against the metadata first."""
         info = self.get(name, version)
         path = self._dir(name, version) / _ARTIFACT
-        if verify and _sha256(path) != info.sha256:
+        if verify and sha256_file(path) != info.sha256:
             raise IntegrityError(f"artifact of {name} {version} is corrupt (sha256 mismatch)", name=name, version=version)
         return path
 

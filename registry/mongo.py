@@ -38,7 +38,9 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
-from .local import _SAFE, VersionInfo, _sha256
+from scoring.bundle import sha256_file
+
+from .local import _SAFE, VersionInfo
 from .store import apply_retention
 
 __all__ = ["MongoRegistry"]
@@ -141,7 +143,7 @@ class MongoRegistry:
         name, version = info.name, info.version
         self._check(name, version)
         artifact = Path(artifact)
-        actual = _sha256(artifact)
+        actual = sha256_file(artifact)
         if actual != info.sha256:
             raise IntegrityError(f"artifact sha256 {actual} != declared {info.sha256}", name=name, version=version)
         with _wrapped("register", name, version):
@@ -310,7 +312,7 @@ class MongoRegistry:
             doc = self._doc(name, version)
             expected = doc["sha256"]
             dest = Path(cache_dir) / name / version / _ARTIFACT
-            if dest.is_file() and _sha256(dest) == expected:
+            if dest.is_file() and sha256_file(dest) == expected:
                 return dest
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{_ARTIFACT}.", suffix=".tmp")

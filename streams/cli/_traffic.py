@@ -179,6 +179,16 @@ class Meter:
         self._live.update(Text(line + (f" · {extra}" if extra else ""), style="cyan"), refresh=True)
 
 
+def _drain(sender: Sender, meter: Any) -> bool:
+    """Wait for the delivery reports; True if Ctrl-C cut that short."""
+    meter.update(sender.sent, "waiting for delivery reports", force=True)
+    try:
+        sender.flush()
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
 def _summary(sender: Sender, seconds: float, interrupted: bool) -> None:
     rate = sender.sent / seconds if seconds > 0 else 0.0
     head = "[yellow]interrupted[/]: " if interrupted else ""
@@ -381,11 +391,7 @@ def simulate(
             interrupted = True
         except StreamsError as exc:
             say(f"[red]error[/] {escape(str(exc))}")
-        meter.update(sender.sent, "waiting for delivery reports", force=True)
-        try:
-            sender.flush()
-        except KeyboardInterrupt:
-            interrupted = True
+        interrupted = _drain(sender, meter) or interrupted
         elapsed = meter.elapsed
 
     _summary(sender, elapsed, interrupted)
@@ -521,11 +527,7 @@ def replay(
             except OSError as exc:
                 say(f"[red]error[/] reading {escape(str(file))}: {escape(exc.strerror or str(exc))}")
                 sender.failed += 1
-            meter.update(sender.sent, "waiting for delivery reports", force=True)
-            try:
-                sender.flush()
-            except KeyboardInterrupt:
-                interrupted = True
+            interrupted = _drain(sender, meter) or interrupted
             elapsed = meter.elapsed
 
     _summary(sender, elapsed, interrupted)

@@ -299,13 +299,14 @@ def test_crash_leftover_staging_folder_is_not_listed(registry: LocalRegistry, ar
 
 
 def _register_n(reg, tmp_path, n: int, name: str = "m"):
-    from registry.local import VersionInfo, _sha256
+    from registry.local import VersionInfo
+    from scoring.bundle import sha256_file
 
     versions = []
     for i in range(n):
         art = tmp_path / f"a{i}.bin"
         art.write_bytes(f"artifact {i}".encode())
-        info = VersionInfo(name=name, version=f"v{i}", sha256=_sha256(art), feature_schema_version="1", created_ms=1000 + i)
+        info = VersionInfo(name=name, version=f"v{i}", sha256=sha256_file(art), feature_schema_version="1", created_ms=1000 + i)
         reg.register(info, art)
         versions.append(info.version)
     return versions
