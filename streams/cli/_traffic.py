@@ -453,6 +453,12 @@ def replay(
                                      "X times real time (1 = real time, 10 = ten times faster)."),
     year: int = typer.Option(None, "--year", metavar="Y",
                              help="Year of syslog timestamps (they carry none), for pacing only."),
+    key: str = typer.Option(None, "--key", "-k", metavar="KEY",
+                            help="Message key for every line (default: the file's name, so the file's order "
+                                 "is kept on one partition)."),
+    spread: bool = typer.Option(False, "--spread",
+                                help="Send without a key: lines spread over all partitions (faster, but "
+                                     "a worker may then see one entity's events out of order)."),
 ) -> None:
     """Replay a log file or CICFlowMeter CSV onto the raw topics, keeping event time.
 
@@ -460,8 +466,11 @@ def replay(
     terminator; empty lines skipped), so its own timestamp stays the event time.
     A file whose first line is a CICFlowMeter header (starts with 'Flow ID,' or
     'Destination Port,') goes to flows.raw, one message per data row (the header
-    is not sent); anything else goes to logs.raw, one message per line. No key:
-    the worker repartitions.
+    is not sent); anything else goes to logs.raw, one message per line. Every
+    line carries the same key (the file's name unless --key), so the worker reads
+    the file in its order, as from a shipper tailing it; the worker repartitions
+    by entity itself. Windows count out-of-order events too, but an event is
+    judged on what has arrived before it: --spread trades that order for speed.
 
     With --speed X > 0 the lines are paced by their parsed timestamps; lines
     that cannot be parsed are sent at once (the worker dead-letters them).
@@ -471,6 +480,8 @@ def replay(
         raise fail(f"--speed must be >= 0, got {speed:g}", 2)
     if year is not None and not 1970 <= year <= 9999:
         raise fail(f"--year must be between 1970 and 9999, got {year}", 2)
+    if spread and key is not None:
+        raise fail("--key and --spread exclude each other", 2)
     if not file.exists():
         raise fail(f"no such file: {str(file)!r}")
     if not file.is_file():
@@ -494,6 +505,7 @@ def replay(
         connect(s, [target])
         kind = "CICFlowMeter CSV rows" if is_csv else "log lines"
         pacing = f"paced at {speed:g}x" if speed > 0 else "as fast as possible"
+        key_bytes = None if spread else (key if key is not None else file.name).encode("utf-8", "surrogateescape")
         say(f"replaying {kind} of {escape(str(file))} to {escape(target)} ({pacing})")
         sender = Sender(s.kafka_bootstrap)
         skipped = unparsed = 0
@@ -518,7 +530,7 @@ def replay(
                             while (wait := due - time.monotonic()) > 0:
                                 sender.wait(min(wait, 0.05))
                                 meter.update(sender.sent)
-                    sender.send(target, line)
+                    sender.send(target, line, key_bytes)
                     meter.update(sender.sent)
             except KeyboardInterrupt:
                 interrupted = True

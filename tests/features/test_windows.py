@@ -141,3 +141,4 @@ def test_counts_do_not_depend_on_arrival_order_within_lateness() -> None:
     assert a.observe(probe) == b.observe(probe)
     idx = FEATURE_NAMES.index("dst_distinct_srcs_1m")
     assert a.observe(probe)[idx] == 50
+

@@ -148,14 +148,20 @@ def test_replay_sends_log_lines_and_csv_rows_unchanged(cli_env, make_consumer) -
     assert len(lines) == 2000
     got = _read(make_consumer, f"{prefix}logs.raw", 2000)
     assert [v for _, v in got] == lines
-    assert all(k is None for k, _ in got)
+    # One key for the whole file keeps its order on one partition.
+    assert {k for k, _ in got} == {b"Linux_2k.log"}
 
     csv = DATA / "cicids2017" / "ddos_part1_head40.csv"
-    proc = _run("replay", str(csv), env=cli_env)
+    proc = _run("replay", str(csv), "--spread", env=cli_env)
     assert proc.returncode == 0, proc.stderr.decode()
     rows = _file_lines(csv)[1:]
     assert len(rows) == 40 and not rows[0].startswith(b"Flow ID")
-    assert [v for _, v in _read(make_consumer, f"{prefix}flows.raw", 40)] == rows
+    got = _read(make_consumer, f"{prefix}flows.raw", 40)
+    assert [v for _, v in got] == rows
+    assert all(k is None for k, _ in got)
+
+    proc = _run("replay", str(csv), "--spread", "--key", "x", env=cli_env)
+    assert proc.returncode == 2 and b"exclude each other" in proc.stderr
 
 
 def _threat(i: int) -> dict:
