@@ -18,7 +18,7 @@ import time
 from collections import Counter as _Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
@@ -31,12 +31,17 @@ from features.windows import WindowConfig
 from scoring.bundle import ModelBundle
 from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, release, validate
 
-from . import _faust_fixes, stages
+from . import _faust_fixes, sink, stages
+from .errors import StreamsError
 from .metrics import Metrics
+from .models import open_store
 from .operations import Operations
 from .settings import Settings
 from .topics import topic_names
 from .wire import DeadLetter, HealingAction, dead_letter
+
+if TYPE_CHECKING:
+    from registry import ModelStore
 
 __all__ = ["Pipeline"]
 
@@ -113,9 +118,11 @@ def _threat_from_dict(d: dict[str, Any]) -> Threat:
 class Pipeline:
     """One worker's Faust app, built from settings and the bundle to serve."""
 
-    def __init__(self, settings: Settings, bundle: ModelBundle, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, settings: Settings, bundle: ModelBundle, *, clock: Callable[[], datetime] = _utcnow,
+                 store: ModelStore | None = None) -> None:
         self.settings = s = settings
         self.bundle = bundle
+        self._store = store
         self.clock = clock
         self.metrics = Metrics()
         self.metrics.model.info({"name": bundle.name, "version": bundle.version,
@@ -136,7 +143,15 @@ class Pipeline:
         self.last_input_monotonic: float | None = None
         self.started_monotonic = time.monotonic()
         self._healing_state: HealingState | None = None
+        self._sink: sink.MongoSink | None = None
         self.app = self._build_app()
+
+    @property
+    def store(self) -> ModelStore:
+        """The model store new versions are fetched from (opened on first use)."""
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
 
     # --- construction -------------------------------------------------------------------
 
@@ -190,6 +205,10 @@ class Pipeline:
         self.operations = Operations(self)
         app.task(self._operations_task)
         app.timer(30.0, name="sweep-entities")(self._sweep_timer)
+        if s.mongo_uri is not None and s.mongo_sink:
+            app.agent(self.threats_t, name="sink-threats")(self._sink_threats_agent)
+            app.agent(self.actions_t, name="sink-actions")(self._sink_actions_agent)
+            app.timer(60.0, name="sink-purge")(self._sink_purge_timer)
         # Faust makes a page's function the `get` of a View class, so it must take (view, request).
         async def metrics_page(web: Any, request: Any) -> Any:
             return self._metrics_page(web)
@@ -282,6 +301,60 @@ class Pipeline:
                 m.lag.observe(max(lag, 0.0))
                 m.processing_lag.observe(max(plag, 0.0))
             m.events.labels("scored").inc(len(messages))
+
+    async def _sink_threats_agent(self, stream: faust.StreamT) -> None:
+        await self._sink_agent(stream, sink.THREATS, sink.threat_document)
+
+    async def _sink_actions_agent(self, stream: faust.StreamT) -> None:
+        await self._sink_agent(stream, sink.ACTIONS, sink.action_document)
+
+    async def _sink_agent(self, stream: faust.StreamT, collection: str, to_doc: Callable[[bytes], dict]) -> None:
+        """Copy an output topic into MongoDB in batches; a batch is acknowledged only once written."""
+        m = self.metrics
+        async for batch in stream.take_events(500, within=1.0):
+            docs = []
+            for event in batch:
+                try:
+                    docs.append(to_doc(event.value or b""))
+                except ValueError as exc:  # someone else's record on our output topic
+                    msg = event.message
+                    m.deadletters.labels("unreadable_output").inc()
+                    dl = dead_letter("unreadable_output", str(exc), topic=msg.topic, partition=msg.partition,
+                                     offset=msg.offset, raw=event.value or b"",
+                                     received_at_ms=int(self.clock().timestamp() * 1000))
+                    await self.deadletter_t.send(key=msg.topic.encode(), value=dl.model_dump_json().encode())
+            delay = 1.0
+            while docs:
+                try:
+                    written = await asyncio.to_thread(self._sink_write, collection, docs)
+                    m.sink_written.labels(collection).inc(written)
+                    break
+                except StreamsError as exc:  # MongoDB away: hold the batch (nothing is committed) and retry
+                    m.sink_errors.labels(collection).inc()
+                    log.warning("%s; retrying in %.0f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+
+    def _sink_write(self, collection: str, docs: list[dict]) -> int:
+        """Open the sink on first use (in a worker thread: connecting blocks), then write."""
+        if self._sink is None:
+            from .mongo import connect_mongo
+
+            s = self.settings
+            client = connect_mongo(s.mongo_uri.get_secret_value() if s.mongo_uri else "")
+            self._sink = sink.MongoSink(client[s.mongo_database], ttl_days=s.mongo_ttl_days)
+        return self._sink.write(collection, docs)
+
+    async def _sink_purge_timer(self) -> None:
+        if self._sink is None or not self.settings.mongo_ttl_days:
+            return
+        try:
+            gone = await asyncio.to_thread(self._sink.purge, self.clock())
+        except StreamsError as exc:
+            log.warning("%s", exc)
+            return
+        if gone:
+            log.info("purged %d expired threat/action documents", gone)
 
     async def _write_durably(self, table: Any, items: Any) -> None:
         """Set table keys and wait until the broker has their changelog records.

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 COMMANDS = ("promote", "rollback", "set_threshold", "pause_actions", "resume_actions", "dry_run",
-            "allowlist", "unblock", "retrain", "status")
+            "allowlist", "unblock", "retrain", "status", "announce")
 
 
 class ControlRejected(StreamsError):
@@ -51,13 +51,18 @@ class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     op: Literal["promote", "rollback", "set_threshold", "pause_actions", "resume_actions", "dry_run",
-                "allowlist", "unblock", "retrain", "status"]
+                "allowlist", "unblock", "retrain", "status", "announce"]
     version: str | None = Field(None, description="promote/rollback: the model version to serve.")
     value: int | None = Field(None, ge=0, le=100, description="set_threshold: the new risk threshold.")
     on: bool | None = Field(None, description="dry_run: on or off.")
     action: Literal["add", "remove"] | None = Field(None, description="allowlist: add or remove.")
     cidr: str | None = Field(None, description="allowlist: the CIDR.")
     target: str | None = Field(None, description="unblock: the IP address to unblock.")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$",
+                               description="announce: the artifact's sha256, as registered.")
+    feature_schema_version: str | None = Field(None, max_length=64,
+                                               description="announce: the feature schema the version was trained on.")
+    reason: str | None = Field(None, max_length=2000, description="retrain: why (operator note, drift figures).")
 
     @field_validator("cidr")
     @classmethod
@@ -76,7 +81,8 @@ class Command(BaseModel):
     @model_validator(mode="after")
     def _has_its_arguments(self) -> Command:
         needs = {"promote": ("version",), "rollback": ("version",), "set_threshold": ("value",),
-                 "dry_run": ("on",), "allowlist": ("action", "cidr"), "unblock": ("target",)}.get(self.op, ())
+                 "dry_run": ("on",), "allowlist": ("action", "cidr"), "unblock": ("target",),
+                 "announce": ("version", "sha256", "feature_schema_version")}.get(self.op, ())
         missing = [n for n in needs if getattr(self, n) is None]
         if missing:
             raise ValueError(f"{self.op} needs {', '.join(missing)}")

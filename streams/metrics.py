@@ -15,6 +15,10 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        self.sink_written = Counter("streamguard_sink_documents_total", "Documents written to MongoDB, by collection.",
+                                    ["collection"], registry=r)
+        self.sink_errors = Counter("streamguard_sink_errors_total", "Failed MongoDB batch writes (retried), by collection.",
+                                   ["collection"], registry=r)
         self.events_in = Counter("streamguard_events_in_total", "Raw input messages consumed, by input.", ["input"], registry=r)
         self.events = Counter("streamguard_events_total", "Input events by final outcome.", ["outcome"], registry=r)
         self.deadletters = Counter("streamguard_deadletters_total", "Dead-lettered inputs by reason.", ["reason"], registry=r)

@@ -5,6 +5,11 @@ all workers, not for one). At start-up the topic's history is re-applied without
 check, so operator switches (threshold, pause, dry-run, allowlist) survive restarts; model
 commands in the history are skipped because the registry's active version already says which
 model to serve. Anything refused is counted, logged and answered on the status topic.
+
+`models.retrain` is read the same way: a signed `announce` (from `streamguard train --publish`
+or the retrain worker) names a version, its sha256 and feature schema; the worker fetches it
+from the model store, checks all three and the conformance suite, and swaps it in. `retrain`
+requests on either topic are for the retrain worker and are ignored here.
 """
 
 from __future__ import annotations
@@ -20,54 +25,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from features.extract import FEATURE_SCHEMA_VERSION
-from scoring.bundle import ModelBundle
 
 from .control import Command, ControlRejected, Envelope, Verifier
-from .errors import StreamsError
+from .models import ModelRefused, artifact_cache, load_version
 
 if TYPE_CHECKING:
     from .app import Pipeline
 
-__all__ = ["ModelRefused", "Operations", "load_version"]
+__all__ = ["Operations"]
 
 log = logging.getLogger("streamguard.worker")
-
-
-class ModelRefused(StreamsError):
-    """A model version that must not be served; `reason` is a short code for metrics."""
-
-    def __init__(self, reason: str, detail: str, *, version: str) -> None:
-        super().__init__(f"model version {version} refused ({reason}): {detail}")
-        self.reason = reason
-        self.version = version
-
-
-def load_version(registry_dir: Any, name: str, version: str) -> ModelBundle:
-    """Fetch, verify (sha256, feature schema, conformance) and load one registered version."""
-    from registry import LocalRegistry, RegistryError
-    from scoring.bundle import load_bundle
-    from scoring.conformance import check_bundle
-    from scoring.errors import BundleError, ConformanceError
-
-    reg = LocalRegistry(registry_dir)
-    try:
-        info = reg.get(name, version)
-        path = reg.artifact_path(name, version, verify=False)
-    except RegistryError as exc:
-        raise ModelRefused("unknown_version", str(exc), version=version) from None
-    if info.feature_schema_version != FEATURE_SCHEMA_VERSION:
-        raise ModelRefused("schema_mismatch", f"feature schema {info.feature_schema_version}, this worker computes "
-                           f"{FEATURE_SCHEMA_VERSION}", version=version)
-    try:
-        bundle = load_bundle(path, info.sha256)
-    except BundleError as exc:
-        reason = "sha256_mismatch" if "sha256" in str(exc) else "unloadable"
-        raise ModelRefused(reason, str(exc), version=version) from None
-    try:
-        check_bundle(bundle)
-    except ConformanceError as exc:
-        raise ModelRefused("conformance", str(exc), version=version) from None
-    return bundle
 
 
 class Operations:
@@ -99,7 +66,9 @@ class Operations:
             log.warning("control message refused (%s): %s", exc.reason, exc.detail)
             return None if history else self._reply(None, "rejected", exc.reason, exc.detail)
         cmd = env.command
-        if history and cmd.op in ("promote", "rollback", "status", "retrain", "unblock"):
+        if cmd.op == "retrain":
+            return None  # for the retrain worker, which answers it
+        if history and cmd.op in ("promote", "rollback", "announce", "status", "unblock"):
             return None  # the registry / the policy state already hold their effect
         try:
             detail = await self._apply(cmd)
@@ -124,6 +93,11 @@ class Operations:
         p = self.p
         if cmd.op in ("promote", "rollback"):
             return await self.swap(cmd.version or "")
+        if cmd.op == "announce":
+            if cmd.feature_schema_version != FEATURE_SCHEMA_VERSION:
+                raise ModelRefused("schema_mismatch", f"announced feature schema {cmd.feature_schema_version}, this "
+                                   f"worker computes {FEATURE_SCHEMA_VERSION}", version=cmd.version or "")
+            return await self.swap(cmd.version or "", expected_sha256=cmd.sha256)
         if cmd.op == "set_threshold":
             p.threshold = int(cmd.value or 0)
             return f"threat threshold {p.threshold}"
@@ -145,16 +119,17 @@ class Operations:
             return f"unblock {cmd.target} requested"
         if cmd.op == "status":
             return "status"
-        raise ControlRejected("unsupported", f"{cmd.op} is not handled by workers (no retrain worker runs here)")
+        raise ControlRejected("unsupported", f"{cmd.op} is not handled by workers")
 
-    async def swap(self, version: str) -> str:
+    async def swap(self, version: str, expected_sha256: str | None = None) -> str:
         """Load `version` off the event loop and serve it from the next batch on."""
         p = self.p
         if version == p.bundle.version:
             return f"model {version} already serving"
         started = time.monotonic()
         s = p.settings
-        bundle = await asyncio.to_thread(load_version, s.registry_dir, s.model_name, version)
+        bundle = await asyncio.to_thread(load_version, p.store, s.model_name, version, artifact_cache(s),
+                                         expected_sha256=expected_sha256)
         old = p.bundle.version
         p.bundle = bundle  # between two batches: a batch reads the bundle once
         p.metrics.model.info({"name": bundle.name, "version": bundle.version,
@@ -173,13 +148,15 @@ class Operations:
         await consumer.start()
         await producer.start()
         try:
-            parts = consumer.partitions_for_topic(names.control) or set()
-            for _ in range(50):
-                if parts:
-                    break
-                await asyncio.sleep(0.2)
-                parts = await self._partitions(consumer, names.control)
-            tps = [TopicPartition(names.control, n) for n in sorted(parts)]
+            tps = []
+            for topic in (names.control, names.retrain):
+                parts = consumer.partitions_for_topic(topic) or set()
+                for _ in range(50):
+                    if parts:
+                        break
+                    await asyncio.sleep(0.2)
+                    parts = await self._partitions(consumer, topic)
+                tps += [TopicPartition(topic, n) for n in sorted(parts)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)

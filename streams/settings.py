@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # Storage
     mongo_uri: SecretStr | None = Field(None, description="MongoDB URI; unset means no MongoDB sink or store.")
     mongo_database: str = "streamguard"
+    mongo_sink: bool = Field(True, description="With mongo_uri set: also write threats and actions to MongoDB.")
+    mongo_ttl_days: float = Field(0.0, ge=0, description="Delete stored threats and actions older than this "
+                                                         "(0: keep them).")
+    registry_store: Literal["local", "mongo"] = Field(
+        "local", description="Where model versions live: 'local' (registry_dir) or 'mongo' (GridFS in "
+                             "mongo_database, shared by workers on several machines; needs mongo_uri).")
     registry_dir: Path = Field(Path("var/registry"), description="Local directory model registry.")
     data_dir: Path = Field(Path("var/worker"), description="Worker state directory (Faust data dir).")
 

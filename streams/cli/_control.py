@@ -18,7 +18,7 @@ from ..topics import topic_names
 from ._app import app
 from ._traffic import Sender, connect, fail, say
 
-__all__: list[str] = []
+__all__ = ["send_signed"]
 
 control_app = typer.Typer(
     help="Steer running workers with signed commands (STREAMGUARD_SIGNING_SECRET must match the workers').",
@@ -28,30 +28,34 @@ app.add_typer(control_app, name="control")
 _WAIT = typer.Option(5.0, "--wait", "-w", help="Seconds to collect the workers' replies (0: do not wait).")
 
 
-def _send(command: Command, wait_s: float) -> None:
-    """Sign, send, then print each worker's reply for this command."""
+def send_signed(command: Command, wait_s: float, *, announce: bool = False) -> int:
+    """Sign, send, then print each worker's reply for this command; the exit code to use.
+
+    Commands go to the control topic, announcements of new model versions to models.retrain.
+    """
     s = get_settings()
     names = topic_names(s)
+    topic = names.retrain if announce else names.control
     try:
         env = sign(command, s.signing_secret.get_secret_value(),
                    now_ms=int(datetime.now(timezone.utc).timestamp() * 1000), issuer=f"cli@{socket.gethostname()}")
     except ControlRejected as exc:
         raise fail(exc.detail) from None
-    connect(s, [names.control, names.status])
+    connect(s, [topic, names.status])
     replies = _ReplyReader(s.kafka_bootstrap, names.status) if wait_s > 0 else None
     sender = Sender(s.kafka_bootstrap)
     # One key: every command lands on one partition, so workers apply them in the order sent.
-    sender.send(names.control, env.model_dump_json().encode(), b"control")
+    sender.send(topic, env.model_dump_json().encode(), b"announce" if announce else b"control")
     sender.flush()
     if not sender.delivered:
         raise fail(f"the command was not delivered: {sender.first_error}")
     say(f"sent {command.op} (nonce {env.nonce[:12]}…)")
     if replies is None:
-        return
+        return 0
     got = replies.collect(env.nonce, wait_s)
     if not got:
         say(f"[yellow]no worker replied within {wait_s:g} s[/] (are workers running with this prefix?)")
-        raise typer.Exit(1)
+        return 1
     bad = 0
     for r in got:
         colour = {"applied": "green"}.get(r["outcome"], "red")
@@ -60,7 +64,11 @@ def _send(command: Command, wait_s: float) -> None:
         say(f"[{colour}]{r['outcome']}[/] {escape(r['worker'])}: {escape(r['detail'])}  "
             f"[dim](model {st['model']['version']}, threshold {st['threat_threshold']}, dry_run {st['dry_run']}, "
             f"paused {st['paused']})[/]")
-    raise typer.Exit(1 if bad else 0)
+    return 1 if bad else 0
+
+
+def _send(command: Command, wait_s: float) -> None:
+    raise typer.Exit(send_signed(command, wait_s))
 
 
 class _ReplyReader:
@@ -101,7 +109,10 @@ def promote(version: str = typer.Argument(..., help="A registered version (see `
 
     s = get_settings()
     reg = _registry()
-    reg.artifact_path(s.model_name, version)  # refuses a missing or altered artifact before anything changes
+    from ..models import artifact_cache
+
+    # Refuses a missing or altered artifact before anything changes.
+    reg.fetch_artifact(s.model_name, version, artifact_cache(s))
     reg.activate(s.model_name, version)
     _send(Command(op="promote", version=version), wait)
 

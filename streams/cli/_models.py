@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from ..models import describe_store
 from ..settings import get_settings
 from ._app import app, console
 
@@ -32,9 +33,15 @@ class FeatureSet(str, Enum):
 
 
 def _registry():
-    from registry import LocalRegistry
+    """The configured model store (local directory or MongoDB); a clear error if it cannot be opened."""
+    from ..errors import StreamsError
+    from ..models import open_store
 
-    return LocalRegistry(get_settings().registry_dir)
+    try:
+        return open_store(get_settings())
+    except StreamsError as exc:
+        console.print(f"[red]error[/] {exc}")
+        raise typer.Exit(1) from None
 
 
 def _progress(started: float):
@@ -74,6 +81,10 @@ def train(
     name: str = typer.Option("streamguard", help="Model name in the registry."),
     activate: bool = typer.Option(None, "--activate/--no-activate",
                                   help="Make the new version active (default: only if the model has no active version)."),
+    publish: bool = typer.Option(False, "--publish",
+                                 help="Activate the new version and announce it (signed, with its sha256) on "
+                                      "models.retrain: running workers verify it and swap it in."),
+    wait: float = typer.Option(5.0, "--wait", "-w", help="With --publish: seconds to collect the workers' replies."),
 ) -> None:
     """Train an anomaly model and an attack classifier, check and evaluate them, register the bundle.
 
@@ -112,15 +123,28 @@ def train(
                     extra={"conformance": result.conformance, "feature_set": features.value}),
         result.artifact, result.report.parent,
     )
-    if activate or (activate is None and reg.active(name) is None):
+    if hasattr(reg, "record_training"):  # MongoDB keeps every training run in ml_training_history
+        reg.record_training(name, b.version, b.metadata["metrics"], b.metadata["data_fingerprint"],
+                            b.metadata["trained_at_ms"], {"parts": data.description.get("parts", [])})
+    if publish or activate or (activate is None and reg.active(name) is None):
         info = reg.activate(name, b.version)
     m = result.metrics
-    console.print(f"[bold]{name} {b.version}[/] ({info.status}) registered in {reg.root}")
+    console.print(f"[bold]{name} {b.version}[/] ({info.status}) registered in {describe_store(get_settings())}")
     console.print(f"  classifier macro-F1 {m['classifier']['macro_f1']:.4f}; anomaly ROC AUC "
                   f"{m['anomaly'].get('roc_auc', float('nan')):.4f}, FPR {m['anomaly']['false_positive_rate']:.4f} and "
                   f"detection {m['anomaly']['detection_rate'] or 0:.4f} at {m['anomaly']['threshold']}")
-    console.print(f"  report: {reg.report_dir(name, b.version) / 'report.md'}")
+    if hasattr(reg, "report_dir"):
+        console.print(f"  report: {reg.report_dir(name, b.version) / 'report.md'}")
+    else:
+        console.print("  report: stored with the version (GridFS)")
     console.print(f"  took {time.monotonic() - started:.1f} s")
+    if publish:
+        from ..control import Command
+        from ._control import send_signed
+
+        code = send_signed(Command(op="announce", version=b.version, sha256=info.sha256,
+                                   feature_schema_version=info.feature_schema_version), wait, announce=True)
+        raise typer.Exit(code)
 
 
 @models_app.command("list")
@@ -146,7 +170,8 @@ def models_show(version: str = typer.Argument(None, help="Version (default: the 
     typer.echo(json.dumps(asdict(info), indent=2))
 
 
-_RESTART_NOTE = "Running workers keep the version they loaded until they restart (no hot-swap yet)."
+_RESTART_NOTE = ("Running workers serve it from their next restart; `streamguard control promote` (or "
+                 "`rollback`) also swaps it in on running workers now.")
 
 
 @models_app.command("promote")
@@ -181,19 +206,22 @@ def models_prune(keep: int = typer.Option(5, min=0, help="How many of the newest
     console.print(f"deleted {len(gone)} version(s)" + (": " + ", ".join(gone) if gone else ""))
 
 
-def _load_active(name: str, version: str | None):
-    from scoring.bundle import load_bundle
-    from scoring.conformance import check_bundle
+def _load_active(name: str, version: str | None, reg=None):
+    """The active (or named) version, verified and loaded; a clear error and exit 1 if there is none."""
+    from ..models import ModelRefused, artifact_cache, describe_store, load_version
 
-    reg = _registry()
+    s = get_settings()
+    reg = reg if reg is not None else _registry()
     info = reg.get(name, version) if version else reg.active(name)
     if info is None:
-        console.print(f"[red]error[/] model {name!r} has no active version in {reg.root}; run `make models` "
-                      "or `streamguard train`")
+        console.print(f"[red]error[/] model {name!r} has no active version in {describe_store(s)}; run "
+                      "`make models` or `streamguard train`")
         raise typer.Exit(1)
-    bundle = load_bundle(reg.artifact_path(name, info.version), info.sha256)
-    check_bundle(bundle)
-    return bundle
+    try:
+        return load_version(reg, name, info.version, artifact_cache(s))
+    except ModelRefused as exc:
+        console.print(f"[red]error[/] {exc}")
+        raise typer.Exit(1) from None
 
 
 def _read_input(path: str, now: datetime):

@@ -203,21 +203,21 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
         c.close()
 
 
-def pipeline_topics(prefix: str, app_id: str) -> list[str]:
-    """Every topic a worker consumes, in pipeline order."""
+def pipeline_topics(prefix: str, app_id: str, *, sink: bool = False) -> list[str]:
+    """Every topic a worker consumes, in pipeline order (with the MongoDB sink's inputs last)."""
     internal = f"{prefix}{app_id}"
     return [f"{prefix}logs.raw", f"{prefix}flows.raw", f"{internal}-entity-hops", f"{internal}-to-score",
-            f"{internal}-healing"]
+            f"{internal}-healing"] + ([f"{prefix}threats.enriched", f"{prefix}actions.healing"] if sink else [])
 
 
 def wait_pipeline_idle(bootstrap: str, prefix: str, app_id: str, timeout_s: float,
-                       on_fail: Callable[[], str] = lambda: "") -> None:
+                       on_fail: Callable[[], str] = lambda: "", *, sink: bool = False) -> None:
     """Wait until the workers have committed every message of every stage.
 
     A stage flushes its outputs before it commits its input, so once each stage, checked in
     pipeline order, has nothing uncommitted, every output of the input is on its topic.
     """
-    topics = pipeline_topics(prefix, app_id)
+    topics = pipeline_topics(prefix, app_id, sink=sink)
     last: dict[str, int] = {}
 
     def idle() -> bool:

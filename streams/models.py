@@ -1,0 +1,92 @@
+"""Which model store a process uses, and loading a verified version from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from features.extract import FEATURE_SCHEMA_VERSION
+
+from .errors import SettingsError, StreamsError
+
+if TYPE_CHECKING:
+    from registry import ModelStore
+    from scoring.bundle import ModelBundle
+
+    from .settings import Settings
+
+__all__ = ["ModelRefused", "describe_store", "load_version", "open_store"]
+
+
+class ModelRefused(StreamsError):
+    """A model version that must not be served; `reason` is a short code for metrics."""
+
+    def __init__(self, reason: str, detail: str, *, version: str) -> None:
+        super().__init__(f"model version {version} refused ({reason}): {detail}")
+        self.reason = reason
+        self.version = version
+
+
+def open_store(s: Settings) -> ModelStore:
+    """The store `STREAMGUARD_REGISTRY_STORE` names: the local directory or MongoDB (GridFS)."""
+    from registry import LocalRegistry, MongoRegistry
+
+    if s.registry_store == "local":
+        return LocalRegistry(s.registry_dir)
+    if s.mongo_uri is None:
+        raise SettingsError("STREAMGUARD_REGISTRY_STORE=mongo needs STREAMGUARD_MONGO_URI")
+    from .mongo import connect_mongo
+
+    client = connect_mongo(s.mongo_uri.get_secret_value())
+    return MongoRegistry(client[s.mongo_database])
+
+
+def describe_store(s: Settings) -> str:
+    """Where models live, for messages (no secrets)."""
+    if s.registry_store == "local":
+        return f"the local registry {s.registry_dir}"
+    return f"MongoDB database {s.mongo_database!r}"
+
+
+def artifact_cache(s: Settings) -> Path:
+    """Where artifacts fetched from a remote store are kept (verified again on every load)."""
+    return s.data_dir / "models"
+
+
+def load_version(store: ModelStore, name: str, version: str, cache_dir: Path, *,
+                 expected_sha256: str | None = None) -> ModelBundle:
+    """Fetch, verify (sha256, feature schema, conformance) and load one registered version.
+
+    `expected_sha256` (from a signed announcement) must match the store's record too.
+    """
+    from registry import IntegrityError, RegistryError
+    from scoring.bundle import load_bundle
+    from scoring.conformance import check_bundle
+    from scoring.errors import BundleError, ConformanceError
+
+    try:
+        info = store.get(name, version)
+    except RegistryError as exc:
+        raise ModelRefused("unknown_version", str(exc), version=version) from None
+    if expected_sha256 is not None and info.sha256 != expected_sha256:
+        raise ModelRefused("sha256_mismatch", f"announced sha256 {expected_sha256[:12]}…, the registry holds "
+                           f"{info.sha256[:12]}…", version=version)
+    if info.feature_schema_version != FEATURE_SCHEMA_VERSION:
+        raise ModelRefused("schema_mismatch", f"feature schema {info.feature_schema_version}, this worker computes "
+                           f"{FEATURE_SCHEMA_VERSION}", version=version)
+    try:
+        path = store.fetch_artifact(name, version, cache_dir)
+    except IntegrityError as exc:
+        raise ModelRefused("sha256_mismatch", str(exc), version=version) from None
+    except RegistryError as exc:
+        raise ModelRefused("unloadable", str(exc), version=version) from None
+    try:
+        bundle = load_bundle(path, info.sha256)
+    except BundleError as exc:
+        reason = "sha256_mismatch" if "sha256" in str(exc) else "unloadable"
+        raise ModelRefused(reason, str(exc), version=version) from None
+    try:
+        check_bundle(bundle)
+    except ConformanceError as exc:
+        raise ModelRefused("conformance", str(exc), version=version) from None
+    return bundle

@@ -1,0 +1,103 @@
+"""MongoDB sink: enriched threats and healing actions, written in batches, idempotently.
+
+Documents keep the wire record's fields and add BSON datetimes (`detected_at`, `event_time`,
+`issued_at`) for time queries and expiry. The `_id` is the record's own deterministic id
+(`event_id`, `action_id`), so a batch written twice after a restart replaces itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+from pymongo import ASCENDING, DESCENDING, ReplaceOne
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from .errors import StreamsError
+from .mongo import TtlMode, ensure_ttl_index, purge_expired
+from .wire import HealingAction, ThreatEvent
+
+__all__ = ["ACTIONS", "THREATS", "MongoSink", "SinkError", "action_document", "threat_document"]
+
+THREATS = "threats"
+ACTIONS = "actions"
+
+
+class SinkError(StreamsError):
+    """A MongoDB write that failed (the batch is retried; nothing is committed before it succeeds)."""
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def threat_document(raw: bytes) -> dict[str, Any]:
+    """The stored form of one `threats.enriched` record; raises ValueError if it is not one."""
+    try:
+        t = ThreatEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValueError(f"not a threat event: {exc.errors()[0]['msg']}") from None
+    doc = t.model_dump(mode="json")
+    doc.update(_id=t.event_id, detected_at=_dt(t.detected_at_ms), event_time=_dt(t.event_time_ms))
+    return doc
+
+
+def action_document(raw: bytes) -> dict[str, Any]:
+    """The stored form of one `actions.healing` record; raises ValueError if it is not one."""
+    try:
+        a = HealingAction.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValueError(f"not a healing action: {exc.errors()[0]['msg']}") from None
+    doc = a.model_dump(mode="json")
+    doc.update(_id=a.action_id, issued_at=_dt(a.issued_at_ms))
+    return doc
+
+
+class MongoSink:
+    """Batched, idempotent writes of threats and actions, with the indexes a SOC queries by."""
+
+    def __init__(self, db: Database, *, ttl_days: float = 0.0) -> None:
+        self.db = db
+        self.ttl_s = int(ttl_days * 86400)
+        self.ttl_modes: dict[str, TtlMode] = {}
+        try:
+            t, a = db[THREATS], db[ACTIONS]
+            # By entity, by time, by label: the three questions an analyst starts with.
+            t.create_index([("entity.value", ASCENDING), ("detected_at", DESCENDING)], name="entity_time")
+            t.create_index([("ml_predicted_label", ASCENDING), ("detected_at", DESCENDING)], name="label_time")
+            t.create_index([("severity", ASCENDING), ("detected_at", DESCENDING)], name="severity_time")
+            a.create_index([("target", ASCENDING), ("issued_at", DESCENDING)], name="target_time")
+            a.create_index([("action", ASCENDING), ("issued_at", DESCENDING)], name="action_time")
+            for coll, field in ((t, "detected_at"), (a, "issued_at")):
+                if self.ttl_s:
+                    self.ttl_modes[coll.name] = ensure_ttl_index(coll, field, self.ttl_s)
+                else:
+                    coll.create_index([(field, DESCENDING)], name=f"{field}_desc")
+        except PyMongoError as exc:
+            raise SinkError(f"cannot prepare MongoDB collections in {db.name!r}: {exc}") from exc
+
+    def write(self, collection: str, docs: list[dict[str, Any]]) -> int:
+        """Upsert documents by `_id`; returns how many were written."""
+        if not docs:
+            return 0
+        # The last copy of an id in the batch wins, as it would in sequence.
+        by_id = {d["_id"]: d for d in docs}
+        ops = [ReplaceOne({"_id": k}, d, upsert=True) for k, d in by_id.items()]
+        try:
+            self.db[collection].bulk_write(ops, ordered=False)
+        except PyMongoError as exc:
+            raise SinkError(f"writing {len(ops)} document(s) to {collection!r} failed: {exc}") from exc
+        return len(ops)
+
+    def purge(self, now: datetime) -> int:
+        """Delete expired documents where the server has no TTL indexes (FerretDB 1.x)."""
+        gone = 0
+        for name, field in ((THREATS, "detected_at"), (ACTIONS, "issued_at")):
+            if self.ttl_modes.get(name) is TtlMode.PURGE:
+                try:
+                    gone += purge_expired(self.db[name], field, self.ttl_s, now)
+                except PyMongoError as exc:
+                    raise SinkError(f"purging {name!r} failed: {exc}") from exc
+        return gone
