@@ -4,9 +4,10 @@ from .anomaly import DETECTORS, CalibratedAnomalyModel
 from .batch import ScoreResult, score_batch
 from .bundle import BatchScores, ModelBundle, load_bundle, severity_for
 from .conformance import check_bundle
+from .drift import DriftMonitor, psi, reference_from
 from .errors import BundleError, ConformanceError, ScoringError
 from .explain import explain
-from .train import TrainParams, evaluate, train_bundle
+from .train import TrainParams, evaluate, promotion_gate, train_bundle
 
 __all__ = [
     "BatchScores",
@@ -14,6 +15,7 @@ __all__ = [
     "CalibratedAnomalyModel",
     "ConformanceError",
     "DETECTORS",
+    "DriftMonitor",
     "ModelBundle",
     "ScoreResult",
     "ScoringError",
@@ -22,6 +24,9 @@ __all__ = [
     "evaluate",
     "explain",
     "load_bundle",
+    "promotion_gate",
+    "psi",
+    "reference_from",
     "score_batch",
     "severity_for",
     "train_bundle",

@@ -24,6 +24,7 @@ from features.extract import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 
 from .anomaly import CalibratedAnomalyModel
 from .bundle import ModelBundle
+from .drift import reference_from
 from .errors import ScoringError
 
 __all__ = ["TrainParams", "train_bundle", "evaluate"]
@@ -109,6 +110,8 @@ def train_bundle(
             "train_class_counts": {str(c): int(n) for c, n in zip(classes, counts)},
             "params": dict(p),
             "sklearn_version": sklearn.__version__,
+            # What live features are compared with to measure drift (PSI).
+            "drift_reference": reference_from(x, names),
         },
     )
 
@@ -157,3 +160,27 @@ def evaluate(bundle: ModelBundle, test: Dataset) -> dict[str, Any]:
         out["classifier"]["attack_roc_auc"] = float(roc_auc_score(is_attack, scores.p_attack))
     out["_curves"] = {"is_attack": is_attack, "anomaly": scores.anomaly, "p_attack": scores.p_attack}
     return out
+
+
+def promotion_gate(champion: dict[str, Any] | None, challenger: dict[str, Any], *,
+                   max_regression: float = 0.005) -> tuple[bool, str]:
+    """Whether a challenger may replace the champion, both evaluated on the same rows; and why.
+
+    Metrics are `evaluate()` output. Neither the classifier's macro-F1 nor the anomaly ROC AUC
+    may fall by more than `max_regression`. Without a champion the challenger passes.
+    """
+    if champion is None:
+        return True, "no champion to compare with"
+    checks = [("classifier macro-F1", champion["classifier"]["macro_f1"], challenger["classifier"]["macro_f1"]),
+              ("anomaly ROC AUC", champion["anomaly"].get("roc_auc"), challenger["anomaly"].get("roc_auc"))]
+    worse, parts = [], []
+    for what, old, new in checks:
+        if old is None or new is None:
+            parts.append(f"{what} not comparable")
+            continue
+        parts.append(f"{what} {new:.4f} vs {old:.4f}")
+        if new < old - max_regression:
+            worse.append(f"{what} fell from {old:.4f} to {new:.4f} (more than {max_regression:g})")
+    if worse:
+        return False, "; ".join(worse)
+    return True, "; ".join(parts)

@@ -26,12 +26,15 @@ from faust.serializers import codecs
 from faust.types import TP
 
 from features.entities import EntityState
+from features.extract import FEATURE_NAMES
 from features.parsing import TimeBounds
 from features.windows import WindowConfig
 from scoring.bundle import ModelBundle
+from scoring.drift import DriftMonitor
 from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, release, validate
 
 from . import _faust_fixes, sink, stages
+from .control import Command, sign
 from .errors import StreamsError
 from .metrics import Metrics
 from .models import open_store
@@ -121,12 +124,11 @@ class Pipeline:
     def __init__(self, settings: Settings, bundle: ModelBundle, *, clock: Callable[[], datetime] = _utcnow,
                  store: ModelStore | None = None) -> None:
         self.settings = s = settings
-        self.bundle = bundle
         self._store = store
         self.clock = clock
         self.metrics = Metrics()
-        self.metrics.model.info({"name": bundle.name, "version": bundle.version,
-                                 "feature_schema_version": bundle.feature_schema_version})
+        self.serve(bundle)
+        self.last_retrain_request_monotonic: float | None = None
         self.names = topic_names(s)
         self.window_cfg = WindowConfig(allowed_lateness_ms=s.allowed_lateness_s * 1000, idle_ttl_ms=s.idle_ttl_s * 1000)
         self.bounds = TimeBounds(max_future=timedelta(seconds=s.max_future_s),
@@ -145,6 +147,14 @@ class Pipeline:
         self._healing_state: HealingState | None = None
         self._sink: sink.MongoSink | None = None
         self.app = self._build_app()
+
+    def serve(self, bundle: ModelBundle) -> None:
+        """Serve `bundle` from the next batch on (a batch reads the bundle once), with fresh drift counts."""
+        self.bundle = bundle
+        self.metrics.model.info({"name": bundle.name, "version": bundle.version,
+                                 "feature_schema_version": bundle.feature_schema_version})
+        ref = bundle.metadata.get("drift_reference")
+        self.drift = DriftMonitor(ref, FEATURE_NAMES, window=self.settings.drift_window_events) if ref else None
 
     @property
     def store(self) -> ModelStore:
@@ -192,6 +202,7 @@ class Pipeline:
         self.actions_t = app.topic(self.names.actions, **raw)
         self.deadletter_t = app.topic(self.names.deadletter, **raw)
         self.scored_t = app.topic(self.names.scored, **raw)
+        self.retrain_t = app.topic(self.names.retrain, **raw)
         self.entities = app.Table("entity-state", default=None, partitions=n, key_type=bytes,
                                   value_type=_EntityStateValue, use_partitioner=True)
         self.healing = app.Table("healing-state", default=None, partitions=1, key_type=bytes,
@@ -301,6 +312,36 @@ class Pipeline:
                 m.lag.observe(max(lag, 0.0))
                 m.processing_lag.observe(max(plag, 0.0))
             m.events.labels("scored").inc(len(messages))
+            if self.drift is not None:
+                await self._watch_drift(out.x)
+
+    async def _watch_drift(self, x: Any) -> None:
+        """Count rows into the drift window; at its end export the PSI and, past the threshold, ask for a retrain."""
+        s, m = self.settings, self.metrics
+        report = self.drift.observe(x) if self.drift is not None else None
+        if report is None:
+            return
+        for feature, value in report.items():
+            m.feature_psi.labels(feature).set(value)
+        overall = DriftMonitor.overall(report)
+        feature, worst = DriftMonitor.worst(report)
+        m.drift_psi.set(overall)
+        # The first window after a start or a swap is not judged: entity windows are still filling
+        # (on generator traffic its PSI runs up to twice that of later windows).
+        if overall < s.drift_psi_threshold or (self.drift is not None and self.drift.completed < 2):
+            return
+        now = time.monotonic()
+        last = self.last_retrain_request_monotonic
+        if last is not None and now - last < s.drift_cooldown_s:
+            return
+        self.last_retrain_request_monotonic = now
+        reason = (f"drift: mean feature PSI {overall:.3f} (threshold {s.drift_psi_threshold:g}; highest {worst:.3f} "
+                  f"on {feature}) over the last {s.drift_window_events} events scored by {self.bundle.version}")
+        env = sign(Command(op="retrain", reason=reason), s.signing_secret.get_secret_value(),
+                   now_ms=int(self.clock().timestamp() * 1000), issuer=f"worker:{self.operations.worker_id}")
+        await self.retrain_t.send(key=b"retrain", value=env.model_dump_json().encode())
+        m.retrain_requests.labels("drift").inc()
+        log.warning("retrain requested: %s", reason)
 
     async def _sink_threats_agent(self, stream: faust.StreamT) -> None:
         await self._sink_agent(stream, sink.THREATS, sink.threat_document)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "RetrainMetrics"]
 
 _LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 _BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
@@ -15,6 +15,11 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        self.feature_psi = Gauge("streamguard_feature_psi", "PSI of each model feature in the last drift window "
+                                 "against the training data.", ["feature"], registry=r)
+        self.drift_psi = Gauge("streamguard_drift_psi", "Mean feature PSI in the last drift window (the drift signal).", registry=r)
+        self.retrain_requests = Counter("streamguard_retrain_requests_total", "Retrain requests sent, by reason.",
+                                        ["reason"], registry=r)
         self.sink_written = Counter("streamguard_sink_documents_total", "Documents written to MongoDB, by collection.",
                                     ["collection"], registry=r)
         self.sink_errors = Counter("streamguard_sink_errors_total", "Failed MongoDB batch writes (retried), by collection.",
@@ -49,3 +54,18 @@ class Metrics:
     def render(self) -> bytes:
         """The exposition text for /metrics."""
         return generate_latest(self.registry)
+
+
+class RetrainMetrics:
+    """What the retrain worker exports."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("streamguard_retrain_requests_received_total",
+                                "Retrain requests by what became of them (accepted, coalesced, rejected).",
+                                ["outcome"], registry=r)
+        self.runs = Counter("streamguard_retrain_runs_total",
+                            "Retrain runs by trigger (operator, drift, interval) and outcome (promoted, kept, failed).",
+                            ["trigger", "outcome"], registry=r)
+        self.seconds = Histogram("streamguard_retrain_seconds", "Duration of retrain runs.",
+                                 buckets=(10, 30, 60, 120, 300, 600, 1800, 3600), registry=r)

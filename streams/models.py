@@ -10,12 +10,13 @@ from features.extract import FEATURE_SCHEMA_VERSION
 from .errors import SettingsError, StreamsError
 
 if TYPE_CHECKING:
-    from registry import ModelStore
+    from registry import ModelStore, VersionInfo
     from scoring.bundle import ModelBundle
+    from scoring.training import TrainingResult
 
     from .settings import Settings
 
-__all__ = ["ModelRefused", "describe_store", "load_version", "open_store"]
+__all__ = ["ModelRefused", "artifact_cache", "describe_store", "load_version", "open_store", "register_trained"]
 
 
 class ModelRefused(StreamsError):
@@ -90,3 +91,22 @@ def load_version(store: ModelStore, name: str, version: str, cache_dir: Path, *,
     except ConformanceError as exc:
         raise ModelRefused("conformance", str(exc), version=version) from None
     return bundle
+
+
+def register_trained(store: ModelStore, result: TrainingResult, *, name: str, feature_set: str,
+                     extra: dict | None = None, description: dict | None = None) -> VersionInfo:
+    """Register a training result (artifact, report, metadata) and, in MongoDB, its training history."""
+    from registry import VersionInfo
+
+    b = result.bundle
+    info = store.register(
+        VersionInfo(name=name, version=b.version, sha256=result.sha256, feature_schema_version=b.feature_schema_version,
+                    created_ms=b.metadata["trained_at_ms"], metrics=b.metadata["metrics"],
+                    data_fingerprint=b.metadata["data_fingerprint"],
+                    extra={"conformance": result.conformance, "feature_set": feature_set, **(extra or {})}),
+        result.artifact, result.report.parent,
+    )
+    if hasattr(store, "record_training"):  # MongoDB keeps every training run in ml_training_history
+        store.record_training(name, b.version, b.metadata["metrics"], b.metadata["data_fingerprint"],
+                              b.metadata["trained_at_ms"], {**(description or {}), **(extra or {})})
+    return info

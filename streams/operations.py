@@ -131,9 +131,7 @@ class Operations:
         bundle = await asyncio.to_thread(load_version, p.store, s.model_name, version, artifact_cache(s),
                                          expected_sha256=expected_sha256)
         old = p.bundle.version
-        p.bundle = bundle  # between two batches: a batch reads the bundle once
-        p.metrics.model.info({"name": bundle.name, "version": bundle.version,
-                              "feature_schema_version": bundle.feature_schema_version})
+        p.serve(bundle)  # between two batches: a batch reads the bundle once
         p.metrics.model_swaps.inc()
         return f"model {old} -> {bundle.version} in {time.monotonic() - started:.2f} s"
 

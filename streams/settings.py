@@ -55,6 +55,17 @@ class Settings(BaseSettings):
     max_future_s: int = Field(86400, ge=0, description="Events further than this in the future are dead-lettered.")
     not_before: str = Field("2000-01-01T00:00:00Z", description="Events before this instant are dead-lettered.")
 
+    # Drift
+    drift_window_events: int = Field(5000, ge=100, description="Scored events per drift (PSI) measurement window.")
+    drift_psi_threshold: float = Field(0.25, gt=0, description="Mean feature PSI at or above which a worker asks "
+                                                               "for a retrain on models.retrain.")
+    drift_cooldown_s: float = Field(3600.0, ge=0, description="Least time between two drift retrain requests of a worker.")
+
+    # Retraining (streamguard retrain-worker)
+    auto_retrain_hours: float = Field(0.0, ge=0, description="Retrain on this interval (0: only on request).")
+    retrain_min_interval_s: float = Field(600.0, ge=0, description="Drift and interval retrains are skipped this "
+                                                                   "soon after the last run.")
+
     # Healing
     dry_run: bool = Field(False, description="Emit actions with dry_run=true: enforcement agents log instead of acting.")
     allowlist: str = Field("", description="Comma-separated CIDRs never acted on, e.g. 10.0.0.0/8,192.168.0.0/16.")

@@ -124,6 +124,7 @@ class ScoredBatch:
     lags_s: list[float]  # event time to now
     processing_lags_s: list[float]  # ingest to now
     model_seconds: float
+    x: np.ndarray  # the full feature rows, in FEATURE_NAMES order (for drift)
 
 
 def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, threshold: int,
@@ -156,4 +157,5 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
         lags_s=[(now_ms - e.ts_ms) / 1000.0 for e in events],
         processing_lags_s=[(now_ms - m["in"]) / 1000.0 for m in messages],
         model_seconds=model_seconds,
+        x=x,
     )

@@ -8,6 +8,7 @@ from . import _schemas  # noqa: F401 - registers the schemas command
 from . import _tail  # noqa: F401 - registers the tail command
 from . import _traffic  # noqa: F401 - registers the produce, simulate and replay commands
 from . import _control  # noqa: F401 - registers the control commands
+from . import _retrain  # noqa: F401 - registers the retrain-worker command
 from . import _demo  # noqa: F401 - registers the demo command
 from . import _worker  # noqa: F401 - registers the worker command
 from ._app import app, console

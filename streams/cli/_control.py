@@ -28,7 +28,7 @@ app.add_typer(control_app, name="control")
 _WAIT = typer.Option(5.0, "--wait", "-w", help="Seconds to collect the workers' replies (0: do not wait).")
 
 
-def send_signed(command: Command, wait_s: float, *, announce: bool = False) -> int:
+def send_signed(command: Command, wait_s: float, *, announce: bool = False, expect: int | None = None) -> int:
     """Sign, send, then print each worker's reply for this command; the exit code to use.
 
     Commands go to the control topic, announcements of new model versions to models.retrain.
@@ -52,7 +52,7 @@ def send_signed(command: Command, wait_s: float, *, announce: bool = False) -> i
     say(f"sent {command.op} (nonce {env.nonce[:12]}…)")
     if replies is None:
         return 0
-    got = replies.collect(env.nonce, wait_s)
+    got = replies.collect(env.nonce, wait_s, expect)
     if not got:
         say(f"[yellow]no worker replied within {wait_s:g} s[/] (are workers running with this prefix?)")
         return 1
@@ -60,15 +60,16 @@ def send_signed(command: Command, wait_s: float, *, announce: bool = False) -> i
     for r in got:
         colour = {"applied": "green"}.get(r["outcome"], "red")
         bad += r["outcome"] != "applied"
-        st = r["state"]
-        say(f"[{colour}]{r['outcome']}[/] {escape(r['worker'])}: {escape(r['detail'])}  "
-            f"[dim](model {st['model']['version']}, threshold {st['threat_threshold']}, dry_run {st['dry_run']}, "
-            f"paused {st['paused']})[/]")
+        st = r.get("state") or {}
+        shown = [f"model {(st.get('model') or {}).get('version')}"] + [
+            f"{label} {st[k]}" for k, label in (("threat_threshold", "threshold"), ("dry_run", "dry_run"),
+                                                ("paused", "paused")) if k in st]
+        say(f"[{colour}]{r['outcome']}[/] {escape(r['worker'])}: {escape(r['detail'])}  [dim]({', '.join(shown)})[/]")
     return 1 if bad else 0
 
 
-def _send(command: Command, wait_s: float) -> None:
-    raise typer.Exit(send_signed(command, wait_s))
+def _send(command: Command, wait_s: float, expect: int | None = None) -> None:
+    raise typer.Exit(send_signed(command, wait_s, expect=expect))
 
 
 class _ReplyReader:
@@ -82,10 +83,11 @@ class _ReplyReader:
         md = self.c.list_topics(topic, timeout=10)
         self.c.assign([TopicPartition(topic, p, OFFSET_END) for p in md.topics[topic].partitions])
 
-    def collect(self, nonce: str, wait_s: float) -> list[dict[str, Any]]:
+    def collect(self, nonce: str, wait_s: float, expect: int | None = None) -> list[dict[str, Any]]:
+        """Replies to `nonce` for wait_s seconds, or until `expect` of them came."""
         out, deadline = [], time.monotonic() + wait_s
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and (expect is None or len(out) < expect):
                 for m in self.c.consume(100, 0.2):
                     if m.error() is None:
                         r = orjson.loads(m.value())
@@ -187,9 +189,11 @@ def status(wait: float = _WAIT) -> None:
 
 
 @control_app.command("retrain")
-def retrain(wait: float = _WAIT) -> None:
-    """Request a retrain (workers answer that no retrain worker is running yet)."""
-    _send(Command(op="retrain"), wait)
+def retrain(reason: str = typer.Option("operator request", "--reason", help="Why (kept with the new version)."),
+            wait: float = typer.Option(600.0, "--wait", "-w", help="Seconds to wait for the retrain worker's answer "
+                                                                  "(a run trains a model: minutes).")) -> None:
+    """Ask the retrain worker (`streamguard retrain-worker`) to train, gate and publish a new version."""
+    _send(Command(op="retrain", reason=reason), wait, expect=1)  # only the retrain worker answers
 
 
 

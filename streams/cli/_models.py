@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from ..models import describe_store
+from ..models import describe_store, register_trained
 from ..settings import get_settings
 from ._app import app, console
 
@@ -92,7 +92,6 @@ def train(
     files by time (the last part of each file) or by file. The evaluation report (JSON,
     markdown, confusion matrix and ROC/PR plots) is written beside the bundle.
     """
-    from registry import VersionInfo
     from scoring.train import TrainParams
     from scoring.training import Dataset, TrainingData, file_data, generator_data, run_training
 
@@ -116,16 +115,7 @@ def train(
                           params=TrainParams.defaults(anomaly_detector=detector, anomaly_threshold=anomaly_threshold))
     b = result.bundle
     reg = _registry()
-    info = reg.register(
-        VersionInfo(name=name, version=b.version, sha256=result.sha256, feature_schema_version=b.feature_schema_version,
-                    created_ms=b.metadata["trained_at_ms"], metrics=b.metadata["metrics"],
-                    data_fingerprint=b.metadata["data_fingerprint"],
-                    extra={"conformance": result.conformance, "feature_set": features.value}),
-        result.artifact, result.report.parent,
-    )
-    if hasattr(reg, "record_training"):  # MongoDB keeps every training run in ml_training_history
-        reg.record_training(name, b.version, b.metadata["metrics"], b.metadata["data_fingerprint"],
-                            b.metadata["trained_at_ms"], {"parts": data.description.get("parts", [])})
+    info = register_trained(reg, result, name=name, feature_set=features.value, description=data.description)
     if publish or activate or (activate is None and reg.active(name) is None):
         info = reg.activate(name, b.version)
     m = result.metrics

@@ -15,8 +15,7 @@ import pytest
 
 from registry import LocalRegistry
 from streams.control import Command, sign
-from streams.wire import ThreatEvent
-from tests.streams.conftest import BIN, drain, metric_sum, produce, unique_prefix, wait_for, wait_pipeline_idle
+from tests.streams.conftest import BIN, drain, metric_sum, produce, unique_prefix, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,38 +42,18 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     prefix = unique_prefix()
     app_id = prefix.rstrip(".")
     env["STREAMGUARD_TOPIC_PREFIX"] = prefix
-    workers = [start_worker(app_id, prefix, emit_scored=True, registry_dir=reg_dir, signing_secret=SECRET)
+    workers = [start_worker(app_id, prefix, registry_dir=reg_dir, signing_secret=SECRET)
                for _ in range(2)]
     assert {_versions(w) for w in workers} == {old}
 
-    # Continuous traffic while the model changes: 30 s of generator events at ~150 events/s.
-    sim = subprocess.Popen([str(BIN), "simulate", "--rate", "150", "--duration", "30", "--seed", "5"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(8)
-    sent_ms = int(time.time() * 1000)
+    # (Swapping under continuous traffic, with counts and the output pause, is measured in
+    # test_model_rollout.py; here the command path alone.)
     proc = subprocess.run([str(BIN), "control", "promote", new, "--wait", "0"], env=env, capture_output=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     t0 = time.monotonic()  # the command is on the topic
     wait_for(lambda: all(_versions(w) == new for w in workers), 5, "both workers serving the new version")
-    swapped_s = time.monotonic() - t0
-    swapped_ms = int(time.time() * 1000)
-    assert sim.wait(120) == 0, sim.stderr.read().decode()
-
-    wait_pipeline_idle(kafka_bootstrap, prefix, app_id, 180, lambda: workers[0].log_tail())
-    produced = sum(metric_sum(w.metrics(), "streamguard_events_in_total") for w in workers)
-    scored = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
-                                                                         idle_s=1)]
-    ids = {t.event_id for t in scored}
-    assert len(ids) == produced, f"{len(ids)} distinct verdicts for {produced} inputs"
-    by_version = {v: [t.detected_at_ms for t in scored if t.model.version == v] for v in (old, new)}
-    assert by_version[old] and by_version[new], "traffic should straddle the swap"
-    assert max(by_version[old]) <= swapped_ms, "an output named the old version after both workers swapped"
-    assert min(by_version[new]) >= sent_ms, "an output named the new version before it was promoted"
-    times = sorted(t.detected_at_ms for t in scored if sent_ms - 5000 <= t.detected_at_ms <= swapped_ms + 5000)
-    pause_s = max(b - a for a, b in zip(times, times[1:])) / 1000
-    print(f"\nswap: both workers on {new} {swapped_s:.2f} s after the command; longest output pause around it "
-          f"{pause_s:.2f} s; {produced} events in, {len(ids)} verdicts out")
+    print(f"\npromote: both workers on {new} {time.monotonic() - t0:.2f} s after the command")
 
     # Forged commands: unsigned, wrongly signed, replayed, and a signed one naming an altered artifact.
     control = f"{prefix}ops.control"
