@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from features.dataset import Dataset, build_dataset, time_order
+from features.dataset import Dataset, build_dataset
 from features.errors import ParseError
 from features.events import Event
 from features.extract import EVENT_FEATURES, FEATURE_NAMES

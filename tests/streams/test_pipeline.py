@@ -15,7 +15,7 @@ import pytest
 
 from features.scenarios import ScenarioConfig, attackers, generate, normal_sources
 from streams.wire import DeadLetter, HealingAction, ThreatEvent
-from tests.streams.conftest import drain, metric_sum, produce, unique_prefix, wait_for, wait_pipeline_idle
+from tests.streams.conftest import drain, metric_sum, produce, unique_prefix, wait_pipeline_idle
 
 pytestmark = pytest.mark.integration
 
