@@ -26,6 +26,8 @@ control_app = typer.Typer(
 app.add_typer(control_app, name="control")
 
 _WAIT = typer.Option(5.0, "--wait", "-w", help="Seconds to collect the workers' replies (0: do not wait).")
+_EXPECT = typer.Option(0, "--expect", "-n", min=0, help="Stop waiting once this many workers replied (0: wait "
+                                                         "the whole --wait).")
 
 
 def send_signed(command: Command, wait_s: float, *, announce: bool = False, expect: int | None = None) -> int:
@@ -100,7 +102,7 @@ class _ReplyReader:
 
 @control_app.command("promote")
 def promote(version: str = typer.Argument(..., help="A registered version (see `streamguard models list`)."),
-            wait: float = _WAIT) -> None:
+            wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Make VERSION the active model in the registry and swap it in on every worker.
 
     Each worker verifies the artifact's sha256, its feature schema version and the
@@ -116,52 +118,52 @@ def promote(version: str = typer.Argument(..., help="A registered version (see `
     # Refuses a missing or altered artifact before anything changes.
     reg.fetch_artifact(s.model_name, version, artifact_cache(s))
     reg.activate(s.model_name, version)
-    _send(Command(op="promote", version=version), wait)
+    _send(Command(op="promote", version=version), wait, expect or None)
 
 
 @control_app.command("rollback")
 def rollback(to: str = typer.Option(None, "--to", help="Version to return to (default: the previous one)."),
-             wait: float = _WAIT) -> None:
+             wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Return the registry to the previous (or a named) version and swap it in on every worker."""
     from ._models import _registry
 
     s = get_settings()
     info = _registry().rollback(s.model_name, to)
-    _send(Command(op="rollback", version=info.version), wait)
+    _send(Command(op="rollback", version=info.version), wait, expect or None)
 
 
 @control_app.command("set-threshold")
 def set_threshold(value: int = typer.Argument(..., min=0, max=100, help="Risk (0-100) from which an event is a threat."),
-                  wait: float = _WAIT) -> None:
+                  wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Change the risk threshold for threat events on every worker."""
-    _send(Command(op="set_threshold", value=value), wait)
+    _send(Command(op="set_threshold", value=value), wait, expect or None)
 
 
 @control_app.command("pause")
-def pause(wait: float = _WAIT) -> None:
+def pause(wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Pause enforcement: from now on only alerts are emitted (blocks already issued stay)."""
-    _send(Command(op="pause_actions"), wait)
+    _send(Command(op="pause_actions"), wait, expect or None)
 
 
 @control_app.command("resume")
-def resume(wait: float = _WAIT) -> None:
+def resume(wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Resume enforcement after `pause`."""
-    _send(Command(op="resume_actions"), wait)
+    _send(Command(op="resume_actions"), wait, expect or None)
 
 
 @control_app.command("dry-run")
 def dry_run(state: str = typer.Argument(..., metavar="on|off", help="on: actions are emitted with dry_run true."),
-            wait: float = _WAIT) -> None:
+            wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Switch dry-run mode on or off on every worker."""
     if state not in ("on", "off"):
         raise fail("dry-run takes 'on' or 'off'")
-    _send(Command(op="dry_run", on=state == "on"), wait)
+    _send(Command(op="dry_run", on=state == "on"), wait, expect or None)
 
 
 @control_app.command("allowlist")
 def allowlist(action: str = typer.Argument(..., metavar="add|remove"),
               cidr: str = typer.Argument(..., help="An IPv4/IPv6 network, e.g. 10.0.0.0/8 or 203.0.113.7/32."),
-              wait: float = _WAIT) -> None:
+              wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Add a CIDR to (or remove it from) the allowlist: allowlisted addresses are never acted on."""
     if action not in ("add", "remove"):
         raise fail("allowlist takes 'add' or 'remove'")
@@ -169,23 +171,24 @@ def allowlist(action: str = typer.Argument(..., metavar="add|remove"),
         command = Command(op="allowlist", action=action, cidr=cidr)
     except ValueError as exc:
         raise fail(f"not a valid CIDR: {cidr!r} ({exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc})") from None
-    _send(command, wait)
+    _send(command, wait, expect or None)
 
 
 @control_app.command("unblock")
-def unblock(target: str = typer.Argument(..., help="The blocked IP address."), wait: float = _WAIT) -> None:
+def unblock(target: str = typer.Argument(..., help="The blocked IP address."), wait: float = _WAIT,
+            expect: int = _EXPECT) -> None:
     """Lift every active block on TARGET now (an `unblock_ip` action is emitted)."""
     try:
         command = Command(op="unblock", target=target)
     except ValueError:
         raise fail(f"not an IP address: {target!r}") from None
-    _send(command, wait)
+    _send(command, wait, expect or None)
 
 
 @control_app.command("status")
-def status(wait: float = _WAIT) -> None:
+def status(wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Ask every worker for its model, threshold and switches."""
-    _send(Command(op="status"), wait)
+    _send(Command(op="status"), wait, expect or None)
 
 
 @control_app.command("retrain")

@@ -86,18 +86,21 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
 
     # A signed rollback through the CLI brings the old version back on both.
     artifact.write_bytes(pristine)
-    proc = subprocess.run([str(BIN), "control", "rollback", "--wait", "8"], env=env, capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", "rollback", "--wait", "30", "--expect", "2"], env=env,
+                          capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     wait_for(lambda: all(_versions(w) == old for w in workers), 5, "both workers back on the old version")
     assert reg.active("streamguard").version == old
 
     # Operator switches reach both workers; `status` answers for each.
     for args in (["set-threshold", "85"], ["dry-run", "on"], ["pause"], ["allowlist", "add", "198.51.100.0/24"]):
-        proc = subprocess.run([str(BIN), "control", *args, "--wait", "6"], env=env, capture_output=True, timeout=60)
+        proc = subprocess.run([str(BIN), "control", *args, "--wait", "30", "--expect", "2"], env=env,
+                              capture_output=True, timeout=60)
         assert proc.returncode == 0, (args, proc.stdout.decode() + proc.stderr.decode())
     for w in workers:
         h = json.loads(w.get("/health")[1])
         assert h["threat_threshold"] == 85 and h["dry_run"] and h["paused"]
-    proc = subprocess.run([str(BIN), "control", "status", "--wait", "6"], env=env, capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", "status", "--wait", "30", "--expect", "2"], env=env,
+                          capture_output=True, timeout=60)
     out = (proc.stdout + proc.stderr).decode()
     assert proc.returncode == 0 and out.count("applied") == 2, out
