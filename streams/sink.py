@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -33,26 +33,28 @@ def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
+def _document(raw: bytes, model: type[BaseModel], what: str, id_field: str,
+              times: dict[str, str]) -> dict[str, Any]:
+    """A wire record as stored: its fields, `_id` from `id_field`, and BSON datetimes from ms fields."""
+    try:
+        rec = model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValueError(f"not a {what}: {exc.errors()[0]['msg']}") from None
+    doc = rec.model_dump(mode="json")
+    doc["_id"] = doc[id_field]
+    doc.update({name: _dt(doc[ms]) for name, ms in times.items()})
+    return doc
+
+
 def threat_document(raw: bytes) -> dict[str, Any]:
     """The stored form of one `threats.enriched` record; raises ValueError if it is not one."""
-    try:
-        t = ThreatEvent.model_validate_json(raw)
-    except ValidationError as exc:
-        raise ValueError(f"not a threat event: {exc.errors()[0]['msg']}") from None
-    doc = t.model_dump(mode="json")
-    doc.update(_id=t.event_id, detected_at=_dt(t.detected_at_ms), event_time=_dt(t.event_time_ms))
-    return doc
+    return _document(raw, ThreatEvent, "threat event", "event_id",
+                     {"detected_at": "detected_at_ms", "event_time": "event_time_ms"})
 
 
 def action_document(raw: bytes) -> dict[str, Any]:
     """The stored form of one `actions.healing` record; raises ValueError if it is not one."""
-    try:
-        a = HealingAction.model_validate_json(raw)
-    except ValidationError as exc:
-        raise ValueError(f"not a healing action: {exc.errors()[0]['msg']}") from None
-    doc = a.model_dump(mode="json")
-    doc.update(_id=a.action_id, issued_at=_dt(a.issued_at_ms))
-    return doc
+    return _document(raw, HealingAction, "healing action", "action_id", {"issued_at": "issued_at_ms"})
 
 
 class MongoSink:
