@@ -265,7 +265,8 @@ class Pipeline:
                     state = touched.get(key)
                     if state is None:
                         state = self.entities.get(key)
-                    state, nxt, outcome = stages.apply_hop(msg, state, cfg=self.window_cfg)
+                    state, nxt, outcome = stages.apply_hop(
+                        msg, state, cfg=self.window_cfg, at=(f"hops:{event.message.partition}", event.message.offset))
                 except Exception as exc:  # noqa: BLE001 - one bad message must not stop the stage
                     await self._dead_letter_internal(event.message, event.value, exc)
                     continue

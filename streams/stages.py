@@ -90,18 +90,25 @@ def ingest(raw: bytes | None, *, input_kind: str, topic: str, partition: int, of
     return Ingested(event_id, _first_hop(event, event_id, received, f"{topic}:{partition}", offset))
 
 
-def apply_hop(msg: dict[str, Any], state: EntityState | None, *, cfg: WindowConfig) -> tuple[EntityState, Hop, str]:
+def apply_hop(msg: dict[str, Any], state: EntityState | None, *, cfg: WindowConfig,
+              at: tuple[str, int] | None = None) -> tuple[EntityState, Hop, str]:
     """Update this hop's entity state with the event and add its window features.
 
     Returns the state (new if there was none), the next hop, and what happened to the
     state: "counted", "late" (older than the lateness allows) or "duplicate" (this input
-    was applied before, e.g. redelivered after a crash).
+    was applied before, e.g. redelivered after a crash). `at` is where this hop message
+    was read (hop topic partition, offset); it becomes the next hop's delivery position.
     """
     role, _key = msg["route"][msg["i"]]
     event = event_from_dict(msg["ev"])
     if state is None:
         state = EntityState(role, cfg)
-    origin, offset = msg["src"]
+    # Duplicates are recognised by the position of the message that delivered the event here:
+    # the raw input for the first entity, the previous hop's message for the others. Messages
+    # from one such partition reach an entity in offset order, so a high-water mark per
+    # partition suffices. The raw position would not do past the first hop: events of one raw
+    # partition reach a destination through many source partitions, in any order.
+    origin, offset = msg.get("via") or msg["src"]
     if state.seen_before(origin, offset):
         outcome = "duplicate"
     else:
@@ -109,6 +116,8 @@ def apply_hop(msg: dict[str, Any], state: EntityState | None, *, cfg: WindowConf
         state.mark_applied(origin, offset)
     msg["parts"][role] = role_features(role, state, event)
     msg["i"] += 1
+    if at is not None:
+        msg["via"] = [at[0], at[1]]
     nxt = msg["route"][msg["i"]][1].encode() if msg["i"] < len(msg["route"]) else None
     return state, Hop(nxt, msg), outcome
 

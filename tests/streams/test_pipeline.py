@@ -176,6 +176,9 @@ def test_metrics_agree_with_the_topics(run: Run) -> None:
     assert metric_sum(m, "streamguard_actions_total") == len(run.actions)
     assert metric_sum(m, "streamguard_actions_total", action="block_ip", dry_run="false") == len(run.blocked())
     assert metric_sum(m, "streamguard_scoring_seconds_count") >= 1
+    # One worker, no crash, no rebalance: nothing is redelivered, so no window update may be
+    # skipped as a duplicate (a destination once dropped flows that arrived out of raw order).
+    assert metric_sum(m, "streamguard_window_skips_total", reason="duplicate") == 0
     assert metric_sum(m, "streamguard_end_to_end_lag_seconds_count") == len(run.scored)
     health = json.loads(run.workers[0].get("/health")[1])
     assert health["consuming"] and health["model"]["version"]
@@ -189,6 +192,12 @@ def test_dry_run_and_circuit_breaker(kafka_bootstrap: str, start_worker) -> None
     for i, t in enumerate(blocks):
         assert sum(1 for u in blocks[i:] if u - t < 60_000) <= 5
     assert any(a.degraded and a.action == "alert" for a in r.actions)
+
+
+def _why(t: ThreatEvent) -> str:
+    f = t.features
+    return (f"{t.event.get('src_ip')} ts={t.event_time_ms} {t.ml_predicted_label} risk={t.ml_risk_score} "
+            f"dst_srcs_1m={f.get('dst_distinct_srcs_1m')} dst_flows_10s={f.get('dst_flows_10s')}")
 
 
 def test_two_workers_match_one(kafka_bootstrap: str, start_worker, run: Run) -> None:
@@ -210,17 +219,23 @@ def test_two_workers_match_one(kafka_bootstrap: str, start_worker, run: Run) -> 
         a, b = one_scored.get(k), two_scored.get(k)
         if a and b:
             diff.update(n for n in a.features if a.features[n] != b.features[n])
-    # Measured: 89-93 % in common (it varies with load); every difference is in destination
-    # features (a busy target's windows cannot count what has not arrived yet, and with two
-    # workers it arrives in another order). Source-side verdicts, and so every block, agree.
-    assert {n for n, _ in diff.most_common(4)} <= {"dst_packets_per_s_10s", "dst_bytes_per_s_10s",
-                                                   "dst_distinct_srcs_1m", "dst_flows_10s"}, diff.most_common(8)
-    assert len(common) >= 0.85 * max(len(one_threats), len(two_threats))
+    # Measured: 96.5-98.1 % in common (it varies with load). The differences are in windows that
+    # cannot count what has not arrived yet: a busy destination fed by several source partitions,
+    # and a source whose logs and flows arrive from two topics read at different paces. With two
+    # workers they arrive in another order. Every block agrees.
+    assert {n for n, _ in diff.most_common(6)} <= {"dst_packets_per_s_10s", "dst_bytes_per_s_10s",
+                                                   "dst_distinct_srcs_1m", "dst_flows_10s", "src_events_1m",
+                                                   "src_flows_1m"}, diff.most_common(8)
+    print(f"threats in common: {len(common)} of {len(one_threats)} (one) / {len(two_threats)} (two); "
+          f"differing features: {diff.most_common(6)}")
+    assert len(common) >= 0.94 * max(len(one_threats), len(two_threats))
     # Labels of common threats: measured 98.6-99.x % the same (the same arrival-order effect).
     assert sum(one_threats[k] == two_threats[k] for k in common) >= 0.97 * len(common)
     truth = attackers(CFG)
     for label in ("brute_force", "port_scan", "ddos"):
-        assert (truth[label] - {ALLOWLISTED}) <= two.blocked()
+        missed = truth[label] - {ALLOWLISTED} - two.blocked()
+        assert not missed, f"{label}: not blocked by two workers: {sorted(missed)}\n" + "\n".join(
+            f"  {_why(t)}" for t in two.scored if t.event.get("src_ip") in missed)
     assert not (two.blocked() & normal_sources(CFG))
     assert two.blocked() == run.blocked()
     # Both workers did part of the work.

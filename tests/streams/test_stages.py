@@ -189,6 +189,26 @@ def test_applying_the_same_input_twice_counts_it_once() -> None:
     assert state.snapshot() != before
 
 
+def test_destination_counts_flows_that_arrive_out_of_raw_order() -> None:
+    """Flows of one raw partition from two sources reach their shared destination through two
+    source partitions, so the later raw offset may arrive first. Both are new to the destination;
+    a redelivery of either hop message is not."""
+    srcs: dict[bytes, EntityState] = {}
+    to_dst = []
+    for offset, src, hop_at in ((10, "198.51.100.4", ("hops:0", 7)), (11, "198.51.100.5", ("hops:3", 2))):
+        hop = ingested(flow(src_ip=src), kind="flows", partition=1, offset=offset).hop
+        srcs[hop.key], nxt, outcome = apply_hop(hop.message, None, cfg=CFG, at=hop_at)
+        assert outcome == "counted" and nxt.key == b"dst:10.0.0.5"
+        to_dst.append(decode(encode(nxt.message)))
+    dst = None
+    outcomes = []
+    for msg in (to_dst[1], to_dst[0], copy.deepcopy(to_dst[1]), copy.deepcopy(to_dst[0])):
+        dst, _, outcome = apply_hop(copy.deepcopy(msg), dst, cfg=CFG, at=("hops:2", len(outcomes)))
+        outcomes.append(outcome)
+    assert outcomes == ["counted", "counted", "duplicate", "duplicate"]
+    assert dst.srcs.count(dst.watermark_ms) == 2
+
+
 def test_older_offset_of_the_same_partition_is_a_duplicate() -> None:
     """Inputs of one partition reach an entity in offset order, so an entity keeps only the last
     offset applied per input partition: a lower offset arriving after a higher one must be a
