@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install models eval-cicids bench demo test test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
+.PHONY: help install models eval-cicids bench bench-quick demo test test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
         mongo-up mongo-down mongo-status mongo-clean infra-up infra-down clean
 
 help: ## list the targets
@@ -64,8 +64,15 @@ eval-cicids: install ## train+evaluate on the CICIDS2017 samples (time split per
 	$(BIN)/streamguard train --name cicids2017 --features event --split time --no-activate \
 	  --flows $(CICIDS_DIR)/ddos_part1.csv --flows $(CICIDS_DIR)/portscan_part1.csv --flows $(CICIDS_DIR)/thursday_benign.csv
 
-bench: install $(MODELS) ## benchmarks (not part of `make test`): figures in var/bench/
+BENCH_ARGS ?=
+
+bench: install $(MODELS) kafka-up ## benchmarks (not part of `make test`; ~1 h at 1M events): var/bench/report.json + .md
 	$(BIN)/python -m tests.benchmarks.bench_scoring
+	$(BIN)/python -m tests.benchmarks.bench_pipeline $(BENCH_ARGS)
+
+bench-quick: install $(MODELS) kafka-up ## the same figures on a small workload (a few minutes), to try the harness
+	$(BIN)/python -m tests.benchmarks.bench_pipeline --events 20000 --rates 1000 --latency-events 3000 \
+	  --entities 4000 --per-event-seconds 10
 
 demo: install $(MODELS) ## the main job: local Kafka, a worker, ~60 s of traffic with attacks, live view, summary
 	@$(BIN)/streamguard demo

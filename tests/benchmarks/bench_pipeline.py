@@ -1,0 +1,476 @@
+"""The pipeline on the local broker: throughput, latency, memory, hot-swap stall, and two baselines.
+
+Run with `make bench` (it starts the embedded Kafka); writes var/bench/report.json and
+report.md. Not a test: figures depend on the machine and its load, so they are reported,
+never asserted. Every figure is measured in this run, on this machine, on the same data:
+
+- throughput: a backlog of generator traffic (logs and flows, about 5 % attack events) in
+  4-partition topics, read by one worker, then by two workers in one group;
+- baselines on that backlog: (a) the same parse, windows and model, one model call per
+  event, as ML backends typically do; (b) a bare confluent-kafka consume-batch-score-produce
+  loop without Faust or repartitioning, the practical ceiling for Python;
+- latency: produce time to output time at fixed offered rates and at 80 % of the maximum;
+- memory: peak RSS of a live worker tracking N distinct entities;
+- hot swap: output stall and count in/out across a model swap at half the maximum rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from features.scenarios import ScenarioConfig, generate
+from tests.streams.conftest import (BIN, Worker, free_port, group_lag, metric_sum, pipeline_topics,
+                                    unique_prefix)
+
+OUT = Path("var/bench")
+ROOT = Path(__file__).resolve().parents[2]
+PARTITIONS = 4
+
+
+def _say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --- workload ------------------------------------------------------------------------------------
+
+
+def workload(n_events: int, seed: int = 11) -> list[tuple[str, bytes, bytes]]:
+    """At least n generator events as (topic kind, key, payload), ending a minute ago; ~5 % attacks."""
+    # Attack scenarios are time windows, so a longer run would dilute them: keep ~1,000 s of
+    # event time and scale benign and attack rates together (measured: 5.5 % attack events).
+    duration = 1000 if n_events >= 50_000 else 300
+    benign_eps = n_events / duration / 1.06
+    while True:
+        start = datetime.now(timezone.utc) - timedelta(seconds=duration + 60)
+        raws = generate(ScenarioConfig(seed=seed, duration_s=duration, benign_eps=benign_eps,
+                                       attack_intensity=3.0 * benign_eps / 200.0, start=start))
+        if len(raws) >= n_events:
+            return [(r.topic, r.actor.encode(), r.payload) for r in raws[:n_events]]
+        benign_eps *= 1.05 * n_events / max(len(raws), 1)
+
+
+def create_topics(bootstrap: str, prefix: str) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(f"{prefix}{t}.raw", PARTITIONS, 1) for t in ("logs", "flows")]).values():
+        f.result()
+
+
+def _producer(bootstrap: str):
+    from confluent_kafka import Producer
+
+    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
+                     "queue.buffering.max.messages": 500_000})
+
+
+def _send(p, topic: str, key: bytes, value: bytes, on_delivery=None) -> None:
+    while True:
+        try:
+            p.produce(topic, key=key, value=value, on_delivery=on_delivery)
+            return
+        except BufferError:
+            p.poll(0.05)
+
+
+def produce_backlog(bootstrap: str, prefix: str, events: list[tuple[str, bytes, bytes]]) -> None:
+    create_topics(bootstrap, prefix)
+    p = _producer(bootstrap)
+    for i, (kind, key, value) in enumerate(events):
+        _send(p, f"{prefix}{kind}.raw", key, value)
+        if i % 5000 == 0:
+            p.poll(0)
+    if p.flush(120):
+        raise RuntimeError("backlog not fully acknowledged by the broker")
+
+
+# --- workers -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    bootstrap: str
+    registry: Path
+    tmp: Path
+
+    def start(self, app_id: str, prefix: str, **settings: object) -> Worker:
+        port = free_port()
+        env = {**os.environ, "STREAMGUARD_KAFKA_BOOTSTRAP": self.bootstrap, "STREAMGUARD_APP_ID": app_id,
+               "STREAMGUARD_TOPIC_PREFIX": prefix, "STREAMGUARD_METRICS_PORT": str(port),
+               "STREAMGUARD_REGISTRY_DIR": str(self.registry), "STREAMGUARD_DATA_DIR": str(self.tmp / f"{app_id}-{port}"),
+               "STREAMGUARD_TOPIC_PARTITIONS": str(PARTITIONS),
+               **{f"STREAMGUARD_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}}
+        log = self.tmp / f"worker-{app_id}-{port}.log"
+        proc = subprocess.Popen([str(BIN), "worker", "--loglevel=warn"], cwd=ROOT, env=env,
+                                stdout=log.open("w"), stderr=subprocess.STDOUT)
+        return Worker(proc, port, log, env)
+
+
+def wait_idle(bootstrap: str, prefix: str, app_id: str, workers: list[Worker], total: int, timeout_s: float) -> float:
+    """Poll until every stage has committed all its input; the time it happened (progress every 10 s)."""
+    topics = pipeline_topics(prefix, app_id)
+    deadline = time.monotonic() + timeout_s
+    last_report = time.monotonic()
+    while time.monotonic() < deadline:
+        for w in workers:
+            if w.proc.poll() is not None:
+                raise RuntimeError("a worker exited:\n" + w.log_tail())
+        lag = group_lag(bootstrap, app_id, topics)
+        if lag and not any(lag.values()):
+            return time.monotonic()
+        if time.monotonic() - last_report > 10:
+            raw = sum(v for k, v in lag.items() if ".raw[" in k)
+            _say(f"  {total - raw:,} of {total:,} raw events read, {sum(lag.values()):,} messages uncommitted")
+            last_report = time.monotonic()
+        time.sleep(0.5)
+    raise RuntimeError(f"pipeline not idle after {timeout_s:.0f} s")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def throughput(c: Cluster, events: list[tuple[str, bytes, bytes]], workers: int, timeout_s: float) -> dict[str, Any]:
+    prefix = unique_prefix()
+    app_id = prefix.rstrip(".")
+    produce_backlog(c.bootstrap, prefix, events)
+    _say(f"throughput, {workers} worker(s): {len(events):,} events waiting")
+    started = time.monotonic()
+    ws = [c.start(app_id, prefix) for _ in range(workers)]
+    try:
+        for w in ws:
+            w.wait_ready(120)
+        ready = time.monotonic()
+        done = wait_idle(c.bootstrap, prefix, app_id, ws, len(events), timeout_s)
+        metrics = [w.metrics() for w in ws]
+        scored = sum(metric_sum(m, "streamguard_events_total", outcome="scored") for m in metrics)
+        dead = sum(metric_sum(m, "streamguard_events_total", outcome="deadlettered") for m in metrics)
+        out = {"events": len(events), "scored": int(scored), "deadlettered": int(dead),
+               "seconds": done - ready, "startup_seconds": ready - started,
+               "events_per_s": len(events) / (done - ready),
+               "peak_rss_bytes": [peak_rss_bytes(w.proc.pid) for w in ws]}
+        _say(f"  {out['events_per_s']:,.0f} events/s ({out['seconds']:.1f} s; scored {scored:,.0f}, "
+             f"dead-lettered {dead:,.0f})")
+        return out
+    finally:
+        for w in ws:
+            w.stop()
+
+
+# --- baselines -----------------------------------------------------------------------------------
+
+
+def baseline_loop(c: Cluster, n_events: int, *, per_event: bool, limit_s: float) -> dict[str, Any]:
+    """Consume the raw topics in batches, walk each event through its entity states in-process,
+    score, produce threats; `per_event` calls the model once per event instead of once per batch."""
+    from confluent_kafka import Consumer
+
+    from features.parsing import TimeBounds
+    from features.windows import WindowConfig
+    from registry import LocalRegistry
+    from scoring.bundle import load_bundle
+    from streams import stages
+    from streams.wire import DeadLetter
+
+    reg = LocalRegistry(c.registry)
+    info = reg.active("streamguard")
+    bundle = load_bundle(reg.artifact_path(info.name, info.version), info.sha256)
+    prefix = unique_prefix()
+    events = workload(n_events)
+    produce_backlog(c.bootstrap, prefix, events)
+    cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": prefix + "bare", "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False, "fetch.max.bytes": 50_000_000})
+    cons.subscribe([f"{prefix}logs.raw", f"{prefix}flows.raw"])
+    prod = _producer(c.bootstrap)
+    out_topic = f"{prefix}threats.enriched"
+    cfg, bounds = WindowConfig(), TimeBounds()
+    states: dict[bytes, Any] = {}
+    seen = threats = 0
+    t0 = None
+    while seen < len(events):
+        msgs = cons.consume(1000, timeout=1.0)
+        if not msgs:
+            continue
+        if t0 is None:
+            t0 = time.perf_counter()
+        ready = []
+        now = datetime.now(timezone.utc)
+        for m in msgs:
+            if m.error():
+                continue
+            seen += 1
+            out = stages.ingest(m.value(), input_kind=m.topic()[len(prefix):].split(".")[0], topic=m.topic(),
+                                partition=m.partition(), offset=m.offset(), now=now, bounds=bounds)
+            if isinstance(out, DeadLetter):
+                continue
+            hop = out.hop
+            while hop.key is not None:
+                key = hop.key
+                states[key], hop, _ = stages.apply_hop(hop.message, states.get(key), cfg=cfg)
+            ready.append(hop.message)
+        groups = [[msg] for msg in ready] if per_event else [ready]
+        for group in groups:
+            if not group:
+                continue
+            scored = stages.score_messages(group, bundle, threshold=50, emit_scored=False, now=now)
+            for key, value, _view, _rec in scored.threats:
+                _send(prod, out_topic, key, value)
+                threats += 1
+        prod.poll(0)
+        cons.commit(asynchronous=True)
+        if time.perf_counter() - t0 > limit_s:
+            break
+    prod.flush(60)
+    elapsed = time.perf_counter() - (t0 or time.perf_counter())
+    cons.close()
+    name = "per-event" if per_event else "bare loop"
+    out = {"events": seen, "threats": threats, "seconds": elapsed, "events_per_s": seen / elapsed,
+           "complete": seen >= len(events)}
+    _say(f"baseline {name}: {out['events_per_s']:,.0f} events/s ({seen:,} events in {elapsed:.1f} s)")
+    return out
+
+
+# --- latency -------------------------------------------------------------------------------------
+
+
+def latency(c: Cluster, rate: float, n_events: int, timeout_s: float, *, swap_to: str | None = None) -> dict[str, Any]:
+    """Offer `rate` events/s of fresh traffic to one worker; produce-to-output latency per event.
+
+    With `swap_to`, a signed `promote` is issued halfway and the output stall around it is measured.
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streams.wire import event_id_for
+
+    prefix = unique_prefix()
+    app_id = prefix.rstrip(".")
+    create_topics(c.bootstrap, prefix)
+    w = c.start(app_id, prefix, emit_scored=True)
+    sent: dict[str, float] = {}
+    try:
+        w.wait_ready(120)
+        events = workload(n_events, seed=int(rate))
+        p = _producer(c.bootstrap)
+        def delivered(err, msg, t: float) -> None:  # noqa: ANN001 - t is when the event was handed to the client
+            if err is None:
+                sent[event_id_for(f"{msg.topic()}:{msg.partition()}:{msg.offset()}")] = t
+
+        start = time.monotonic()
+        swap_at = len(events) // 2 if swap_to else -1
+        swap_t = None
+        for i, (kind, key, value) in enumerate(events):
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            t = time.time()
+            _send(p, f"{prefix}{kind}.raw", key, value, on_delivery=lambda err, msg, t=t: delivered(err, msg, t))
+            p.poll(0)
+            if i == swap_at:
+                swap_t = time.time()
+                subprocess.Popen([str(BIN), "control", "promote", swap_to], env=w.env, cwd=ROOT,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p.flush(60)
+        offered = len(events) / (time.monotonic() - start)
+        wait_idle(c.bootstrap, prefix, app_id, [w], len(events), timeout_s)
+        m = w.metrics()
+    finally:
+        w.stop()
+    # Read every output with the time the worker produced it.
+    cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": prefix + "lat", "enable.auto.commit": False})
+    topic = f"{prefix}events.scored"
+    md = cons.list_topics(topic, timeout=10).topics[topic]
+    cons.assign([TopicPartition(topic, p, 0) for p in md.partitions])
+    out: list[tuple[float, str, str]] = []
+    idle = time.monotonic()
+    while time.monotonic() - idle < 3:
+        for msg in cons.consume(5000, timeout=0.5):
+            if msg.error():
+                continue
+            idle = time.monotonic()
+            rec = orjson.loads(msg.value())
+            out.append((msg.timestamp()[1] / 1000.0, rec["event_id"], rec["model"]["version"]))
+    cons.close()
+    lat = sorted(ts - sent[eid] for ts, eid, _ in out if eid in sent)
+    q = statistics.quantiles(lat, n=100) if len(lat) >= 100 else [float("nan")] * 99
+    res = {"offered_events_per_s": offered, "events": len(events), "outputs": len(out),
+           "p50_s": q[49], "p95_s": q[94], "p99_s": q[98], "max_s": lat[-1] if lat else float("nan"),
+           "scored_metric": metric_sum(m, "streamguard_events_total", outcome="scored")}
+    if swap_to:
+        times = sorted(ts for ts, _, _ in out)
+        versions = [v for _, _, v in sorted(out)]
+        around = [b - a for a, b in zip(times, times[1:]) if swap_t - 2 <= a <= swap_t + 10]
+        first_new = next((ts for ts, _, v in sorted(out) if v == swap_to), None)
+        res.update({"swap_stall_s": max(around) if around else float("nan"),
+                    "median_gap_s": statistics.median([b - a for a, b in zip(times, times[1:])] or [0.0]),
+                    "swap_seconds_to_new_version": (first_new - swap_t) if first_new else float("nan"),
+                    "versions": sorted(set(versions)), "count_in": len(events), "count_out_distinct": len({e for _, e, _ in out})})
+    _say(f"latency at {offered:,.0f} events/s offered: p50 {res['p50_s']:.3f} s, p99 {res['p99_s']:.3f} s"
+         + (f"; swap stall {res['swap_stall_s']:.3f} s, in {res['count_in']:,} out {res['count_out_distinct']:,}"
+            if swap_to else ""))
+    return res
+
+
+# --- memory --------------------------------------------------------------------------------------
+
+
+def entities_rss(c: Cluster, n_entities: int, timeout_s: float) -> dict[str, Any]:
+    """Peak RSS of one worker after flows from n/2 distinct sources to n/2 distinct destinations."""
+    prefix = unique_prefix()
+    app_id = prefix.rstrip(".")
+    n_flows = n_entities // 2
+    base = int((datetime.now(timezone.utc) - timedelta(minutes=5)).timestamp() * 1000)
+    flows = []
+    for i in range(n_flows):
+        src = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+        dst = f"172.{16 + ((i >> 16) & 15)}.{(i >> 8) & 255}.{i & 255}"
+        flows.append(("flows", src.encode(), orjson.dumps({
+            "ts": base + i % 240_000, "src_ip": src, "src_port": 40000 + i % 20000, "dst_ip": dst, "dst_port": 443,
+            "protocol": "tcp", "fwd_packets": 4, "fwd_bytes": 600})))
+    produce_backlog(c.bootstrap, prefix, flows)
+    _say(f"memory: {n_flows:,} flows, {n_entities:,} distinct entities")
+    w = c.start(app_id, prefix)
+    try:
+        w.wait_ready(120)
+        idle_rss = peak_rss_bytes(w.proc.pid)
+        wait_idle(c.bootstrap, prefix, app_id, [w], n_flows, timeout_s)
+        deadline = time.monotonic() + 45  # the gauge is refreshed by a 30 s sweep
+        while True:
+            m = w.metrics()
+            if metric_sum(m, "streamguard_entities_tracked") >= n_entities or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        out = {"entities": n_entities, "tracked": metric_sum(m, "streamguard_entities_tracked"),
+               "peak_rss_bytes": peak_rss_bytes(w.proc.pid), "rss_at_start_bytes": idle_rss}
+    finally:
+        w.stop()
+    _say(f"  peak RSS {out['peak_rss_bytes'] / 2**20:,.0f} MiB with {out['tracked']:,.0f} entities tracked "
+         f"(at start {idle_rss / 2**20:,.0f} MiB)")
+    return out
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("faust-streaming", "aiokafka", "confluent-kafka", "scikit-learn", "numpy", "orjson")}
+
+
+def _machine() -> dict[str, Any]:
+    mem = next((int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal:")), 0)
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(), "memory_bytes": mem}
+
+
+def train_versions(registry: Path) -> tuple[str, str]:
+    """Two small generator-trained versions; the first is left active."""
+    env = {**os.environ, "STREAMGUARD_REGISTRY_DIR": str(registry)}
+    made = []
+    for seeds in ("0,1", "2,3"):
+        _say(f"training a bench model (seeds {seeds})")
+        subprocess.run([str(BIN), "train", "--seeds", seeds, "--eval-seeds", "100", "--duration", "300"], env=env,
+                       check=True, capture_output=True, timeout=900)
+        from registry import LocalRegistry
+
+        made.append(LocalRegistry(registry).active("streamguard").version)
+    subprocess.run([str(BIN), "models", "promote", made[0]], env=env, check=True, capture_output=True, timeout=120)
+    return made[0], made[1]
+
+
+def markdown(r: dict[str, Any]) -> str:
+    d = r["detail"]
+    rows = ["| figure | value | target |", "|---|---|---|",
+            f"| events/s, one worker ({d['throughput_1w']['events']:,} events) | {r['events_per_s_1w']:,.0f} | >= 50,000 |",
+            f"| events/s, two workers | {r['events_per_s_2w']:,.0f} | |",
+            f"| bare confluent-kafka loop, events/s | {d['bare_loop']['events_per_s']:,.0f} | |",
+            f"| per-event model calls, events/s | {d['per_event']['events_per_s']:,.0f} | |",
+            f"| ratio vs bare loop | {r['ratio_vs_bare_loop']:.3f} | >= 0.5 |",
+            f"| ratio vs per-event | {r['ratio_vs_per_event']:.1f} | >= 50 |"]
+    for lat in d["latency"]:
+        rows.append(f"| latency at {lat['offered_events_per_s']:,.0f} events/s offered: p50 / p95 / p99 s | "
+                    f"{lat['p50_s']:.3f} / {lat['p95_s']:.3f} / {lat['p99_s']:.3f} | p99 <= 0.25 at 5,000 |")
+    for mem in d["memory"]:
+        rows.append(f"| peak worker RSS, {mem['entities']:,} entities | {mem['peak_rss_bytes'] / 2**20:,.0f} MiB | "
+                    f"<= 1 GiB at 1M |")
+    s = d["swap"]
+    rows.append(f"| model swap at {s['offered_events_per_s']:,.0f} events/s: longest output gap | "
+                f"{r['swap_stall_s']:.3f} s (median gap {s['median_gap_s'] * 1000:.1f} ms); in {s['count_in']:,}, "
+                f"out {s['count_out_distinct']:,} | |")
+    m = r["machine"]
+    rows += ["", f"Machine: {m['cpus']} CPUs, {m['memory_bytes'] / 2**30:.1f} GiB, {m['platform']}, Python {m['python']}; "
+             + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + f". Measured {r['measured_at']}."]
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000, help="backlog size for the throughput runs")
+    ap.add_argument("--rates", default="1000,5000,20000", help="fixed offered rates for latency, events/s")
+    ap.add_argument("--latency-events", type=int, default=20_000, help="events offered per latency run")
+    ap.add_argument("--entities", default="100000,1000000", help="distinct entities for the memory runs")
+    ap.add_argument("--per-event-seconds", type=float, default=60.0,
+                    help="time budget of the per-event baseline (it is slow; the rate is what counts)")
+    ap.add_argument("--timeout", type=float, default=7200.0, help="longest wait for one run, seconds")
+    args = ap.parse_args(argv)
+    bootstrap = os.environ.get("STREAMGUARD_TEST_KAFKA", "127.0.0.1:9092")
+    with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
+        tmp_path = Path(tmp)
+        registry = tmp_path / "registry"
+        old, new = train_versions(registry)
+        c = Cluster(bootstrap, registry, tmp_path)
+        _say(f"generating {args.events:,} events")
+        events = workload(args.events)
+        one = throughput(c, events, 1, args.timeout)
+        two = throughput(c, events, 2, args.timeout)
+        bare = baseline_loop(c, args.events, per_event=False, limit_s=args.timeout)
+        per_event = baseline_loop(c, min(args.events, 200_000), per_event=True, limit_s=args.per_event_seconds)
+        max_rate = one["events_per_s"]
+        rates = [float(r) for r in args.rates.split(",") if r] + [0.8 * max_rate]
+        lats = [latency(c, r, args.latency_events, args.timeout) for r in rates]
+        swap = latency(c, 0.5 * max_rate, max(args.latency_events, int(0.5 * max_rate * 40)), args.timeout, swap_to=new)
+        mems = [entities_rss(c, int(n), args.timeout) for n in args.entities.split(",") if n]
+    at_5k = next((x for x, r in zip(lats, rates) if r == 5000.0), lats[0])
+    biggest = max(mems, key=lambda x: x["entities"])
+    report = {
+        "events_per_s_1w": one["events_per_s"],
+        "events_per_s_2w": two["events_per_s"],
+        "ratio_vs_bare_loop": one["events_per_s"] / bare["events_per_s"],
+        "ratio_vs_per_event": one["events_per_s"] / per_event["events_per_s"],
+        "latency_p99_s_at_5k": at_5k["p99_s"],
+        "rss_bytes_1m_entities": biggest["peak_rss_bytes"],
+        "swap_stall_s": swap["swap_stall_s"],
+        "machine": _machine(),
+        "versions": _versions(),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "detail": {"throughput_1w": one, "throughput_2w": two, "bare_loop": bare, "per_event": per_event,
+                   "latency": lats, "swap": swap, "memory": mems, "models": [old, new], "args": vars(args)},
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (OUT / "report.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
