@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install models eval-cicids bench bench-quick demo test test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
+.PHONY: help install models eval-cicids bench bench-quick reliability demo test test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
         mongo-up mongo-down mongo-status mongo-clean infra-up infra-down clean
 
 help: ## list the targets
@@ -44,11 +44,16 @@ infra-down: kafka-down mongo-down ## stop both local servers
 test: install ## run every test; the session starts (and stops) a real broker and MongoDB-protocol server
 	$(BIN)/python -m pytest
 
+reliability: install ## fault runs (SIGKILL every 20 s, broker restart) and a long fuzzing pass (~10 min)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m "reliability or integration or not integration" \
+	  tests/streams/test_pipeline_recovery.py tests/streams/test_broker_restart.py \
+	  tests/features/test_parsing_fuzz.py tests/streams/test_contracts_fuzz.py
+
 test-unit: install ## only the tests that need no server
 	$(BIN)/python -m pytest -m "not integration"
 
 test-integration: install ## only the tests against the real servers
-	$(BIN)/python -m pytest -m integration
+	$(BIN)/python -m pytest -m "integration and not reliability"
 
 MODELS := var/registry/streamguard/active.json
 

@@ -3,6 +3,7 @@
 from .anomaly import DETECTORS, CalibratedAnomalyModel
 from .batch import ScoreResult, score_batch
 from .bundle import BatchScores, ModelBundle, load_bundle, severity_for
+from .challenger import Comparison, ab_share, compare, served_by_challenger
 from .conformance import check_bundle
 from .drift import DriftMonitor, psi, reference_from
 from .errors import BundleError, ConformanceError, ScoringError
@@ -13,14 +14,17 @@ __all__ = [
     "BatchScores",
     "BundleError",
     "CalibratedAnomalyModel",
+    "Comparison",
     "ConformanceError",
     "DETECTORS",
     "DriftMonitor",
     "ModelBundle",
     "ScoreResult",
     "ScoringError",
+    "ab_share",
     "TrainParams",
     "check_bundle",
+    "compare",
     "evaluate",
     "explain",
     "load_bundle",
@@ -28,6 +32,7 @@ __all__ = [
     "psi",
     "reference_from",
     "score_batch",
+    "served_by_challenger",
     "severity_for",
     "train_bundle",
 ]

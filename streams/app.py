@@ -30,6 +30,7 @@ from features.extract import FEATURE_NAMES
 from features.parsing import TimeBounds
 from features.windows import WindowConfig
 from scoring.bundle import ModelBundle
+from scoring.challenger import Comparison
 from scoring.drift import DriftMonitor
 from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, release, validate
 
@@ -127,7 +128,11 @@ class Pipeline:
         self._store = store
         self.clock = clock
         self.metrics = Metrics()
+        self.challenger: ModelBundle | None = None  # scores beside the served bundle (shadow, A/B)
+        self.ab_fraction = 0.0
+        self.comparison = Comparison()  # champion against challenger since the challenger started
         self.serve(bundle)
+        self.set_challenger(None)
         self.last_retrain_request_monotonic: float | None = None
         self.names = topic_names(s)
         self.window_cfg = WindowConfig(allowed_lateness_ms=s.allowed_lateness_s * 1000, idle_ttl_ms=s.idle_ttl_s * 1000)
@@ -155,6 +160,27 @@ class Pipeline:
                                  "feature_schema_version": bundle.feature_schema_version})
         ref = bundle.metadata.get("drift_reference")
         self.drift = DriftMonitor(ref, FEATURE_NAMES, window=self.settings.drift_window_events) if ref else None
+
+    def set_challenger(self, bundle: ModelBundle | None, fraction: float = 0.0) -> None:
+        """Run `bundle` beside the served one from the next batch on (None: stop); A/B for `fraction` of entities."""
+        if bundle is None or self.challenger is None or bundle.version != self.challenger.version:
+            self.comparison = Comparison()
+            for compared in ("label", "decision"):
+                self.metrics.challenger_agreement.labels(compared).set(1.0)
+        self.challenger = bundle
+        self.ab_fraction = fraction if bundle is not None else 0.0
+        self.metrics.challenger.info({"version": bundle.version if bundle else "none",
+                                      "ab_fraction": f"{self.ab_fraction:g}"})
+
+    def challenger_state(self) -> dict[str, Any] | None:
+        """The challenger and how it compares, for /health and `status`."""
+        if self.challenger is None:
+            return None
+        c = self.comparison
+        return {"version": self.challenger.version, "ab_fraction": self.ab_fraction, "events": c.events,
+                "label_agreement": round(c.label_agreement, 4), "decision_agreement": round(c.decision_agreement, 4),
+                "champion_threats": c.champion_threats, "challenger_threats": c.challenger_threats,
+                "mean_abs_risk_diff": round(c.mean_abs_risk_diff, 2)}
 
     @property
     def store(self) -> ModelStore:
@@ -202,6 +228,7 @@ class Pipeline:
         self.actions_t = app.topic(self.names.actions, **raw)
         self.deadletter_t = app.topic(self.names.deadletter, **raw)
         self.scored_t = app.topic(self.names.scored, **raw)
+        self.shadow_t = app.topic(self.names.shadow, **raw)
         self.retrain_t = app.topic(self.names.retrain, **raw)
         self.entities = app.Table("entity-state", default=None, partitions=n, key_type=bytes,
                                   value_type=_EntityStateValue, use_partitioner=True)
@@ -300,6 +327,7 @@ class Pipeline:
             out = await self._score_isolating(messages, good)
             if out is None:
                 continue
+            self._count_challenge(out)  # before any await: the challenger may change while we send
             messages = [msg for msg in messages if msg is not None]
             m.batch_size.observe(len(messages))
             m.scoring_seconds.observe(out.model_seconds)
@@ -309,12 +337,33 @@ class Pipeline:
                 m.threats.labels(rec.severity, rec.ml_predicted_label).inc()
             for key, value in out.scored:
                 await self.scored_t.send(key=key, value=value)
+            for key, value in out.shadow:
+                await self.shadow_t.send(key=key, value=value)
             for lag, plag in zip(out.lags_s, out.processing_lags_s):
                 m.lag.observe(max(lag, 0.0))
                 m.processing_lag.observe(max(plag, 0.0))
             m.events.labels("scored").inc(len(messages))
             if self.drift is not None:
                 await self._watch_drift(out.x)
+
+    def _count_challenge(self, out: stages.ScoredBatch) -> None:
+        """Export how the challenger compares with the champion on this batch."""
+        m, c = self.metrics, out.comparison
+        m.served.labels("challenger").inc(out.served_by_challenger)
+        m.served.labels("champion").inc(len(out.results) - out.served_by_challenger)
+        if c is None:
+            return
+        for a, b in zip(out.champion, out.challenger):
+            m.challenger_events.labels(str(a.label == b.label).lower(),
+                                       str((a.risk >= self.threshold) == (b.risk >= self.threshold)).lower()).inc()
+            m.model_risk.labels("champion").observe(a.risk)
+            m.model_risk.labels("challenger").observe(b.risk)
+        for role, mix in (("champion", c.champion_labels), ("challenger", c.challenger_labels)):
+            for label, n in mix.items():
+                m.model_labels.labels(role, label).inc(n)
+        self.comparison.add(c)
+        m.challenger_agreement.labels("label").set(self.comparison.label_agreement)
+        m.challenger_agreement.labels("decision").set(self.comparison.decision_agreement)
 
     async def _watch_drift(self, x: Any) -> None:
         """Count rows into the drift window; at its end export the PSI and, past the threshold, ask for a retrain."""
@@ -436,13 +485,14 @@ class Pipeline:
         s = self.settings
         try:
             return stages.score_messages(messages, self.bundle, threshold=self.threshold,
-                                         emit_scored=s.emit_scored, now=self.clock())
+                                         emit_scored=s.emit_scored, now=self.clock(), **self._challenge())
         except Exception:  # noqa: BLE001 - find the culprit instead of losing or crashing the batch
             log.exception("scoring a batch of %d failed; retrying one by one", len(messages))
         keep = []
         for i, (msg, event) in enumerate(zip(messages, events)):
             try:
-                stages.score_messages([msg], self.bundle, threshold=self.threshold, emit_scored=False, now=self.clock())
+                stages.score_messages([msg], self.bundle, threshold=self.threshold, emit_scored=False, now=self.clock(),
+                                      **self._challenge())
                 keep.append(i)
             except Exception as exc:  # noqa: BLE001
                 await self._dead_letter_internal(event.message, event.value, exc)
@@ -450,7 +500,11 @@ class Pipeline:
         if not keep:
             return None
         return stages.score_messages([messages[i] for i in keep], self.bundle, threshold=self.threshold,
-                                     emit_scored=s.emit_scored, now=self.clock())
+                                     emit_scored=s.emit_scored, now=self.clock(), **self._challenge())
+
+    def _challenge(self) -> dict[str, Any]:
+        return {"challenger": self.challenger, "ab_fraction": self.ab_fraction,
+                "emit_shadow": self.settings.emit_shadow}
 
     def _state(self) -> HealingState:
         if self._healing_state is None:
@@ -551,6 +605,7 @@ class Pipeline:
             "uptime_s": round(time.monotonic() - self.started_monotonic, 1),
             "model": {"name": self.bundle.name, "version": self.bundle.version,
                       "feature_schema_version": self.bundle.feature_schema_version},
+            "challenger": self.challenger_state(),
             "dry_run": self.policy.dry_run,
             "paused": self.policy.paused,
             "threat_threshold": self.threshold,

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 COMMANDS = ("promote", "rollback", "set_threshold", "pause_actions", "resume_actions", "dry_run",
-            "allowlist", "unblock", "retrain", "status", "announce")
+            "allowlist", "unblock", "retrain", "status", "announce", "challenger")
 
 
 class ControlRejected(StreamsError):
@@ -51,8 +51,12 @@ class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     op: Literal["promote", "rollback", "set_threshold", "pause_actions", "resume_actions", "dry_run",
-                "allowlist", "unblock", "retrain", "status", "announce"]
-    version: str | None = Field(None, description="promote/rollback: the model version to serve.")
+                "allowlist", "unblock", "retrain", "status", "announce", "challenger"]
+    version: str | None = Field(None, description="promote/rollback: the model version to serve; challenger: the "
+                                "version to run beside it (none: stop the challenger).")
+    fraction: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
+                                   description="challenger: share of entities it serves for real (A/B); 0 or "
+                                   "absent: shadow only.")
     value: int | None = Field(None, ge=0, le=100, description="set_threshold: the new risk threshold.")
     on: bool | None = Field(None, description="dry_run: on or off.")
     action: Literal["add", "remove"] | None = Field(None, description="allowlist: add or remove.")
@@ -86,6 +90,8 @@ class Command(BaseModel):
         missing = [n for n in needs if getattr(self, n) is None]
         if missing:
             raise ValueError(f"{self.op} needs {', '.join(missing)}")
+        if self.fraction is not None and (self.op != "challenger" or self.version is None):
+            raise ValueError("fraction is for a challenger version only")
         return self
 
 
@@ -150,7 +156,8 @@ class Verifier:
             raise ControlRejected("invalid_command", str(exc.errors()[0].get("msg", exc))) from None
         if not self._secret:
             raise ControlRejected("no_secret", "this worker has no signing secret; every command is refused")
-        if not hmac.compare_digest(_mac(self._secret, env.signed_part()), env.signature):
+        # Bytes, not str: compare_digest raises TypeError on a non-ASCII str (found by fuzzing).
+        if not hmac.compare_digest(_mac(self._secret, env.signed_part()).encode(), env.signature.encode()):
             raise ControlRejected("bad_signature", "the signature does not match")
         if check_time and abs(now_ms - env.issued_at_ms) > self.window_ms:
             raise ControlRejected("stale", f"issued {abs(now_ms - env.issued_at_ms) / 1000:.0f} s from now; "

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 __all__ = ["Metrics", "RetrainMetrics"]
 
 _LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+_RISK_BUCKETS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 _BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 
 
@@ -50,6 +51,23 @@ class Metrics:
         self.model_refused = Counter("streamguard_model_refused_total",
                                      "Model versions refused at swap time, by reason.", ["reason"], registry=r)
         self.model = Info("streamguard_model", "The active model bundle.", registry=r)
+        self.challenger = Info("streamguard_challenger_model", "The challenger bundle beside the active one "
+                               "(version 'none' when there is none) and its A/B fraction.", registry=r)
+        self.challenger_events = Counter(
+            "streamguard_challenger_events_total",
+            "Events scored by both models, by whether they agree on the label and on the threat decision.",
+            ["label", "decision"], registry=r)
+        self.challenger_agreement = Gauge(
+            "streamguard_challenger_agreement_ratio",
+            "Share of events since the challenger started on which both models agree, by what is compared.",
+            ["compared"], registry=r)
+        self.model_risk = Histogram("streamguard_model_risk", "Risk (0-100) per scored event, by model role "
+                                    "(champion or challenger), while a challenger runs.", ["role"],
+                                    buckets=_RISK_BUCKETS, registry=r)
+        self.model_labels = Counter("streamguard_model_labels_total", "Predicted labels by model role, while a "
+                                    "challenger runs (the label mix).", ["role", "label"], registry=r)
+        self.served = Counter("streamguard_served_events_total", "Scored events by the model role whose verdict "
+                              "was served (challenger: A/B).", ["role"], registry=r)
 
     def render(self) -> bytes:
         """The exposition text for /metrics."""

@@ -37,6 +37,11 @@ __all__ = ["Operations"]
 log = logging.getLogger("streamguard.worker")
 
 
+def _challenger_version(p: Pipeline) -> str | None:
+    """The challenger's version, if one runs."""
+    return p.challenger.version if p.challenger is not None else None
+
+
 class Operations:
     """Applies verified control commands to one worker's pipeline."""
 
@@ -53,6 +58,7 @@ class Operations:
         """What an operator asks `status` for."""
         p = self.p
         return {"model": {"name": p.bundle.name, "version": p.bundle.version},
+                "challenger": p.challenger_state(),
                 "threat_threshold": p.threshold, "dry_run": p.policy.dry_run, "paused": p.policy.paused,
                 "allowlist": list(p.policy.allowlist)}
 
@@ -69,7 +75,11 @@ class Operations:
         if cmd.op == "retrain":
             return None  # for the retrain worker, which answers it
         if history and cmd.op in ("promote", "rollback", "announce", "status", "unblock"):
-            return None  # the registry / the policy state already hold their effect
+            # The registry / the policy state already hold their effect; a challenger that was
+            # promoted later in the history has ended, as it did live.
+            if cmd.op in ("promote", "announce") and _challenger_version(self.p) == cmd.version:
+                self.p.set_challenger(None)
+            return None
         try:
             detail = await self._apply(cmd)
         except ModelRefused as exc:
@@ -98,6 +108,8 @@ class Operations:
                 raise ModelRefused("schema_mismatch", f"announced feature schema {cmd.feature_schema_version}, this "
                                    f"worker computes {FEATURE_SCHEMA_VERSION}", version=cmd.version or "")
             return await self.swap(cmd.version or "", expected_sha256=cmd.sha256)
+        if cmd.op == "challenger":
+            return await self.challenge(cmd.version, cmd.fraction or 0.0)
         if cmd.op == "set_threshold":
             p.threshold = int(cmd.value or 0)
             return f"threat threshold {p.threshold}"
@@ -133,7 +145,29 @@ class Operations:
         old = p.bundle.version
         p.serve(bundle)  # between two batches: a batch reads the bundle once
         p.metrics.model_swaps.inc()
-        return f"model {old} -> {bundle.version} in {time.monotonic() - started:.2f} s"
+        ended = ""
+        if _challenger_version(p) == bundle.version:  # the challenger won: it is the champion now
+            p.set_challenger(None)
+            ended = "; its challenge ends"
+        return f"model {old} -> {bundle.version} in {time.monotonic() - started:.2f} s{ended}"
+
+    async def challenge(self, version: str | None, fraction: float) -> str:
+        """Run `version` beside the serving model (shadow; A/B for `fraction` of entities), or stop one."""
+        p = self.p
+        if version is None:
+            was = _challenger_version(p)
+            p.set_challenger(None)
+            return f"challenger {was} stopped" if was else "no challenger was running"
+        if version == p.bundle.version:
+            raise ControlRejected("is_champion", f"{version} is the serving model; a challenger must be another version")
+        if version == _challenger_version(p):
+            p.set_challenger(p.challenger, fraction)  # only the split changes
+        else:
+            s = p.settings
+            bundle = await asyncio.to_thread(load_version, p.store, s.model_name, version, artifact_cache(s))
+            p.set_challenger(bundle, fraction)
+        mode = f"A/B, serving {fraction:.0%} of entities" if fraction > 0 else "shadow only"
+        return f"challenger {version} beside {p.bundle.version} ({mode})"
 
     async def run(self) -> None:
         """Consume the control topic forever: history first, then live commands."""

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     control_window_s: float = Field(300.0, gt=0, description="How far a control command's timestamp may be from now.")
     topic_scored: str = Field("events.scored", description="Every scored event, when emit_scored is on.")
     emit_scored: bool = Field(False, description="Also write every scored event (not only threats) to topic_scored.")
+    topic_shadow: str = Field("threats.shadow", description="A challenger model's threats (all its verdicts with "
+                              "emit_scored), when emit_shadow is on.")
+    emit_shadow: bool = Field(False, description="Write a challenger's verdicts to topic_shadow (they always feed "
+                              "the streamguard_challenger_* metrics).")
 
     # Detection
     model_name: str = Field("streamguard", description="Model name in the registry the worker serves.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,9 +23,10 @@ from features.parsing import TimeBounds, parse_flow, parse_log
 from features.windows import WindowConfig
 from scoring.batch import ScoreResult, score_batch
 from scoring.bundle import ModelBundle
+from scoring.challenger import Comparison, compare, served_by_challenger
 from scoring.healing import Threat
 
-from .wire import DeadLetter, dead_letter, event_id_for, threat_from
+from .wire import DeadLetter, dead_letter, event_id_for, primary_entity, threat_from
 
 __all__ = [
     "Hop",
@@ -128,43 +129,76 @@ class ScoredBatch:
 
     threats: list[tuple[bytes, bytes, Threat, Any]]  # (key, value, healing view, wire record)
     scored: list[tuple[bytes, bytes]]  # every scored event, when requested
-    results: list[ScoreResult]
+    results: list[ScoreResult]  # the verdicts served (the champion's, or the challenger's for A/B entities)
     events: list[Event]
     lags_s: list[float]  # event time to now
     processing_lags_s: list[float]  # ingest to now
     model_seconds: float
     x: np.ndarray  # the full feature rows, in FEATURE_NAMES order (for drift)
+    champion: list[ScoreResult] = field(default_factory=list)
+    challenger: list[ScoreResult] = field(default_factory=list)  # empty without a challenger
+    comparison: Comparison | None = None
+    shadow: list[tuple[bytes, bytes]] = field(default_factory=list)  # the challenger's threats, when requested
+    served_by_challenger: int = 0
 
 
 def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, threshold: int,
-                   emit_scored: bool, now: datetime | None = None) -> ScoredBatch:
-    """Score a batch of hop messages that have visited all their entities."""
+                   emit_scored: bool, now: datetime | None = None, challenger: ModelBundle | None = None,
+                   ab_fraction: float = 0.0, emit_shadow: bool = False) -> ScoredBatch:
+    """Score a batch of hop messages that have visited all their entities.
+
+    With a `challenger`, it scores the same rows; its verdicts are compared with the
+    champion's, go to `shadow` when `emit_shadow`, and are served for real to the entities an
+    A/B split of `ab_fraction` assigns to it.
+    """
     events = [event_from_dict(m["ev"]) for m in messages]
     x = np.asarray([assemble(event_features(e), m["parts"]) for e, m in zip(events, messages)], dtype=np.float64)
+    explain_from = 0 if emit_scored else threshold
     t0 = time.perf_counter()
-    results = score_batch(bundle, events, x, explain_min_risk=0 if emit_scored else threshold)
+    champion = score_batch(bundle, events, x, explain_min_risk=explain_from)
+    contender: list[ScoreResult] = []
+    if challenger is not None:
+        # Reasons cost time: write them only where the challenger's verdict can leave the worker.
+        used = ab_fraction > 0 or emit_shadow
+        contender = score_batch(challenger, events, x, explain_min_risk=explain_from if used else 101)
     model_seconds = time.perf_counter() - t0
     now = now or datetime.now(timezone.utc)
     now_ms = int(now.timestamp() * 1000)
-    threats, scored = [], []
-    for msg, ev, res in zip(messages, events, results):
+    threats, scored, shadow, served = [], [], [], []
+    by_challenger = 0
+    for i, (msg, ev) in enumerate(zip(messages, events)):
+        entity = primary_entity(ev)
+        res, model = champion[i], bundle
+        if contender and served_by_challenger(entity.value, ab_fraction):
+            res, model = contender[i], challenger
+            by_challenger += 1
+        served.append(res)
         rec = threat_from(ev, res, event_id=msg["id"], detected_at_ms=now_ms,
-                          feature_schema_version=bundle.feature_schema_version)
+                          feature_schema_version=model.feature_schema_version)
         value = rec.model_dump_json().encode()
-        key = rec.entity.value.encode()
+        key = entity.value.encode()
         if res.risk >= threshold:
-            view = Threat(event_id=msg["id"], label=res.label, risk=res.risk, target_type=rec.entity.type,
-                          target=rec.entity.value, evidence=res.features, detected_at=now)
+            view = Threat(event_id=msg["id"], label=res.label, risk=res.risk, target_type=entity.type,
+                          target=entity.value, evidence=res.features, detected_at=now)
             threats.append((key, value, view, rec))
         if emit_scored:
             scored.append((key, value))
+        if emit_shadow and contender and (emit_scored or contender[i].risk >= threshold):
+            shadow.append((key, value if model is challenger else threat_from(
+                ev, contender[i], event_id=msg["id"], detected_at_ms=now_ms,
+                feature_schema_version=challenger.feature_schema_version).model_dump_json().encode()))
     return ScoredBatch(
         threats=threats,
         scored=scored,
-        results=results,
+        results=served,
         events=events,
         lags_s=[(now_ms - e.ts_ms) / 1000.0 for e in events],
         processing_lags_s=[(now_ms - m["in"]) / 1000.0 for m in messages],
         model_seconds=model_seconds,
         x=x,
+        champion=champion,
+        challenger=contender,
+        comparison=compare(champion, contender, threshold=threshold) if contender else None,
+        shadow=shadow,
+        served_by_challenger=by_challenger,
     )

@@ -22,11 +22,12 @@ class TopicNames:
     deadletter: str
     scored: str
     status: str
+    shadow: str
 
     def all(self) -> list[str]:
         """Every external topic name, in declaration order."""
         return [self.logs_raw, self.flows_raw, self.threats, self.actions, self.retrain, self.control,
-                self.deadletter, self.scored, self.status]
+                self.deadletter, self.scored, self.status, self.shadow]
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -41,4 +42,5 @@ def topic_names(settings: Settings) -> TopicNames:
         deadletter=settings.topic(settings.topic_deadletter),
         status=settings.topic(settings.topic_status),
         scored=settings.topic(settings.topic_scored),
+        shadow=settings.topic(settings.topic_shadow),
     )

@@ -18,6 +18,8 @@ app = typer.Typer(
     help="Kafka stream-processing pipeline for security detection.",
     no_args_is_help=True,
     add_completion=False,
+    # Markdown: docstring paragraphs are reflowed to the terminal instead of keeping source line breaks.
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)

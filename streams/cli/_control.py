@@ -22,7 +22,7 @@ __all__ = ["send_signed"]
 
 control_app = typer.Typer(
     help="Steer running workers with signed commands (STREAMGUARD_SIGNING_SECRET must match the workers').",
-    no_args_is_help=True)
+    no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(control_app, name="control")
 
 _WAIT = typer.Option(5.0, "--wait", "-w", help="Seconds to collect the workers' replies (0: do not wait).")
@@ -66,6 +66,9 @@ def send_signed(command: Command, wait_s: float, *, announce: bool = False, expe
         shown = [f"model {(st.get('model') or {}).get('version')}"] + [
             f"{label} {st[k]}" for k, label in (("threat_threshold", "threshold"), ("dry_run", "dry_run"),
                                                 ("paused", "paused")) if k in st]
+        if st.get("challenger"):
+            ch = st["challenger"]
+            shown.append(f"challenger {ch['version']}" + (f" A/B {ch['ab_fraction']:.0%}" if ch["ab_fraction"] else ""))
         say(f"[{colour}]{r['outcome']}[/] {escape(r['worker'])}: {escape(r['detail'])}  [dim]({', '.join(shown)})[/]")
     return 1 if bad else 0
 
@@ -130,6 +133,34 @@ def rollback(to: str = typer.Option(None, "--to", help="Version to return to (de
     s = get_settings()
     info = _registry().rollback(s.model_name, to)
     _send(Command(op="rollback", version=info.version), wait, expect or None)
+
+
+@control_app.command("challenger")
+def challenger(version: str = typer.Argument(None, help="A registered version to run beside the active one."),
+               ab: float = typer.Option(0.0, "--ab", min=0.0, max=1.0,
+                                        help="Share of entities (0-1) the challenger serves for real; 0: shadow only."),
+               stop: bool = typer.Option(False, "--stop", help="Stop the running challenger."),
+               wait: float = _WAIT, expect: int = _EXPECT) -> None:
+    """Run VERSION beside the active model on every worker, or stop it with --stop.
+
+    The challenger scores the same batches; how it compares (label and decision agreement,
+    risk distribution, label mix) is on /metrics (`streamguard_challenger_*`, `streamguard_model_*`)
+    and /health, and its verdicts go to the shadow topic when STREAMGUARD_EMIT_SHADOW is on.
+    With --ab, the entities whose stable hash falls below the fraction get the challenger's
+    verdicts and actions. `streamguard control promote VERSION` makes it the active model and
+    ends the challenge.
+    """
+    if stop == (version is not None):
+        raise fail("give a VERSION to start a challenger, or --stop (not both)")
+    if version is not None:
+        from ._models import _registry
+        from ..models import artifact_cache
+
+        s = get_settings()
+        # Refuses an unknown version or an altered artifact before anything is sent.
+        _registry().fetch_artifact(s.model_name, version, artifact_cache(s))
+    _send(Command(op="challenger", version=version, fraction=ab if version is not None else None), wait,
+          expect or None)
 
 
 @control_app.command("set-threshold")

@@ -80,7 +80,7 @@ def demo(
     Starts the embedded Kafka broker if none answers (and stops it at the end), starts a
     worker on the active model, simulates mixed traffic with brute force, spraying,
     stuffing, port scans, DDoS and web attacks, shows threats and actions as they happen,
-    and ends with a summary. Each run uses fresh topics (prefix demo<time>.). Ctrl-C stops
+    and ends with a summary. Each run uses fresh topics (prefix demoHHMMSS.). Ctrl-C stops
     everything it started.
     """
     from rich.live import Live

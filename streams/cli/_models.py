@@ -18,7 +18,7 @@ from ._app import app, console
 
 __all__: list[str] = []
 
-models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
+models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(models_app, name="models")
 
 

@@ -249,9 +249,8 @@ def tail(
     "threat"|"action"|"deadletter", "topic", "partition", "offset",
     "timestamp_ms", "record": {...the wire record...}}; a record that is not a
     valid ThreatEvent / HealingAction / DeadLetter is never fatal and prints as
-    {"kind": "unreadable", "expected": <kind>, "topic", "partition", "offset",
-    "timestamp_ms", "error": <why>, "size": <bytes>, "raw": <start of the value
-    as text>}.
+    {"kind": "unreadable", "expected": KIND, "topic", "partition", "offset",
+    "timestamp_ms", "error": WHY, "size": BYTES, "raw": START_OF_THE_VALUE_AS_TEXT}.
 
     Stops after --max records, after --timeout seconds, or on Ctrl-C (exit 0).
     """

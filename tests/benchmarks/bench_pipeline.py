@@ -431,8 +431,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-event-seconds", type=float, default=60.0,
                     help="time budget of the per-event baseline (it is slow; the rate is what counts)")
     ap.add_argument("--timeout", type=float, default=7200.0, help="longest wait for one run, seconds")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the memory runs, written to var/bench/memory.json (report.json needs the full run)")
     args = ap.parse_args(argv)
     bootstrap = os.environ.get("STREAMGUARD_TEST_KAFKA", "127.0.0.1:9092")
+    if args.memory_only:
+        with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
+            tmp_path = Path(tmp)
+            train_versions(tmp_path / "registry")
+            c = Cluster(bootstrap, tmp_path / "registry", tmp_path)
+            mems = [entities_rss(c, int(n), args.timeout) for n in args.entities.split(",") if n]
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "memory.json").write_text(json.dumps({"memory": mems, "machine": _machine(), "versions": _versions(),
+                                                     "measured_at": datetime.now(timezone.utc).isoformat(
+                                                         timespec="seconds")}, indent=2, default=str))
+        return 0
     with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
         tmp_path = Path(tmp)
         registry = tmp_path / "registry"

@@ -82,10 +82,19 @@ def test_nonces_are_forgotten_after_the_window_and_a_late_replay_is_stale() -> N
 
 @pytest.mark.parametrize("bad", [dict(op="promote"), dict(op="set_threshold", value=101), dict(op="dry_run"),
                                  dict(op="allowlist", action="add", cidr="10.0.0.1/8"), dict(op="unblock", target="x"),
-                                 dict(op="status", extra=1)])
+                                 dict(op="status", extra=1), dict(op="challenger", fraction=0.5),
+                                 dict(op="challenger", version="v2", fraction=1.5),
+                                 dict(op="challenger", version="v2", fraction=float("nan")),
+                                 dict(op="promote", version="v2", fraction=0.5)])
 def test_commands_check_their_arguments(bad: dict) -> None:
     with pytest.raises(ValueError):
         Command(**bad)
+
+
+def test_a_challenger_command_starts_splits_or_stops() -> None:
+    assert Command(op="challenger", version="v2").fraction is None  # shadow only
+    assert Command(op="challenger", version="v2", fraction=0.25).fraction == 0.25
+    assert Command(op="challenger").version is None  # stop
 
 
 def test_canonical_form_is_key_order_independent() -> None:

@@ -42,8 +42,8 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     prefix = unique_prefix()
     app_id = prefix.rstrip(".")
     env["STREAMGUARD_TOPIC_PREFIX"] = prefix
-    workers = [start_worker(app_id, prefix, registry_dir=reg_dir, signing_secret=SECRET)
-               for _ in range(2)]
+    workers = [start_worker(app_id, prefix, registry_dir=reg_dir, signing_secret=SECRET, emit_scored=True,
+                            emit_shadow=True) for _ in range(2)]
     assert {_versions(w) for w in workers} == {old}
 
     # (Swapping under continuous traffic, with counts and the output pause, is measured in
@@ -104,3 +104,90 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
                           capture_output=True, timeout=60)
     out = (proc.stdout + proc.stderr).decode()
     assert proc.returncode == 0 and out.count("applied") == 2, out
+
+    _challenger_shadow_ab_and_promotion(kafka_bootstrap, env, prefix, workers, old, new)
+
+
+def _control(env: dict, *args: str) -> str:
+    proc = subprocess.run([str(BIN), "control", *args, "--wait", "30", "--expect", "2"], env=env,
+                          capture_output=True, timeout=60)
+    out = (proc.stdout + proc.stderr).decode()
+    assert proc.returncode == 0, (args, out)
+    return out
+
+
+def _failures(prefix: str, sources: range, first_pid: int) -> list[tuple[bytes, bytes]]:
+    """Six sshd failures from each source, in one minute, keyed by source."""
+    items = []
+    for n in sources:
+        for i in range(6):
+            line = (f"Jan  5 09:00:{n % 50 + i:02d} bastion sshd[{first_pid + n * 6 + i}]: Failed password for "
+                    f"root from 198.51.100.{n} port {40000 + i} ssh2")
+            items.append((f"198.51.100.{n}".encode(), line.encode()))
+    return items
+
+
+def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix: str, workers: list, old: str,
+                                        new: str) -> None:
+    """A challenger scores beside the champion (shadow), then serves half the entities (A/B), then is promoted."""
+    from scoring.challenger import served_by_challenger
+    from streams.wire import ThreatEvent
+
+    def health(w) -> dict:
+        return json.loads(w.get("/health")[1])
+
+    def scored_total() -> float:
+        return sum(metric_sum(w.metrics(), "streamguard_served_events_total") for w in workers)
+
+    _control(env, "challenger", new)
+    for w in workers:
+        assert health(w)["challenger"]["version"] == new and health(w)["challenger"]["ab_fraction"] == 0
+        assert health(w)["model"]["version"] == old
+    logs = f"{prefix}logs.raw"
+    produce(kafka_bootstrap, logs, _failures(prefix, range(1, 41), 1000))  # 240 events
+    wait_for(lambda: scored_total() >= 240, 90, "240 events scored", workers[0].log_tail)
+    compared = sum(health(w)["challenger"]["events"] for w in workers)
+    both = sum(metric_sum(w.metrics(), "streamguard_challenger_events_total") for w in workers)
+    assert compared == both == 240
+    assert sum(metric_sum(w.metrics(), "streamguard_served_events_total", role="challenger") for w in workers) == 0
+    assert sum(metric_sum(w.metrics(), "streamguard_model_risk_count", role="challenger") for w in workers) == 240
+    for w in workers:
+        ratio = metric_sum(w.metrics(), "streamguard_challenger_agreement_ratio", compared="label")
+        assert abs(ratio - health(w)["challenger"]["label_agreement"]) < 1e-3
+    scored = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
+                                                                         idle_s=2)]
+    assert len(scored) == 240 and {r.model.version for r in scored} == {old}  # shadow: nothing served changes
+    shadow = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}threats.shadow",
+                                                                         idle_s=2)]
+    # emit_scored is on, so the shadow topic holds every challenger verdict, named by its version.
+    assert len(shadow) == 240 and {r.model.version for r in shadow} == {new}
+    assert {r.event_id for r in shadow} == {r.event_id for r in scored}
+    print(f"\nshadow: label agreement {[health(w)['challenger']['label_agreement'] for w in workers]}, "
+          f"decision agreement {[health(w)['challenger']['decision_agreement'] for w in workers]}")
+
+    # A/B: half of the entities get the challenger's verdicts, each entity always from one model.
+    _control(env, "challenger", new, "--ab", "0.5")
+    assert sum(health(w)["challenger"]["events"] for w in workers) == 240  # same challenger: its counts go on
+    produce(kafka_bootstrap, logs, _failures(prefix, range(41, 101), 5000))  # 360 events, 60 sources
+    wait_for(lambda: scored_total() >= 600, 90, "600 events scored", workers[0].log_tail)
+    later = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
+                                                                        idle_s=2)][240:]
+    assert len(later) == 360
+    by_entity: dict[str, set[str]] = {}
+    for r in later:
+        by_entity.setdefault(r.entity.value, set()).add(r.model.version)
+    assert len(by_entity) == 60
+    for entity, versions in by_entity.items():
+        assert versions == {new if served_by_challenger(entity, 0.5) else old}, entity
+    on_new = sum(served_by_challenger(e, 0.5) for e in by_entity)
+    assert 0 < on_new < 60
+    assert sum(metric_sum(w.metrics(), "streamguard_served_events_total", role="challenger")
+               for w in workers) == on_new * 6
+
+    # Promoting the challenger ends the challenge; a challenger equal to the champion is refused.
+    _control(env, "promote", new)
+    for w in workers:
+        assert health(w)["model"]["version"] == new and health(w)["challenger"] is None
+    proc = subprocess.run([str(BIN), "control", "challenger", new, "--wait", "30", "--expect", "2"], env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 1 and (proc.stdout + proc.stderr).decode().count("is the serving model") == 2

@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -39,6 +40,17 @@ def _produce_to(bootstrap: str, topic: str, items: list[tuple[int, bytes | None,
 
 
 def test_sigkill_mid_stream_loses_nothing_and_windows_continue(kafka_bootstrap: str, start_worker, kafka_admin) -> None:
+    _crash_and_recover(kafka_bootstrap, start_worker, kafka_admin, background_s=240, kill_every_s=None)
+
+
+@pytest.mark.reliability
+def test_sigkill_every_20_s_loses_nothing_and_windows_continue(kafka_bootstrap: str, start_worker, kafka_admin) -> None:
+    _crash_and_recover(kafka_bootstrap, start_worker, kafka_admin, background_s=3600, kill_every_s=20.0, kills=6)
+
+
+def _crash_and_recover(kafka_bootstrap: str, start_worker, kafka_admin, *, background_s: int,
+                       kill_every_s: float | None, kills: int = 1) -> None:
+    """Kill the worker mid-stream (once at 30 % of the input, or every `kill_every_s`), restart it, check it all."""
     from confluent_kafka.admin import NewTopic
 
     prefix = unique_prefix()
@@ -46,14 +58,14 @@ def test_sigkill_mid_stream_loses_nothing_and_windows_continue(kafka_bootstrap: 
     for name in ("logs.raw", "flows.raw"):
         kafka_admin.create_topics([NewTopic(prefix + name, num_partitions=4, replication_factor=1)])[prefix + name].result(30)
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    t0 = now - timedelta(seconds=900)
+    t0 = now - timedelta(seconds=max(900, background_s + 60))
     # One brute-force source alone on partition 0 of logs.raw: 2,400 failures, one every 250 ms
     # (10 min of event time).
     brute = [(0, ATTACKER.encode(),
               f"{(t0 + timedelta(milliseconds=250 * i)):%b %e %H:%M:%S} bastion sshd[{4000 + i}]: "
               f"Failed password for root from {ATTACKER} port {30000 + i} ssh2".encode())
              for i in range(2400)]
-    background = generate(ScenarioConfig(seed=31, duration_s=240, start=t0, attacks=()))
+    background = generate(ScenarioConfig(seed=31, duration_s=background_s, start=t0, attacks=()))
     logs = brute + [(1 + i % 3, r.actor.encode(), r.payload) for i, r in enumerate(background) if r.topic == "logs"]
     flows = [(i % 4, r.actor.encode(), r.payload) for i, r in enumerate(background) if r.topic == "flows"]
     total = len(logs) + len(flows)
@@ -61,13 +73,21 @@ def test_sigkill_mid_stream_loses_nothing_and_windows_continue(kafka_bootstrap: 
     _produce_to(kafka_bootstrap, prefix + "flows.raw", flows)
 
     first = start_worker(app_id, prefix, emit_scored=True, batch_size=200, session_timeout_s=8)
-    wait_for(lambda: metric_sum(first.metrics(), "streamguard_events_total") >= total * 0.3, 180,
-             "30 % of the input processed", first.log_tail)
-    first.stop(signal.SIGKILL)
-    assert first.proc.returncode == -signal.SIGKILL
-    before = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, prefix + "events.scored", idle_s=2)]
-    seen_before = [t.features["src_failed_logins_10m"] for t in before if t.entity.value == ATTACKER]
-    assert seen_before and 0 < max(seen_before) < 2400, "the crash should hit the attacker mid-stream"
+    if kill_every_s is None:
+        wait_for(lambda: metric_sum(first.metrics(), "streamguard_events_total") >= total * 0.3, 180,
+                 "30 % of the input processed", first.log_tail)
+        first.stop(signal.SIGKILL)
+        assert first.proc.returncode == -signal.SIGKILL
+        before = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, prefix + "events.scored", idle_s=2)]
+        seen_before = [t.features["src_failed_logins_10m"] for t in before if t.entity.value == ATTACKER]
+        assert seen_before and 0 < max(seen_before) < 2400, "the crash should hit the attacker mid-stream"
+    else:
+        for _ in range(kills):
+            time.sleep(kill_every_s)
+            first.stop(signal.SIGKILL)
+            assert first.proc.returncode == -signal.SIGKILL
+            first = start_worker(app_id, prefix, emit_scored=True, batch_size=200, session_timeout_s=8)
+        first.stop(signal.SIGKILL)
 
     second = start_worker(app_id, prefix, emit_scored=True, batch_size=200, session_timeout_s=8)
 
@@ -120,10 +140,15 @@ def test_sigkill_mid_stream_loses_nothing_and_windows_continue(kafka_bootstrap: 
     assert by_port[32399] and set(by_port[32399]) == {final}
     assert sum(len(v) > 1 for v in by_port.values()) < 2400  # the crash did cause some redelivery, not all
     last = max(copies, key=lambda t: t.event["src_port"])
-    assert metric_sum(second.metrics(), "streamguard_window_skips_total", reason="duplicate") > 0
+    if kill_every_s is None:  # one crash mid-stream: the restarted worker met redelivered input
+        assert metric_sum(second.metrics(), "streamguard_window_skips_total", reason="duplicate") > 0
     assert last.ml_predicted_label == "brute_force"
     actions = [HealingAction.model_validate_json(m.value()) for m in drain(kafka_bootstrap, prefix + "actions.healing")]
     assert [a.action for a in actions if a.target == ATTACKER] == ["block_ip"]
+    contents: dict[str, set[str]] = defaultdict(set)
+    for a in actions:
+        contents[a.action_id].add(a.model_dump_json())
+    assert all(len(v) == 1 for v in contents.values()), "one action id, two contents"
 
 
 def test_replaying_linux_2k_blocks_repeat_offenders_only(kafka_bootstrap: str, start_worker, tmp_path: Path) -> None:
