@@ -81,6 +81,7 @@ BENIGN = "benign"
 ANY_LABEL = "*"  # the rules key used for every label without a rule of its own
 
 ALERT_DEDUP_MS = 60_000
+ISSUED_MEMORY = 2_000  # threats whose actions are remembered for redelivery (see `decide`)
 BREAKER_WINDOW_MS = 60_000
 _SNAPSHOT_FORMAT = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -182,6 +183,12 @@ class _Block:
     hits: int = 0  # further threats seen against the target while it was blocked
 
 
+def _action_dict(a: Action) -> dict:
+    d = dict(vars(a))
+    d["threat_event_ids"] = list(a.threat_event_ids)
+    return d
+
+
 _Key = tuple[str, str]  # (target_type, target)
 _AlertKey = tuple[str, str, str]  # (target_type, target, label)
 
@@ -194,6 +201,9 @@ class HealingState:
         self._offences: dict[_Key, list[int]] = {}  # block start times, oldest first
         self._alerts: dict[_AlertKey, int] = {}  # time of the last alert
         self._breaker: list[int] = []  # start times of recent blocking actions
+        # The actions of the last threats that caused any, by threat event id, oldest first:
+        # a redelivered threat gets the same actions back (see `decide`).
+        self._issued: dict[str, tuple[Action, ...]] = {}
         # Min-heaps of (time, key) index the two big maps by age, so forgetting costs
         # O(log n) per entry instead of a scan of every target on every call; they are
         # derived data, rebuilt by restore() and never snapshotted. The offence heap holds
@@ -209,7 +219,13 @@ class HealingState:
             "offences": [[k[0], k[1], list(v)] for k, v in sorted(self._offences.items())],
             "alerts": [[k[0], k[1], k[2], t] for k, t in sorted(self._alerts.items())],
             "breaker": sorted(self._breaker),
+            "issued": [[event_id, [_action_dict(a) for a in actions]] for event_id, actions in self._issued.items()],
         }
+
+    def _record_issued(self, event_id: str, actions: Sequence[Action]) -> None:
+        self._issued[event_id] = tuple(actions)
+        while len(self._issued) > ISSUED_MEMORY:
+            del self._issued[next(iter(self._issued))]
 
     @classmethod
     def restore(cls, data: dict) -> HealingState:
@@ -226,6 +242,9 @@ class HealingState:
             for ttype, target, label, t in data["alerts"]:
                 state._alerts[(str(ttype), str(target), str(label))] = int(t)
             state._breaker = sorted(int(t) for t in data["breaker"])
+            for event_id, actions in data.get("issued", ()):  # absent in snapshots before it existed
+                state._issued[str(event_id)] = tuple(
+                    Action(**{**a, "threat_event_ids": tuple(a["threat_event_ids"])}) for a in actions)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ScoringError(f"healing state snapshot is malformed: {exc}") from exc
         state._offence_heap = [(times[0], k) for k, times in state._offences.items() if times]
@@ -243,6 +262,7 @@ class HealingState:
             "offences": sum(len(v) for v in self._offences.values()),
             "offence_index": len(self._offence_heap),
             "alerts": len(self._alerts),
+            "issued": len(self._issued),
             "alert_index": len(self._alert_heap),
             "breaker": len(self._breaker),
         }
@@ -435,10 +455,24 @@ def _alert(threat: Threat, target: str, state: HealingState, cfg: PolicyConfig, 
 
 
 def decide(threat: Threat, state: HealingState, cfg: PolicyConfig, now: datetime) -> list[Action]:
-    """The actions for one threat under the policy at `now`; updates `state` accordingly."""
+    """The actions for one threat under the policy at `now`; updates `state` accordingly.
+
+    A threat decided before (a redelivery after a crash) gets the very same actions again,
+    so an action id never stands for two different contents.
+    """
     validate(cfg)
     now_ms = _ms(now, "now")
     state._prune(cfg, now_ms)
+    issued = state._issued.get(threat.event_id)
+    if issued is not None:
+        return list(issued)
+    actions = _decide(threat, state, cfg, now_ms)
+    if actions:
+        state._record_issued(threat.event_id, actions)
+    return actions
+
+
+def _decide(threat: Threat, state: HealingState, cfg: PolicyConfig, now_ms: int) -> list[Action]:
 
     # Never act on an allowlisted address, whatever the target type says it is.
     if in_allowlist(threat.target, cfg.allowlist):
@@ -519,28 +553,36 @@ def expire(state: HealingState, cfg: PolicyConfig, now: datetime) -> list[Action
     validate(cfg)
     now_ms = _ms(now, "now")
     state._prune(cfg, now_ms)
-    due: list[tuple[int, _Key, str]] = []
+    due: list[tuple[int, _Key, str, int]] = []
     for key, block in state._active.items():
         if block.expires_ms <= now_ms:
-            due.append((block.expires_ms, key, f"{block.action} expired after {(block.expires_ms - block.started_ms) // 1000} s"))
+            # Issued "at" the expiry, not at the timer's tick: lifting it again after a crash
+            # gives the same action.
+            due.append((block.expires_ms, key, f"{block.action} expired after "
+                        f"{(block.expires_ms - block.started_ms) // 1000} s", block.expires_ms))
         elif in_allowlist(block.target, cfg.allowlist):
             # The operator vouched for this address after it was blocked: lift it now.
-            due.append((block.expires_ms, key, f"target is now allowlisted: {block.action} lifted early"))
-    return _lift(state, due, cfg, now_ms)
+            due.append((block.expires_ms, key, f"target is now allowlisted: {block.action} lifted early", now_ms))
+    return _lift(state, due, cfg)
 
 
 def release(state: HealingState, target: str, cfg: PolicyConfig, now: datetime, *, by: str = "operator") -> list[Action]:
     """`unblock_ip` for every active block on `target`, lifted now on an operator's request."""
     validate(cfg)
     now_ms = _ms(now, "now")
-    due = [(block.expires_ms, key, f"{block.action} lifted early by {by}")
+    due = [(block.expires_ms, key, f"{block.action} lifted early by {by}", now_ms)
            for key, block in state._active.items() if block.target == target]
-    return _lift(state, due, cfg, now_ms)
+    if not due:
+        # A redelivered request whose lift is done already: the same actions again.
+        return list(state._issued.get(f"release:{target}", ()))
+    actions = _lift(state, due, cfg)
+    state._record_issued(f"release:{target}", actions)
+    return actions
 
 
-def _lift(state: HealingState, due: list[tuple[int, _Key, str]], cfg: PolicyConfig, now_ms: int) -> list[Action]:
+def _lift(state: HealingState, due: list[tuple[int, _Key, str, int]], cfg: PolicyConfig) -> list[Action]:
     actions = []
-    for _, key, why in sorted(due):
+    for _, key, why, issued_ms in sorted(due):
         block = state._active.pop(key)
         seen = f"; {block.hits} further threats seen while blocked" if block.hits else ""
         actions.append(Action(
@@ -550,6 +592,6 @@ def _lift(state: HealingState, due: list[tuple[int, _Key, str]], cfg: PolicyConf
             action="unblock_ip", target=block.target, target_type=block.target_type,
             reason=f"{why} ({block.label}, blocked at {block.started_ms} ms){seen}",
             risk=block.risk, ttl_s=0, expires_at_ms=None, dry_run=block.dry_run,
-            threat_event_ids=(block.event_id,), policy_version=cfg.version, issued_at_ms=now_ms,
+            threat_event_ids=(block.event_id,), policy_version=cfg.version, issued_at_ms=issued_ms,
         ))
     return actions

@@ -15,6 +15,9 @@ but never processed.
    offset to read) and skips the test when `committed` is 0. A commit could then pass over one
    message still in flight. We test `min(acked) > committed` whenever `committed` is known.
 
+A third loss, in faust's fetch loop (a message dropped when flow is suspended mid-hand-over),
+cannot be patched from outside that loop; `streams._offsets` notices it and seeks back.
+
 `apply()` is idempotent; `skipped_unacked()` counts fix 1 at work and `on_skip` hears of each.
 """
 

@@ -35,6 +35,7 @@ from scoring.drift import DriftMonitor
 from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, release, validate
 
 from . import _faust_fixes, sink, stages
+from ._offsets import OffsetWatch
 from .control import Command, sign
 from .errors import StreamsError
 from .metrics import Metrics
@@ -143,6 +144,7 @@ class Pipeline:
         validate(self.policy)
         self.threshold = s.threat_threshold  # operators may change it through the control topic
         self.max_event_ms = 0
+        self._offset_watch = OffsetWatch()
         # Event-time watermark per hop partition: idle expiry must use the clock of the
         # partition an entity lives on, or a partition that lags during catch-up would have
         # its entities expired by another partition's later events.
@@ -268,6 +270,7 @@ class Pipeline:
         m = self.metrics
         async for event in stream.events():
             msg = event.message
+            await self._check_offsets("ingest", (event,))
             kind = "logs" if msg.topic == self.names.logs_raw else "flows"
             m.events_in.labels(kind).inc()
             self.last_input_monotonic = time.monotonic()
@@ -282,8 +285,28 @@ class Pipeline:
             else:
                 await self.hops.send(key=out.hop.key, value=stages.encode(out.hop.message))
 
+    async def _check_offsets(self, stage: str, events: Any) -> None:
+        """Seek back to input this stage never received (see `streams._offsets`)."""
+        consumer = self.app.consumer
+        for event in events:
+            msg = event.message
+            tp = msg.tp
+            back = self._offset_watch.observe(stage, msg.topic, msg.partition, msg.offset, msg.generation_id,
+                                              consumer._committed_offset.get(tp))
+            if back is None:
+                continue
+            self.metrics.offset_gaps.labels(stage).inc(msg.offset - back)
+            log.warning("%s: %s[%d] offsets %d..%d never reached the stage; fetching them again", stage,
+                        msg.topic, msg.partition, back, msg.offset - 1)
+            try:
+                if tp in consumer.assignment():
+                    await consumer.seek(tp, back)
+            except Exception as exc:  # noqa: BLE001 - the commit check still holds the hole back
+                log.warning("could not seek %s[%d] back to %d: %r", msg.topic, msg.partition, back, exc)
+
     async def _hop_agent(self, stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.05):
+            await self._check_offsets("entity-hop", batch)
             touched: dict[bytes, EntityState] = {}
             for event in batch:
                 key = event.key
@@ -315,6 +338,7 @@ class Pipeline:
     async def _score_agent(self, stream: faust.StreamT) -> None:
         s, m = self.settings, self.metrics
         async for batch in stream.take_events(s.batch_size, within=s.batch_timeout_s):
+            await self._check_offsets("score", batch)
             messages, good = [], []
             for event in batch:
                 try:
@@ -513,8 +537,8 @@ class Pipeline:
         return self._healing_state
 
     async def _emit_actions(self, actions: list[Any]) -> None:
-        # Known gap: the policy state may become durable before these sends do; a crash in
-        # between could lose an action that de-duplication then suppresses (see README).
+        # The heal agent makes the policy state durable first: it remembers each threat's (and
+        # each operator unblock's) actions, so the redelivered input gets the same ones again.
         for a in actions:
             rec = _action_record(a)
             await self.actions_t.send(key=a.target.encode(), value=rec.model_dump_json().encode())
@@ -531,8 +555,8 @@ class Pipeline:
                     actions.extend(release(state, msg["unblock"], self.policy, now))
                 else:
                     actions.extend(decide(_threat_from_dict(msg), state, self.policy, now))
-            await self._emit_actions(actions)
             await self._write_durably(self.healing, [(_HEALING_KEY, state.snapshot())])
+            await self._emit_actions(actions)
 
     def _owns_healing(self) -> bool:
         return TP(self.healing_in.get_topic_name(), 0) in self.app.assignor.assigned_actives()
@@ -544,6 +568,8 @@ class Pipeline:
         state = self._state()
         actions = expire(state, self.policy, self.clock())
         if actions:
+            # Sent before the state forgets the blocks: a crash in between lifts them again,
+            # as the same actions (an expiry is issued at the block's expiry time).
             await self._emit_actions(actions)
             await self._write_durably(self.healing, [(_HEALING_KEY, state.snapshot())])
 

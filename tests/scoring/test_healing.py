@@ -370,6 +370,42 @@ def test_same_threat_from_same_state_gives_identical_actions() -> None:
     assert len({first[0].action_id, other[0].action_id, bumped[0].action_id}) == 3
 
 
+@pytest.mark.parametrize("label", ["brute_force", "benign"])
+def test_a_redelivered_threat_gets_the_same_actions_again(label: str) -> None:
+    # A crash between the policy state write and the offset commit redelivers the threat,
+    # possibly minutes later: the action id must not come back with another content.
+    state, cfg = HealingState(), PolicyConfig()
+    t = threat(label=label, risk=99, event_id="ev-once")
+    first = decide(t, state, cfg, at(0))
+    assert first and first[0].action == ("block_ip" if label == "brute_force" else "alert")
+    restored = HealingState.restore(json.loads(json.dumps(state.snapshot())))
+    assert decide(t, restored, cfg, at(75)) == first  # past the 60-s alert de-dup, still the same
+    assert decide(t, state, cfg, at(75)) == first
+    # Another threat against the same target is judged afresh (blocked already: nothing).
+    later = decide(threat(label=label, risk=99, event_id="ev-twice"), state, cfg, at(75))
+    assert later == ([] if label == "brute_force" else [replace(first[0], action_id=later[0].action_id,
+                                                                threat_event_ids=("ev-twice",),
+                                                                issued_at_ms=ms(at(75)))])
+
+
+def test_an_expiry_lifted_again_after_a_crash_is_the_same_action() -> None:
+    state, cfg = HealingState(), PolicyConfig()
+    [block] = decide(threat(), state, cfg, T0)
+    snap = state.snapshot()  # the state a crash before the expiry's state write leaves behind
+    [first] = expire(state, cfg, at(700))
+    [again] = expire(HealingState.restore(snap), cfg, at(745))
+    assert first == again and first.issued_at_ms == block.expires_at_ms
+
+
+def test_the_memory_of_issued_actions_is_bounded() -> None:
+    from scoring.healing import ISSUED_MEMORY
+
+    state, cfg = HealingState(), PolicyConfig(max_blocks_per_minute=10**6)
+    for i in range(ISSUED_MEMORY + 50):
+        assert decide(threat(f"10.1.{i // 250}.{i % 250 + 1}", event_id=f"ev-{i}"), state, cfg, at(i / 1000))
+    assert state.sizes()["issued"] == ISSUED_MEMORY
+
+
 def test_replay_gives_identical_actions_and_state() -> None:
     cfg = PolicyConfig(max_blocks_per_minute=3)
     s1, s2 = HealingState(), HealingState()
@@ -489,14 +525,15 @@ def test_offence_history_per_target_is_capped_by_the_ladder() -> None:
     assert sizes["offences"] == 3 and sizes["offence_index"] == 1 and sizes["breaker"] <= 12
 
 
-def test_operator_release_lifts_only_that_target_once() -> None:
+def test_operator_release_lifts_only_that_target_once_and_repeats_itself_exactly() -> None:
     state, cfg = HealingState(), PolicyConfig()
     decide(threat(), state, cfg, T0)
     decide(threat("198.51.100.9"), state, cfg, T0)
     assert release(state, "192.0.2.1", cfg, at(5)) == []
     [u] = release(state, ATTACKER, cfg, at(10), by="operator alice")
     assert u.action == "unblock_ip" and u.target == ATTACKER and "operator alice" in u.reason
-    assert release(state, ATTACKER, cfg, at(11)) == []
+    # Asked again (a redelivered request): the same action, nothing new lifted.
+    assert release(state, ATTACKER, cfg, at(11)) == [u]
     assert len(state.snapshot()["active"]) == 1  # the other target stays blocked
     # A later threat from the released address is blocked again (offence history kept: longer TTL).
     [again] = decide(threat(at=at(20)), state, cfg, at(20))

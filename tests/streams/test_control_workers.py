@@ -170,8 +170,11 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
     assert sum(health(w)["challenger"]["events"] for w in workers) == 240  # same challenger: its counts go on
     produce(kafka_bootstrap, logs, _failures(prefix, range(41, 101), 5000))  # 360 events, 60 sources
     wait_for(lambda: scored_total() >= 600, 90, "600 events scored", workers[0].log_tail)
-    later = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
-                                                                        idle_s=2)][240:]
+    ab_sources = {f"198.51.100.{n}" for n in range(41, 101)}
+    every = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
+                                                                        idle_s=2)]
+    assert len(every) == 600
+    later = [r for r in every if r.entity.value in ab_sources]
     assert len(later) == 360
     by_entity: dict[str, set[str]] = {}
     for r in later:

@@ -39,6 +39,17 @@ def _produce_to(bootstrap: str, topic: str, items: list[tuple[int, bytes | None,
     assert p.flush(60) == 0
 
 
+def _trace(bootstrap: str, prefix: str, app_id: str, ids: list[str]) -> dict[str, list]:
+    """Where the internal topics hold these events: (topic, partition, offset, hop index) per id."""
+    found: dict[str, list] = {i: [] for i in ids}
+    for stage in ("entity-hops", "to-score"):
+        for m in drain(bootstrap, f"{prefix}{app_id}-{stage}", idle_s=2):
+            for i in ids:
+                if i.encode() in m.value():
+                    found[i].append((stage, m.partition(), m.offset(), json.loads(m.value()).get("i")))
+    return found
+
+
 def test_sigkill_mid_stream_loses_nothing_and_windows_continue(kafka_bootstrap: str, start_worker, kafka_admin) -> None:
     _crash_and_recover(kafka_bootstrap, start_worker, kafka_admin, background_s=240, kill_every_s=None)
 
@@ -105,7 +116,8 @@ def _crash_and_recover(kafka_bootstrap: str, start_worker, kafka_admin, *, backg
                  for p in range(4) for o in range(sum(1 for q, *_ in items if q == p))}
     missing = sorted(positions[i] for i in positions.keys() - by_id.keys())
     assert not missing, (f"{len(missing)} inputs never scored (topic, partition, offset): {missing[:20]}; "
-                         f"rebalance re-fetches {metric_sum(second.metrics(), 'streamguard_rebalance_refetch_total')}")
+                         f"rebalance re-fetches {metric_sum(second.metrics(), 'streamguard_rebalance_refetch_total')}; "
+                         f"where they got to: {_trace(kafka_bootstrap, prefix, app_id, [i for i in positions if i not in by_id][:20])}")
     assert len(by_id) == total
     assert all(len({t.event_time_ms for t in ts}) == 1 for ts in by_id.values())
     # The oracle: the same failures through the same windows, uninterrupted. Syslog stamps
