@@ -1,8 +1,8 @@
-"""Two fixes to faust-streaming's offset bookkeeping that otherwise lose input around a rebalance.
+"""Three fixes to faust-streaming's offset bookkeeping that otherwise lose input around a rebalance.
 
-Both were found by our crash test (a SIGKILL, then a restarted worker that goes through two
+All were found by our crash tests (SIGKILLs, then restarted workers that go through two
 rebalances while the dead member's session expires): a handful of input events were committed
-but never processed.
+but never processed, or a partition stopped committing for good.
 
 1. A stream *skips* a message that was fetched before a rebalance (flow control off, or an
    older consumer generation) and then *acks* it "so the lag does not grow". The next commit
@@ -14,15 +14,22 @@ but never processed.
    committed one, but tests `min(acked) - committed > 1` (one off: `committed` is the next
    offset to read) and skips the test when `committed` is 0. A commit could then pass over one
    message still in flight. We test `min(acked) > committed` whenever `committed` is known.
+3. The fetch loop hands each message to the streams with
+   `wait_first(callback(message), suspend_flow.wait())` and moves its read offset past the
+   message whichever wins. Flow is suspended from a rebalance's start until table recovery
+   has sought to the committed offsets *and* the streams resumed; a message fetched in that
+   window (after the seek) loses the race, is never delivered, and nothing fetches it again.
+   The stage then sees offset N+k after N-1. We copy the loop with one change: a message
+   that was not delivered leaves its partition's read offset alone, later messages of that
+   partition in the same fetch are passed over, and the partition is sought back to it, so
+   the next fetch starts there (at-least-once).
 
-A third loss, in faust's fetch loop (a message dropped when flow is suspended mid-hand-over),
-cannot be patched from outside that loop; `streams._offsets` notices it and seeks back.
-
-`apply()` is idempotent; `skipped_unacked()` counts fix 1 at work and `on_skip` hears of each.
+`apply()` is idempotent; `skipped_unacked()` counts fixes 1 and 3 at work and `on_skip` hears of each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -45,9 +52,7 @@ def _ack(original: Any) -> Any:
     def ack(self: Any, message: Any) -> bool:
         if not message.tracked and self.app.topics.acks_enabled_for(message.topic):
             # Skipped before the stream tracked it: leave it unacked so it is fetched again.
-            _state["skipped"] += 1
-            if _state["on_skip"] is not None:
-                _state["on_skip"]()
+            _skipped()
             return False
         return original(self, message)
 
@@ -65,6 +70,79 @@ def _new_offset(original: Any) -> Any:
     return new_offset
 
 
+def _skipped() -> None:
+    _state["skipped"] += 1
+    if _state["on_skip"] is not None:
+        _state["on_skip"]()
+
+
+async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - runs in a worker
+    """faust 0.15.3's `Consumer._drain_messages`, but a message not delivered is fetched again (fix 3)."""
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    yield_every, num_since_yield = 100, 0
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(_consumer.CONSUMER_FETCHING)
+            ait = getmany(timeout=1.0)
+            await self.sleep(0)  # getmany may not release the loop
+            if not self.should_stop:
+                rewind: dict[Any, int] = {}  # partition -> first offset not delivered
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await asyncio.sleep(0)
+                        num_since_yield = 0
+                    offset = message.offset
+                    if tp in rewind:
+                        continue  # behind a message not delivered: fetched again after the seek
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        delivery = asyncio.ensure_future(callback(message))
+                        await self.wait_first(delivery, self.suspend_flow.wait())
+                        if delivery.done() and not delivery.cancelled():
+                            set_read_offset(tp, offset)
+                        else:  # flow was suspended first: faust would drop it here
+                            rewind[tp] = offset
+                            _skipped()
+                    else:
+                        self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                for tp, offset in rewind.items():
+                    try:
+                        await self.seek(tp, offset)
+                    except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the rebalance's seek covers it
+                        log.info("could not seek %s back to %d: %r", tp, offset, exc)
+                unset_flag(_consumer.CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(_consumer.CONSUMER_FETCHING)
+
+
 def apply(on_skip: Callable[[], None] | None = None) -> None:
     """Patch faust's Consumer once per process; `on_skip` is called for each message left unacked."""
     _state["on_skip"] = on_skip
@@ -73,4 +151,5 @@ def apply(on_skip: Callable[[], None] | None = None) -> None:
     cls = _consumer.Consumer
     cls.ack = _ack(cls.ack)
     cls._new_offset = _new_offset(cls._new_offset)
+    cls._drain_messages = _drain_messages
     _state["applied"] = True

@@ -270,7 +270,7 @@ class Pipeline:
         m = self.metrics
         async for event in stream.events():
             msg = event.message
-            await self._check_offsets("ingest", (event,))
+            self._check_offsets("ingest", (event,))
             kind = "logs" if msg.topic == self.names.logs_raw else "flows"
             m.events_in.labels(kind).inc()
             self.last_input_monotonic = time.monotonic()
@@ -285,28 +285,21 @@ class Pipeline:
             else:
                 await self.hops.send(key=out.hop.key, value=stages.encode(out.hop.message))
 
-    async def _check_offsets(self, stage: str, events: Any) -> None:
-        """Seek back to input this stage never received (see `streams._offsets`)."""
-        consumer = self.app.consumer
+    def _check_offsets(self, stage: str, events: Any) -> None:
+        """Count and log input offsets this stage never received (see `streams._offsets`)."""
+        committed = self.app.consumer._committed_offset
         for event in events:
             msg = event.message
-            tp = msg.tp
-            back = self._offset_watch.observe(stage, msg.topic, msg.partition, msg.offset, msg.generation_id,
-                                              consumer._committed_offset.get(tp))
-            if back is None:
-                continue
-            self.metrics.offset_gaps.labels(stage).inc(msg.offset - back)
-            log.warning("%s: %s[%d] offsets %d..%d never reached the stage; fetching them again", stage,
-                        msg.topic, msg.partition, back, msg.offset - 1)
-            try:
-                if tp in consumer.assignment():
-                    await consumer.seek(tp, back)
-            except Exception as exc:  # noqa: BLE001 - the commit check still holds the hole back
-                log.warning("could not seek %s[%d] back to %d: %r", msg.topic, msg.partition, back, exc)
+            missing = self._offset_watch.observe(stage, msg.topic, msg.partition, msg.offset, msg.generation_id,
+                                                 committed.get(msg.tp))
+            if missing:
+                self.metrics.offset_gaps.labels(stage).inc(missing)
+                log.warning("%s: %s[%d] offsets %d..%d never reached the stage", stage, msg.topic, msg.partition,
+                            msg.offset - missing, msg.offset - 1)
 
     async def _hop_agent(self, stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.05):
-            await self._check_offsets("entity-hop", batch)
+            self._check_offsets("entity-hop", batch)
             touched: dict[bytes, EntityState] = {}
             for event in batch:
                 key = event.key
@@ -338,7 +331,7 @@ class Pipeline:
     async def _score_agent(self, stream: faust.StreamT) -> None:
         s, m = self.settings, self.metrics
         async for batch in stream.take_events(s.batch_size, within=s.batch_timeout_s):
-            await self._check_offsets("score", batch)
+            self._check_offsets("score", batch)
             messages, good = [], []
             for event in batch:
                 try:

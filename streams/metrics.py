@@ -42,10 +42,10 @@ class Metrics:
                                     ["reason"], registry=r)
         self.rebalance_refetch = Counter(
             "streamguard_rebalance_refetch_total",
-            "Input messages skipped during a rebalance and left unacked, so they are fetched again.", registry=r)
+            "Input messages skipped or not handed over during a rebalance, left to be fetched again.", registry=r)
         self.offset_gaps = Counter(
             "streamguard_offset_gaps_total",
-            "Input offsets a stage never received (dropped between fetch and stage), fetched again.",
+            "Input offsets a stage never received (lost between fetch and stage).",
             ["stage"], registry=r)
         self.control = Counter("streamguard_control_commands_total",
                                "Control messages by outcome (applied, rejected, failed) and op or reason.",
