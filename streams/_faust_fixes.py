@@ -22,7 +22,10 @@ but never processed, or a partition stopped committing for good.
    The stage then sees offset N+k after N-1. We copy the loop with one change: a message
    that was not delivered leaves its partition's read offset alone, later messages of that
    partition in the same fetch are passed over, and the partition is sought back to it, so
-   the next fetch starts there (at-least-once).
+   the next fetch starts there (at-least-once). The same loop also seeks back when a stage
+   reports offsets it never received (`request_rewind`): in one crash test a partition's
+   first messages after a restart never arrived by any path we could find, and the hole
+   held every later commit of the partition back for good.
 
 `apply()` is idempotent; `skipped_unacked()` counts fixes 1 and 3 at work and `on_skip` hears of each.
 """
@@ -36,7 +39,7 @@ from typing import Any
 
 from faust.transport import consumer as _consumer
 
-__all__ = ["apply", "skipped_unacked"]
+__all__ = ["apply", "request_rewind", "skipped_unacked"]
 
 log = logging.getLogger("streamguard.worker")
 
@@ -95,12 +98,15 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
             await self.sleep(0)  # getmany may not release the loop
             if not self.should_stop:
                 rewind: dict[Any, int] = {}  # partition -> first offset not delivered
+                asked: dict[Any, int] = self.__dict__.setdefault("_sg_rewind", {})
                 async for tp, message in ait:
                     num_since_yield += 1
                     if num_since_yield > yield_every:
                         await asyncio.sleep(0)
                         num_since_yield = 0
                     offset = message.offset
+                    if tp in asked:  # a stage found a hole behind this partition's position
+                        rewind[tp] = min(asked.pop(tp), rewind.get(tp, offset))
                     if tp in rewind:
                         continue  # behind a message not delivered: fetched again after the seek
                     r_offset = get_read_offset(tp)
@@ -120,6 +126,9 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                             _skipped()
                     else:
                         self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                while asked:  # holes in partitions this fetch did not touch
+                    tp, offset = asked.popitem()
+                    rewind[tp] = min(offset, rewind.get(tp, offset))
                 for tp, offset in rewind.items():
                     try:
                         await self.seek(tp, offset)
@@ -141,6 +150,17 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         raise
     finally:
         unset_flag(_consumer.CONSUMER_FETCHING)
+
+
+def request_rewind(consumer: Any, tp: Any, offset: int) -> None:
+    """Have the fetch loop seek `tp` back to `offset` (after the messages it is handing over now).
+
+    For a stage that found offsets it never received. Seeking from outside the loop does not
+    work: messages of the fetch in progress move the read offset forward again, and the
+    re-fetched ones are then dropped as already read.
+    """
+    asked = consumer.__dict__.setdefault("_sg_rewind", {})
+    asked[tp] = min(offset, asked.get(tp, offset))
 
 
 def apply(on_skip: Callable[[], None] | None = None) -> None:

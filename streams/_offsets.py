@@ -4,7 +4,7 @@ A stage's input topics are ours: produced without transactions or compaction, so
 offsets have no holes. Offset N+k after N-1 within one consumer generation means messages
 were lost between fetch and stage; faust 0.15.3's fetch loop did this around rebalances
 (`streams._faust_fixes`, fix 3). `OffsetWatch` is the pure check behind the
-`streamguard_offset_gaps_total` alarm; it does not repair anything.
+`streamguard_offset_gaps_total` alarm; the worker has the fetch loop seek back once per hole.
 """
 
 from __future__ import annotations
@@ -19,7 +19,18 @@ class OffsetWatch:
     """Per (stage, topic, partition): the offset expected next, within one consumer generation."""
 
     _next: dict[tuple[str, str, int], tuple[int, int]] = field(default_factory=dict)  # -> (generation, offset)
+    _reported: set[tuple[str, int, int]] = field(default_factory=set)
     holes: int = 0  # offsets found missing so far
+
+    def first_time(self, topic: str, partition: int, offset: int) -> bool:
+        """True the first time a hole starting at `offset` is seen: worth one re-fetch, not a loop."""
+        key = (topic, partition, offset)
+        if key in self._reported:
+            return False
+        if len(self._reported) >= 100_000:  # bounded: only recent holes matter
+            self._reported.clear()
+        self._reported.add(key)
+        return True
 
     def observe(self, stage: str, topic: str, partition: int, offset: int, generation: int,
                 committed: int | None) -> int:

@@ -270,7 +270,6 @@ class Pipeline:
         m = self.metrics
         async for event in stream.events():
             msg = event.message
-            self._check_offsets("ingest", (event,))
             kind = "logs" if msg.topic == self.names.logs_raw else "flows"
             m.events_in.labels(kind).inc()
             self.last_input_monotonic = time.monotonic()
@@ -286,7 +285,11 @@ class Pipeline:
                 await self.hops.send(key=out.hop.key, value=stages.encode(out.hop.message))
 
     def _check_offsets(self, stage: str, events: Any) -> None:
-        """Count and log input offsets this stage never received (see `streams._offsets`)."""
+        """Count and log input offsets this stage never received (see `streams._offsets`).
+
+        Only for our internal topics: raw topics may have holes by design (transaction markers,
+        compaction).
+        """
         committed = self.app.consumer._committed_offset
         for event in events:
             msg = event.message
@@ -294,8 +297,10 @@ class Pipeline:
                                                  committed.get(msg.tp))
             if missing:
                 self.metrics.offset_gaps.labels(stage).inc(missing)
-                log.warning("%s: %s[%d] offsets %d..%d never reached the stage", stage, msg.topic, msg.partition,
-                            msg.offset - missing, msg.offset - 1)
+                log.warning("%s: %s[%d] offsets %d..%d never reached the stage; fetching them again", stage,
+                            msg.topic, msg.partition, msg.offset - missing, msg.offset - 1)
+                if self._offset_watch.first_time(msg.topic, msg.partition, msg.offset - missing):
+                    _faust_fixes.request_rewind(self.app.consumer, msg.tp, msg.offset - missing)
 
     async def _hop_agent(self, stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.05):

@@ -39,3 +39,9 @@ def test_stages_and_partitions_are_followed_apart() -> None:
     assert w.observe("score", "u", 0, 7, 1, None) == 0
     assert w.observe("hop", "t", 0, 11, 1, None) == 0
     assert w.observe("hop", "t", 1, 52, 1, None) == 1
+
+
+def test_each_hole_is_worth_one_refetch() -> None:
+    w = OffsetWatch()
+    assert w.first_time("t", 0, 12) and not w.first_time("t", 0, 12)
+    assert w.first_time("t", 1, 12) and w.first_time("t", 0, 13)
