@@ -8,8 +8,10 @@ but never processed, or a partition stopped committing for good.
    older consumer generation) and then *acks* it "so the lag does not grow". The next commit
    can then move past a message nobody processed; the seek after the rebalance starts behind
    it, so it is never seen again. Such a message was never tracked by the stream (tracking
-   happens after the skip test), so we refuse to ack untracked messages: the seek to the
-   committed offset that ends every rebalance fetches them again (at-least-once).
+   happens after the skip test), so we refuse to ack untracked messages. The seek to the
+   committed offset that ends a rebalance fetches them again, but only if the skip came
+   before it; so the fetch loop also seeks back to a skipped message its read position has
+   already passed (at-least-once).
 2. `Consumer._new_offset` holds back a commit when the lowest acked offset is not the
    committed one, but tests `min(acked) - committed > 1` (one off: `committed` is the next
    offset to read) and skips the test when `committed` is 0. A commit could then pass over one
@@ -54,7 +56,11 @@ def skipped_unacked() -> int:
 def _ack(original: Any) -> Any:
     def ack(self: Any, message: Any) -> bool:
         if not message.tracked and self.app.topics.acks_enabled_for(message.topic):
-            # Skipped before the stream tracked it: leave it unacked so it is fetched again.
+            # Skipped before the stream tracked it: leave it unacked so it is fetched again. The
+            # seek that ends a rebalance fetches it again if it comes later; if the skip comes
+            # after that seek, only the fetch loop can (see `_drain_messages`).
+            skipped = self.__dict__.setdefault("_sg_skipped", {})
+            skipped[message.tp] = min(message.offset, skipped.get(message.tp, message.offset))
             _skipped()
             return False
         return original(self, message)
@@ -99,6 +105,12 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
             if not self.should_stop:
                 rewind: dict[Any, int] = {}  # partition -> first offset not delivered
                 asked: dict[Any, int] = self.__dict__.setdefault("_sg_rewind", {})
+                skipped: dict[Any, int] = self.__dict__.setdefault("_sg_skipped", {})
+                while skipped:  # skipped by a stream (fix 1): fetch again unless a seek went back already
+                    tp, offset = skipped.popitem()
+                    r_offset = get_read_offset(tp)
+                    if r_offset is not None and r_offset >= offset:
+                        asked[tp] = min(offset, asked.get(tp, offset))
                 async for tp, message in ait:
                     num_since_yield += 1
                     if num_since_yield > yield_every:

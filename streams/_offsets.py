@@ -5,13 +5,16 @@ offsets have no holes. Offset N+k after N-1 within one consumer generation means
 were lost between fetch and stage; faust 0.15.3's fetch loop did this around rebalances
 (`streams._faust_fixes`, fix 3). `OffsetWatch` is the pure check behind the
 `streamguard_offset_gaps_total` alarm; the worker has the fetch loop seek back once per hole.
+
+A hole at the end of a partition has no later message to reveal it: `StallWatch` notices a
+partition whose committed offset stays behind its end while its stage receives nothing of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["OffsetWatch"]
+__all__ = ["OffsetWatch", "StallWatch"]
 
 
 @dataclass(slots=True)
@@ -48,3 +51,36 @@ class OffsetWatch:
             return 0
         self.holes += offset - want
         return offset - want
+
+
+@dataclass(slots=True)
+class StallWatch:
+    """Per (topic, partition): is it behind its end with nothing committed or received for `after_s`?"""
+
+    after_s: float = 20.0
+    _since: dict[tuple[str, int], tuple[int, float]] = field(default_factory=dict)  # -> (committed, since)
+    _last_input: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def received(self, topic: str, partition: int, now: float) -> None:
+        """The stage got a message of this partition at `now` (monotonic seconds)."""
+        self._last_input[(topic, partition)] = now
+
+    def reset(self) -> None:
+        """Forget all quiet spells (a rebalance or recovery is not a stall)."""
+        self._since.clear()
+
+    def stalled(self, topic: str, partition: int, committed: int | None, end: int | None, now: float) -> bool:
+        """True once per quiet spell of `after_s` while `committed < end`; the spell then starts over."""
+        key = (topic, partition)
+        if committed is None or end is None or committed >= end:
+            self._since.pop(key, None)
+            return False
+        prev = self._since.get(key)
+        if prev is None or prev[0] != committed:
+            self._since[key] = (committed, now)
+            return False
+        quiet_from = max(prev[1], self._last_input.get(key, prev[1]))
+        if now - quiet_from < self.after_s:
+            return False
+        self._since[key] = (committed, now)
+        return True

@@ -2,12 +2,14 @@
 
 Agents only move data; what they do to it lives in `streams.stages` and the pure packages.
 
-    logs.raw, flows.raw ─ingest─► <app>-entity-hops (keyed by entity) ─hop─► ... ─► <app>-to-score
+    logs.raw, flows.raw ─ingest─► <app>-entity-hops (partitioned by entity) ─hop─► ... ─► <app>-to-score
     <app>-to-score ─score (micro-batches)─► threats.enriched, events.scored, <app>-healing (1 partition)
     <app>-healing ─heal─► actions.healing          ingest failures ─► ops.deadletter
 
 An event that belongs to several entities (source, destination, user, service) visits each
 one's partition in turn, so every entity's state is updated by the worker that owns it.
+Internal messages carry a batch of hops each, packed per destination partition
+(`stages.Outbox`), so Kafka and Faust costs are paid per batch rather than per event.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from scoring.drift import DriftMonitor
 from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, release, validate
 
 from . import _faust_fixes, sink, stages
-from ._offsets import OffsetWatch
+from ._offsets import OffsetWatch, StallWatch
 from .control import Command, sign
 from .errors import StreamsError
 from .metrics import Metrics
@@ -53,6 +55,27 @@ __all__ = ["Pipeline"]
 log = logging.getLogger("streamguard.worker")
 
 _HEALING_KEY = b"policy-state"
+_INGEST_BATCH = 1000  # raw messages per ingest batch
+_HOP_BATCH = 64  # internal messages (each up to `stages.MAX_HOPS_PER_MESSAGE` hops) per hop batch
+
+
+def _consumer_state(app: faust.App) -> str:
+    """Per assigned partition: committed, read and fetch positions, acks in flight, pause flags."""
+    try:
+        c = app.consumer
+        inner = c._thread._consumer  # the aiokafka consumer
+        assignment = inner._subscription.subscription.assignment
+        lines = [f"flow_control active={app.flow_control.is_active()} generation={app.consumer_generation_id}"]
+        for tp in sorted(assignment.tps, key=lambda t: (t.topic, t.partition)):
+            st = assignment.state_value(tp)
+            acked = c._acked.get(tp) or []
+            lines.append(f"{tp.topic}[{tp.partition}] committed={c._committed_offset.get(tp)} "
+                         f"read={c._read_offset.get(tp)} position={st.position if st.has_valid_position else None} "
+                         f"paused={st.paused} acked={len(acked)}:{min(acked) if acked else None} "
+                         f"gaps={len(c._gap.get(tp) or [])} rewind={c.__dict__.get('_sg_rewind', {}).get(tp)}")
+        return "\n".join(lines) + "\n"
+    except Exception as exc:  # noqa: BLE001 - a diagnostic page must not fail on faust internals
+        return f"consumer state unavailable: {exc!r}\n"
 
 
 def _task_stacks() -> str:
@@ -145,6 +168,7 @@ class Pipeline:
         self.threshold = s.threat_threshold  # operators may change it through the control topic
         self.max_event_ms = 0
         self._offset_watch = OffsetWatch()
+        self._stall_watch = StallWatch()
         # Event-time watermark per hop partition: idle expiry must use the clock of the
         # partition an entity lives on, or a partition that lags during catch-up would have
         # its entities expired by another partition's later events.
@@ -245,6 +269,7 @@ class Pipeline:
         self.operations = Operations(self)
         app.task(self._operations_task)
         app.timer(30.0, name="sweep-entities")(self._sweep_timer)
+        app.timer(5.0, name="stall-watch")(self._stall_timer)
         if s.mongo_uri is not None and s.mongo_sink:
             app.agent(self.threats_t, name="sink-threats")(self._sink_threats_agent)
             app.agent(self.actions_t, name="sink-actions")(self._sink_actions_agent)
@@ -257,7 +282,8 @@ class Pipeline:
             return self._health_page(web)
 
         async def tasks_page(web: Any, request: Any) -> Any:
-            return web.bytes(_task_stacks().encode(), content_type="text/plain")
+            text = _consumer_state(self.app) + "\n" + _task_stacks()
+            return web.bytes(text.encode(), content_type="text/plain")
 
         app.page("/metrics")(metrics_page)
         app.page("/health")(health_page)
@@ -268,21 +294,28 @@ class Pipeline:
 
     async def _ingest_agent(self, stream: faust.StreamT) -> None:
         m = self.metrics
-        async for event in stream.events():
-            msg = event.message
-            kind = "logs" if msg.topic == self.names.logs_raw else "flows"
-            m.events_in.labels(kind).inc()
+        outbox = stages.Outbox(self.settings.topic_partitions)
+        async for batch in stream.take_events(_INGEST_BATCH, within=0.05):
             self.last_input_monotonic = time.monotonic()
-            out = stages.ingest(event.value, input_kind=kind, topic=msg.topic, partition=msg.partition,
-                                offset=msg.offset, now=self.clock(), bounds=self.bounds)
-            if isinstance(out, DeadLetter):
-                await self.deadletter_t.send(key=msg.topic.encode(), value=out.model_dump_json().encode())
-                m.deadletters.labels(out.reason).inc()
-                m.events.labels("deadlettered").inc()
-            elif out.hop.key is None:
-                await self.to_score.send(key=out.event_id.encode(), value=stages.encode(out.hop.message))
-            else:
-                await self.hops.send(key=out.hop.key, value=stages.encode(out.hop.message))
+            for event in batch:
+                msg = event.message
+                kind = "logs" if msg.topic == self.names.logs_raw else "flows"
+                m.events_in.labels(kind).inc()
+                out = stages.ingest(event.value, input_kind=kind, topic=msg.topic, partition=msg.partition,
+                                    offset=msg.offset, now=self.clock(), bounds=self.bounds)
+                if isinstance(out, DeadLetter):
+                    await self.deadletter_t.send(key=msg.topic.encode(), value=out.model_dump_json().encode())
+                    m.deadletters.labels(out.reason).inc()
+                    m.events.labels("deadlettered").inc()
+                else:
+                    outbox.add(out.hop, msg.partition)
+            await self._send_outbox(outbox)
+
+    async def _send_outbox(self, outbox: stages.Outbox) -> None:
+        """Send a stage's packed hops; the batch is acknowledged only after this returns."""
+        for where, partition, value in outbox.drain():
+            topic = self.hops if where == "hops" else self.to_score
+            await topic.send(value=value, partition=partition)
 
     def _check_offsets(self, stage: str, events: Any) -> None:
         """Count and log input offsets this stage never received (see `streams._offsets`).
@@ -291,8 +324,10 @@ class Pipeline:
         compaction).
         """
         committed = self.app.consumer._committed_offset
+        now = time.monotonic()
         for event in events:
             msg = event.message
+            self._stall_watch.received(msg.topic, msg.partition, now)
             missing = self._offset_watch.observe(stage, msg.topic, msg.partition, msg.offset, msg.generation_id,
                                                  committed.get(msg.tp))
             if missing:
@@ -303,70 +338,79 @@ class Pipeline:
                     _faust_fixes.request_rewind(self.app.consumer, msg.tp, msg.offset - missing)
 
     async def _hop_agent(self, stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(500, within=0.05):
+        outbox = stages.Outbox(self.settings.topic_partitions)
+        async for batch in stream.take_events(_HOP_BATCH, within=0.05):
             self._check_offsets("entity-hop", batch)
             touched: dict[bytes, EntityState] = {}
             for event in batch:
-                key = event.key
+                part, offset = event.message.partition, event.message.offset
                 try:
-                    msg = stages.decode(event.value)
-                    state = touched.get(key)
-                    if state is None:
-                        state = self.entities.get(key)
-                    state, nxt, outcome = stages.apply_hop(
-                        msg, state, cfg=self.window_cfg, at=(f"hops:{event.message.partition}", event.message.offset))
+                    hops = stages.unpack(event.value)
                 except Exception as exc:  # noqa: BLE001 - one bad message must not stop the stage
                     await self._dead_letter_internal(event.message, event.value, exc)
                     continue
-                if outcome != "counted":
-                    self.metrics.hop_outcomes.labels(outcome).inc()
-                touched[key] = state
-                part = event.message.partition
-                ts = msg["ev"]["ts"]
-                if ts > self.partition_watermark.get(part, 0):
-                    self.partition_watermark[part] = ts
-                self.max_event_ms = max(self.max_event_ms, ts)
-                if nxt.key is None:
-                    await self.to_score.send(key=msg["id"].encode(), value=stages.encode(nxt.message))
-                else:
-                    await self.hops.send(key=nxt.key, value=stages.encode(nxt.message))
+                for index, msg in enumerate(hops):
+                    try:
+                        key = msg["route"][msg["i"]][1].encode()
+                        state = touched.get(key)
+                        if state is None:
+                            state = self.entities.get(key)
+                        state, nxt, outcome = stages.apply_hop(
+                            msg, state, cfg=self.window_cfg, at=(f"hops:{part}", stages.position(offset, index)))
+                        ts = msg["ev"]["ts"]
+                    except Exception as exc:  # noqa: BLE001 - one bad hop must not stop the stage
+                        await self._dead_letter_internal(event.message, stages.encode(msg), exc)
+                        continue
+                    if outcome != "counted":
+                        self.metrics.hop_outcomes.labels(outcome).inc()
+                    touched[key] = state
+                    if ts > self.partition_watermark.get(part, 0):
+                        self.partition_watermark[part] = ts
+                    self.max_event_ms = max(self.max_event_ms, ts)
+                    outbox.add(nxt, part)
             # One changelog record per entity per batch, not per event.
             await self._write_durably(self.entities, touched.items())
+            await self._send_outbox(outbox)
 
     async def _score_agent(self, stream: faust.StreamT) -> None:
-        s, m = self.settings, self.metrics
-        async for batch in stream.take_events(s.batch_size, within=s.batch_timeout_s):
+        s = self.settings
+        # Each message holds many events: take few messages, score them in batches of `batch_size`.
+        async for batch in stream.take_events(max(1, s.batch_size // 100), within=s.batch_timeout_s):
             self._check_offsets("score", batch)
-            messages, good = [], []
+            pending: list[tuple[dict[str, Any], Any]] = []
             for event in batch:
                 try:
-                    messages.append(stages.decode(event.value))
-                    good.append(event)
+                    pending += [(msg, event) for msg in stages.unpack(event.value)]
                 except Exception as exc:  # noqa: BLE001 - a corrupt internal message costs itself only
                     await self._dead_letter_internal(event.message, event.value, exc)
-            if not messages:
-                continue
-            out = await self._score_isolating(messages, good)
-            if out is None:
-                continue
-            self._count_challenge(out)  # before any await: the challenger may change while we send
-            messages = [msg for msg in messages if msg is not None]
-            m.batch_size.observe(len(messages))
-            m.scoring_seconds.observe(out.model_seconds)
-            for key, value, view, rec in out.threats:
-                await self.threats_t.send(key=key, value=value)
-                await self.healing_in.send(key=b"threats", value=orjson.dumps(_threat_to_dict(view)))
-                m.threats.labels(rec.severity, rec.ml_predicted_label).inc()
-            for key, value in out.scored:
-                await self.scored_t.send(key=key, value=value)
-            for key, value in out.shadow:
-                await self.shadow_t.send(key=key, value=value)
-            for lag, plag in zip(out.lags_s, out.processing_lags_s):
-                m.lag.observe(max(lag, 0.0))
-                m.processing_lag.observe(max(plag, 0.0))
-            m.events.labels("scored").inc(len(messages))
-            if self.drift is not None:
-                await self._watch_drift(out.x)
+            for start in range(0, len(pending), s.batch_size):
+                chunk = pending[start:start + s.batch_size]
+                await self._score_chunk([msg for msg, _ in chunk], [event for _, event in chunk])
+
+    async def _score_chunk(self, messages: list[dict[str, Any]], good: list[Any]) -> None:
+        """Score one micro-batch and send its outputs; `good` is the Faust event each message came in."""
+        s, m = self.settings, self.metrics
+        out = await self._score_isolating(messages, good)
+        if out is None:
+            return
+        self._count_challenge(out)  # before any await: the challenger may change while we send
+        messages = [msg for msg in messages if msg is not None]
+        m.batch_size.observe(len(messages))
+        m.scoring_seconds.observe(out.model_seconds)
+        for key, value, view, rec in out.threats:
+            await self.threats_t.send(key=key, value=value)
+            await self.healing_in.send(key=b"threats", value=orjson.dumps(_threat_to_dict(view)))
+            m.threats.labels(rec.severity, rec.ml_predicted_label).inc()
+        for key, value in out.scored:
+            await self.scored_t.send(key=key, value=value)
+        for key, value in out.shadow:
+            await self.shadow_t.send(key=key, value=value)
+        for lag, plag in zip(out.lags_s, out.processing_lags_s):
+            m.lag.observe(max(lag, 0.0))
+            m.processing_lag.observe(max(plag, 0.0))
+        m.events.labels("scored").inc(len(messages))
+        if self.drift is not None:
+            await self._watch_drift(out.x)
 
     def _count_challenge(self, out: stages.ScoredBatch) -> None:
         """Export how the challenger compares with the champion on this batch."""
@@ -517,7 +561,7 @@ class Pipeline:
                                       **self._challenge())
                 keep.append(i)
             except Exception as exc:  # noqa: BLE001
-                await self._dead_letter_internal(event.message, event.value, exc)
+                await self._dead_letter_internal(event.message, stages.encode(msg), exc)
                 messages[i] = None
         if not keep:
             return None
@@ -543,16 +587,20 @@ class Pipeline:
             self.metrics.actions.labels(a.action, str(a.dry_run).lower()).inc()
 
     async def _heal_agent(self, stream: faust.StreamT) -> None:
-        async for values in stream.take(500, within=0.1):
+        async for batch in stream.take_events(500, within=0.1):
+            self._check_offsets("heal", batch)
             state = self._state()
             now = self.clock()
             actions = []
-            for v in values:
-                msg = orjson.loads(v)
-                if "unblock" in msg:  # an operator's request, relayed by the control consumer
-                    actions.extend(release(state, msg["unblock"], self.policy, now))
-                else:
-                    actions.extend(decide(_threat_from_dict(msg), state, self.policy, now))
+            for event in batch:
+                try:
+                    msg = orjson.loads(event.value)
+                    if "unblock" in msg:  # an operator's request, relayed by the control consumer
+                        actions.extend(release(state, msg["unblock"], self.policy, now))
+                    else:
+                        actions.extend(decide(_threat_from_dict(msg), state, self.policy, now))
+                except Exception as exc:  # noqa: BLE001 - a corrupt internal message costs itself only
+                    await self._dead_letter_internal(event.message, event.value, exc)
             await self._write_durably(self.healing, [(_HEALING_KEY, state.snapshot())])
             await self._emit_actions(actions)
 
@@ -580,6 +628,29 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - operator commands must keep flowing after a broker hiccup
                 log.exception("control consumer failed; restarting in 2 s")
                 await asyncio.sleep(2.0)
+
+    async def _stall_timer(self) -> None:
+        """Fetch again an internal partition left behind its end with nothing received (see `StallWatch`)."""
+        app, consumer = self.app, self.app.consumer
+        if not app.flow_control.is_active() or app.rebalancing:
+            self._stall_watch.reset()
+            return
+        stages_by_topic = {self.hops.get_topic_name(): "entity-hop", self.to_score.get_topic_name(): "score",
+                           self.healing_in.get_topic_name(): "heal"}
+        now = time.monotonic()
+        for tp in consumer.assignment():
+            stage = stages_by_topic.get(tp.topic)
+            if stage is None:
+                continue
+            try:
+                committed, end = consumer._committed_offset.get(tp), consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - revoked meanwhile, or nothing fetched yet
+                continue
+            if self._stall_watch.stalled(tp.topic, tp.partition, committed, end, now):
+                log.warning("%s: %s[%d] committed %s of %s and nothing received for %.0f s; fetching again",
+                            stage, tp.topic, tp.partition, committed, end, self._stall_watch.after_s)
+                self.metrics.stalls.labels(stage).inc()
+                _faust_fixes.request_rewind(consumer, tp, committed)
 
     async def _sweep_timer(self) -> None:
         """Drop entities idle (in event time) past the TTL; refresh the entity gauges."""

@@ -47,6 +47,10 @@ class Metrics:
             "streamguard_offset_gaps_total",
             "Input offsets a stage never received (lost between fetch and stage).",
             ["stage"], registry=r)
+        self.stalls = Counter(
+            "streamguard_partition_stalls_total",
+            "Times a stage's partition stayed behind its end with nothing received, then was fetched again.",
+            ["stage"], registry=r)
         self.control = Counter("streamguard_control_commands_total",
                                "Control messages by outcome (applied, rejected, failed) and op or reason.",
                                ["outcome", "reason"], registry=r)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from aiokafka.partitioner import murmur2
 
 from features.entities import EntityState, entity_keys
 from features.errors import ParseError
@@ -33,6 +34,10 @@ __all__ = [
     "Ingested",
     "ingest",
     "apply_hop",
+    "Outbox",
+    "partition_for",
+    "position",
+    "unpack",
     "ScoredBatch",
     "score_messages",
     "encode",
@@ -41,6 +46,12 @@ __all__ = [
 
 _LOGS, _FLOWS = "logs", "flows"
 
+# Internal messages carry many hops each (a JSON array), so Kafka and Faust costs are paid per
+# batch, not per event. A hop's delivery position is its message's offset and its index in it.
+_SLOT = 1 << 16
+MAX_HOPS_PER_MESSAGE = 1000
+_MAX_MESSAGE_BYTES = 1024 * 1024  # well under the producer's 4 MiB request limit
+
 
 def encode(obj: Any) -> bytes:
     return orjson.dumps(obj)
@@ -48,6 +59,66 @@ def encode(obj: Any) -> bytes:
 
 def decode(raw: bytes) -> Any:
     return orjson.loads(raw)
+
+
+def unpack(raw: bytes | None) -> list[dict[str, Any]]:
+    """The hop messages of one internal message; raises on anything that is not ours."""
+    data = orjson.loads(raw if raw is not None else b"")
+    if isinstance(data, dict):  # one hop, as written before batching
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
+        raise ValueError(f"internal message is a {type(data).__name__}, not a list of hops")
+    return data
+
+
+def position(offset: int, index: int) -> int:
+    """One int that orders hops by (message offset, index in the message), for de-duplication."""
+    return offset * _SLOT + index
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives `key`: where the entity's table shard lives."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class Outbox:
+    """Hops on their way out of a stage, packed into one message per destination partition."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._hops: dict[int, list[bytes]] = {}
+        self._score: dict[int, list[bytes]] = {}
+
+    def add(self, hop: Hop, score_partition: int) -> None:
+        """Queue a hop: to its next entity's partition, or to `score_partition` when it is done."""
+        raw = orjson.dumps(hop.message)
+        if hop.key is None:
+            self._score.setdefault(score_partition % self.partitions, []).append(raw)
+        else:
+            self._hops.setdefault(partition_for(hop.key, self.partitions), []).append(raw)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._hops.values())) + sum(map(len, self._score.values()))
+
+    def drain(self) -> list[tuple[str, int, bytes]]:
+        """("hops" or "score", partition, value) messages in queue order per partition; empties the box."""
+        out = [("hops", p, v) for p, hops in sorted(self._hops.items()) for v in _pack(hops)]
+        out += [("score", p, v) for p, hops in sorted(self._score.items()) for v in _pack(hops)]
+        self._hops, self._score = {}, {}
+        return out
+
+
+def _pack(encoded: list[bytes]) -> list[bytes]:
+    chunks, chunk, size = [], [], 0
+    for raw in encoded:
+        if chunk and (len(chunk) >= MAX_HOPS_PER_MESSAGE or size + len(raw) > _MAX_MESSAGE_BYTES):
+            chunks.append(b"[" + b",".join(chunk) + b"]")
+            chunk, size = [], 0
+        chunk.append(raw)
+        size += len(raw) + 1
+    if chunk:
+        chunks.append(b"[" + b",".join(chunk) + b"]")
+    return chunks
 
 
 @dataclass(slots=True)
@@ -105,8 +176,8 @@ def apply_hop(msg: dict[str, Any], state: EntityState | None, *, cfg: WindowConf
     if state is None:
         state = EntityState(role, cfg)
     # Duplicates are recognised by the position of the message that delivered the event here:
-    # the raw input for the first entity, the previous hop's message for the others. Messages
-    # from one such partition reach an entity in offset order, so a high-water mark per
+    # the raw input for the first entity, the previous hop's (offset, index) for the others.
+    # Hops from one such partition reach an entity in that order, so a high-water mark per
     # partition suffices. The raw position would not do past the first hop: events of one raw
     # partition reach a destination through many source partitions, in any order.
     origin, offset = msg.get("via") or msg["src"]

@@ -1,8 +1,8 @@
-"""The offset watch that notices input a stage never received."""
+"""The offset and stall watches that notice input a stage never received."""
 
 from __future__ import annotations
 
-from streams._offsets import OffsetWatch
+from streams._offsets import OffsetWatch, StallWatch
 
 
 def _feed(w: OffsetWatch, offsets: list[int], *, gen: int = 1, committed: int | None = None) -> list[int]:
@@ -45,3 +45,35 @@ def test_each_hole_is_worth_one_refetch() -> None:
     w = OffsetWatch()
     assert w.first_time("t", 0, 12) and not w.first_time("t", 0, 12)
     assert w.first_time("t", 1, 12) and w.first_time("t", 0, 13)
+
+
+# --- StallWatch ----------------------------------------------------------------------------------
+
+
+def test_a_partition_behind_its_end_and_quiet_is_reported_once_per_spell() -> None:
+    w = StallWatch(after_s=20)
+    assert not w.stalled("hops", 0, 100, 103, now=0.0)  # the spell starts
+    assert not w.stalled("hops", 0, 100, 103, now=19.0)
+    assert w.stalled("hops", 0, 100, 103, now=20.0)
+    assert not w.stalled("hops", 0, 100, 103, now=25.0)  # reported: a new spell starts
+    assert w.stalled("hops", 0, 100, 103, now=40.0)
+
+
+def test_progress_input_or_being_at_the_end_is_no_stall() -> None:
+    w = StallWatch(after_s=20)
+    assert not w.stalled("hops", 0, 100, 200, now=0.0)
+    assert not w.stalled("hops", 0, 150, 200, now=30.0)  # committed moved: a new spell
+    w.received("hops", 0, now=45.0)  # busy with it: not quiet
+    assert not w.stalled("hops", 0, 150, 200, now=60.0)
+    assert w.stalled("hops", 0, 150, 200, now=66.0)
+    assert not w.stalled("hops", 1, 200, 200, now=0.0) and not w.stalled("hops", 1, 200, 200, now=99.0)
+    assert not w.stalled("hops", 2, None, 5, now=0.0) and not w.stalled("hops", 2, None, 5, now=99.0)
+    assert not w.stalled("hops", 3, 4, None, now=0.0) and not w.stalled("hops", 3, 4, None, now=99.0)
+
+
+def test_reset_forgets_quiet_spells() -> None:
+    w = StallWatch(after_s=20)
+    w.stalled("score", 0, 1, 9, now=0.0)
+    w.reset()  # a rebalance: the spell starts again afterwards
+    assert not w.stalled("score", 0, 1, 9, now=30.0)
+    assert w.stalled("score", 0, 1, 9, now=50.0)

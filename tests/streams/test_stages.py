@@ -17,7 +17,8 @@ from features.extract import ROLE_FEATURES
 from features.parsing import TimeBounds
 from features.windows import WindowConfig
 from scoring.bundle import ModelBundle
-from streams.stages import Hop, Ingested, apply_hop, decode, encode, ingest, score_messages
+from streams.stages import (MAX_HOPS_PER_MESSAGE, Hop, Ingested, Outbox, apply_hop, decode, encode, ingest,
+                            partition_for, position, score_messages, unpack)
 from streams.wire import MAX_DEADLETTER_BYTES, DeadLetter, ThreatEvent
 
 NOW = datetime(2026, 1, 5, 9, 5, tzinfo=timezone.utc)
@@ -207,6 +208,84 @@ def test_destination_counts_flows_that_arrive_out_of_raw_order() -> None:
         outcomes.append(outcome)
     assert outcomes == ["counted", "counted", "duplicate", "duplicate"]
     assert dst.srcs.count(dst.watermark_ms) == 2
+
+
+def test_hops_packed_in_one_message_count_once_each_and_not_again_when_redelivered() -> None:
+    """Several hops of one internal message may visit the same entity: each is new there; the
+    message delivered again (after a crash) brings only duplicates."""
+    to_dst = []
+    for offset, src in ((10, "198.51.100.4"), (11, "198.51.100.5"), (12, "198.51.100.6")):
+        hop = ingested(flow(src_ip=src), kind="flows", partition=1, offset=offset).hop
+        _, nxt, _ = apply_hop(hop.message, None, cfg=CFG, at=("hops:0", position(7, offset - 10)))
+        to_dst.append(nxt)
+    box = Outbox(4)
+    for nxt in to_dst:
+        box.add(nxt, 0)
+    [(where, part, value)] = box.drain()
+    assert where == "hops" and part == partition_for(b"dst:10.0.0.5", 4)
+    dst, outcomes = None, []
+    for delivery in range(2):  # the same message at offset 40, twice
+        for index, msg in enumerate(unpack(value)):
+            dst, _, outcome = apply_hop(msg, dst, cfg=CFG, at=(f"hops:{part}", position(40, index)))
+            outcomes.append(outcome)
+    assert outcomes == ["counted"] * 3 + ["duplicate"] * 3
+    assert dst.srcs.count(dst.watermark_ms) == 3
+
+
+def test_outbox_packs_hops_per_partition_in_order_and_splits_big_batches() -> None:
+    box = Outbox(4)
+    keys = [f"src:10.0.{i // 256}.{i % 256}".encode() for i in range(2 * MAX_HOPS_PER_MESSAGE + 50)]
+    for n, key in enumerate(keys):
+        box.add(Hop(key, {"id": str(n), "route": [["src", key.decode()]], "i": 0}), 0)
+    box.add(Hop(None, {"id": "done-1"}), 6)
+    box.add(Hop(None, {"id": "done-2"}), 6)
+    assert len(box) == len(keys) + 2
+    out = box.drain()
+    assert len(box) == 0 and box.drain() == []
+    seen: dict[int, list[int]] = {}
+    for where, part, value in out:
+        hops = unpack(value)
+        assert 0 < len(hops) <= MAX_HOPS_PER_MESSAGE
+        if where == "score":
+            assert part == 6 % 4 and [h["id"] for h in hops] == ["done-1", "done-2"]
+            continue
+        for h in hops:
+            assert partition_for(h["route"][0][1].encode(), 4) == part  # each hop goes to its entity's partition
+        seen.setdefault(part, []).extend(int(h["id"]) for h in hops)
+    assert sorted(n for ids in seen.values() for n in ids) == list(range(len(keys)))  # nothing lost or doubled
+    assert all(ids == sorted(ids) for ids in seen.values())  # queue order kept per partition
+    assert len(seen) == 4  # the keys spread over every partition
+
+
+def test_outbox_splits_by_size_too() -> None:
+    box = Outbox(1)
+    for n in range(8):
+        box.add(Hop(b"src:a", {"id": str(n), "pad": "x" * 300_000}), 0)
+    out = box.drain()
+    assert len(out) >= 3 and all(len(value) <= 1024 * 1024 for _, _, value in out)
+    assert [h["id"] for _, _, value in out for h in unpack(value)] == [str(n) for n in range(8)]
+
+
+def test_partition_for_is_kafkas_default_partitioner() -> None:
+    """Hops are sent to an explicit partition; it must be the one the entity table's changelog
+    (partitioned by the producer) puts the entity in, or state would live on the wrong worker."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    for n in (1, 3, 4, 12):
+        parts = list(range(n))
+        for i in range(200):
+            key = f"src:192.0.2.{i}".encode()
+            assert partition_for(key, n) == DefaultPartitioner()(key, parts, parts)
+
+
+@pytest.mark.parametrize("raw", [b"\x00junk", b"{truncated", b"5", b"[1, 2]", b'"text"', b"", None, b"[{}, 3]"])
+def test_unpack_refuses_what_is_not_a_list_of_hops(raw: bytes | None) -> None:
+    with pytest.raises(ValueError):
+        unpack(raw)
+
+
+def test_unpack_reads_a_single_hop_written_before_batching() -> None:
+    assert unpack(b'{"id": "a", "i": 0}') == [{"id": "a", "i": 0}]
 
 
 def test_older_offset_of_the_same_partition_is_a_duplicate() -> None:
