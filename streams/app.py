@@ -56,7 +56,8 @@ log = logging.getLogger("streamguard.worker")
 
 _HEALING_KEY = b"policy-state"
 _INGEST_BATCH = 1000  # raw messages per ingest batch
-_HOP_BATCH = 64  # internal messages (each up to `stages.MAX_HOPS_PER_MESSAGE` hops) per hop batch
+_STREAM_BUFFER = 256
+_HOP_BATCH = 8  # internal messages (each up to `stages.MAX_HOPS_PER_MESSAGE` hops) per hop batch
 
 
 def _consumer_state(app: faust.App) -> str:
@@ -237,6 +238,9 @@ class Pipeline:
             # Small fetches keep partitions in step (less event-time skew between them while
             # catching up); a bigger single message is still returned whole by the broker.
             consumer_max_fetch_size=1024 * 1024,
+            # Messages a stream may hold unprocessed. Faust's 4,096 suits one event per message;
+            # an internal message carries up to 1,000 hops, and 4,096 of those cost gigabytes.
+            stream_buffer_maxsize=_STREAM_BUFFER,
             broker_commit_interval=1.0,
             broker_session_timeout=s.session_timeout_s,
             broker_heartbeat_interval=s.session_timeout_s / 10,
