@@ -66,6 +66,54 @@ def suspicious_url(path: str | None) -> tuple[int, int, int]:
     )
 
 
+class _Empty:
+    """A shared, read-only empty window: reads give nothing, writes are a bug."""
+
+    __slots__ = ()
+
+    def add(self, *args: Any) -> None:
+        raise TypeError("the shared empty window is read-only; use EntityState._window")
+
+    def restore(self, data: Any) -> None:
+        raise TypeError("the shared empty window is read-only; use EntityState._window")
+
+
+class _EmptyBuckets(_Empty, BucketCounter):
+    __slots__ = ()
+
+
+class _EmptyDistinct(_Empty, DistinctCounter):
+    __slots__ = ()
+
+
+class _EmptyMoments(_Empty, Moments):
+    __slots__ = ()
+
+
+_EMPTY: dict[str, Any] = {"buckets": _EmptyBuckets(_S, _S), "distinct": _EmptyDistinct(_MIN, 1),
+                          "moments": _EmptyMoments(_S, _S)}
+
+# Window name -> (kind, bucket width or distinct window, horizon before lateness) in ms.
+_SPECS: dict[str, tuple[str, int, int]] = {
+    # 10 s buckets kept for up to 10 min (+ lateness) serve the 1-min and 10-min counts.
+    "events": ("buckets", 10 * _S, 10 * _MIN),
+    "failures": ("buckets", 10 * _S, 10 * _MIN),
+    "http_4xx": ("buckets", 10 * _S, _MIN),
+    "errors": ("buckets", 10 * _S, 5 * _MIN),
+    "attack_urls": ("buckets", 10 * _S, 10 * _MIN),
+    # 1 s buckets: flood rates.
+    "flows": ("buckets", _S, 60 * _S),
+    "packets": ("buckets", _S, 10 * _S),
+    "bytes": ("buckets", _S, 10 * _S),
+    "users": ("distinct", 10 * _MIN, 0),
+    "dst_ports": ("distinct", _MIN, 0),
+    "dst_ips": ("distinct", _MIN, 0),
+    "paths": ("distinct", _MIN, 0),
+    "srcs": ("distinct", 10 * _MIN, 0),
+    "rt": ("moments", 10 * _S, 5 * _MIN),
+}
+
+
 class EntityState:
     """Rolling windows of one entity. One class serves every role; a role reads what it needs."""
 
@@ -86,24 +134,26 @@ class EntityState:
         # delivered again (at-least-once, after a crash) is not counted twice. Inputs of one
         # partition reach an entity in offset order. The stream sets it; offline use does not.
         self.applied: dict[str, int] = {}
-        lateness = self.cfg.allowed_lateness_ms
-        cap = self.cfg.distinct_cap
-        # 10 s buckets kept for 10 min (+ lateness) serve the 1-min and 10-min counts.
-        self.events = BucketCounter(10 * _S, 10 * _MIN + lateness)
-        self.failures = BucketCounter(10 * _S, 10 * _MIN + lateness)
-        self.http_4xx = BucketCounter(10 * _S, _MIN + lateness)
-        self.errors = BucketCounter(10 * _S, 5 * _MIN + lateness)
-        self.attack_urls = BucketCounter(10 * _S, 10 * _MIN + lateness)
-        # 1 s buckets kept for 10 s (+ lateness): flood rates.
-        self.flows = BucketCounter(_S, 60 * _S + lateness)
-        self.packets = BucketCounter(_S, 10 * _S + lateness)
-        self.bytes = BucketCounter(_S, 10 * _S + lateness)
-        self.users = DistinctCounter(10 * _MIN, cap)
-        self.dst_ports = DistinctCounter(_MIN, cap)
-        self.dst_ips = DistinctCounter(_MIN, cap)
-        self.paths = DistinctCounter(_MIN, cap)
-        self.srcs = DistinctCounter(10 * _MIN, cap)
-        self.rt = Moments(10 * _S, 5 * _MIN + lateness)
+        # Every window starts as a shared, read-only empty one and becomes real on its first
+        # value (`_window`): most entities use a few of the fourteen (a flow-only source never
+        # fills users, paths or response times), and an empty window costs ~300 bytes.
+        for name in self._WINDOWS:
+            setattr(self, name, _EMPTY[_SPECS[name][0]])
+
+    def _window(self, name: str) -> Any:
+        """The window `name`, made real (writable) if it was the shared empty one."""
+        w = getattr(self, name)
+        if isinstance(w, _Empty):
+            kind, width, horizon = _SPECS[name]
+            lateness = self.cfg.allowed_lateness_ms
+            if kind == "distinct":
+                w = DistinctCounter(width, self.cfg.distinct_cap)
+            elif kind == "moments":
+                w = Moments(width, horizon + lateness)
+            else:
+                w = BucketCounter(width, horizon + lateness)
+            setattr(self, name, w)
+        return w
 
     def observe(self, event: Event) -> bool:
         """Count the event in this entity's windows; False (and not counted) if it is too late."""
@@ -114,38 +164,38 @@ class EntityState:
         if ts > self.watermark_ms:
             self.watermark_ms = ts
         self.last_seen_ms = max(self.last_seen_ms, ts)
-        self.events.add(ts)
+        self._window("events").add(ts)
         if is_failure(event):
-            self.failures.add(ts)
+            self._window("failures").add(ts)
         if event.status is not None:
             if 400 <= event.status < 500:
-                self.http_4xx.add(ts)
+                self._window("http_4xx").add(ts)
             elif event.status >= 500:
-                self.errors.add(ts)
+                self._window("errors").add(ts)
         if event.level in ("error", "critical", "fatal"):
-            self.errors.add(ts)
+            self._window("errors").add(ts)
         if event.path and any(suspicious_url(event.path)):
-            self.attack_urls.add(ts)
+            self._window("attack_urls").add(ts)
         if event.response_time_ms is not None:
-            self.rt.add(ts, event.response_time_ms)
+            self._window("rt").add(ts, event.response_time_ms)
         if event.kind is EventKind.FLOW:
-            self.flows.add(ts)
-            self.packets.add(ts, float((event.fwd_packets or 0) + (event.bwd_packets or 0)))
-            self.bytes.add(ts, float((event.fwd_bytes or 0) + (event.bwd_bytes or 0)))
+            self._window("flows").add(ts)
+            self._window("packets").add(ts, float((event.fwd_packets or 0) + (event.bwd_packets or 0)))
+            self._window("bytes").add(ts, float((event.fwd_bytes or 0) + (event.bwd_bytes or 0)))
         role = self.role
         if role == "src":
             if event.user:
-                self.users.add(ts, event.user)
+                self._window("users").add(ts, event.user)
             if event.dst_port is not None:
-                self.dst_ports.add(ts, str(event.dst_port))
+                self._window("dst_ports").add(ts, str(event.dst_port))
             if event.dst_ip:
-                self.dst_ips.add(ts, event.dst_ip)
+                self._window("dst_ips").add(ts, event.dst_ip)
             if event.path:
-                self.paths.add(ts, event.path)
+                self._window("paths").add(ts, event.path)
         elif role in ("dst", "user"):
             src = event.src_ip or event.src_host
             if src:
-                self.srcs.add(ts, src)
+                self._window("srcs").add(ts, src)
         return True
 
     def seen_before(self, origin: str, offset: int) -> bool:
@@ -191,5 +241,6 @@ class EntityState:
         state.late_events = int(data.get("late_events", 0))
         state.applied = {str(k): int(v) for k, v in data.get("applied", {}).items()}
         for name, snap in data["w"].items():
-            getattr(state, name).restore(snap)
+            if any(snap):  # an empty window stays the shared empty one
+                state._window(name).restore(snap)
         return state

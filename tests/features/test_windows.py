@@ -97,6 +97,27 @@ def test_snapshot_restore_round_trip_is_plain_data() -> None:
     assert restored.snapshot() == state.snapshot()
 
 
+def test_windows_an_entity_never_fills_stay_the_shared_empty_one() -> None:
+    """An unused window costs nothing per entity: it is one shared read-only object until written."""
+    flow = Event(kind=EventKind.FLOW, ts=T0, source="flow_json", src_ip="198.51.100.4", dst_ip="10.0.0.5",
+                 dst_port=443, fwd_packets=3, fwd_bytes=200)
+    a, b = EntityState("src"), EntityState("src")
+    assert a.users is b.users and a.rt is b.rt  # shared before any event
+    with pytest.raises(TypeError):
+        a.users.add(0, "x")  # the shared one refuses writes
+    a.observe(flow)
+    assert a.flows is not b.flows and a.dst_ports is not b.dst_ports  # written: made real
+    assert a.users is b.users and a.failures is b.failures and a.rt is b.rt  # untouched: still shared
+    assert b.flows.total(T0.timestamp() * 1000, 60_000) == 0  # b did not see a's flow
+    assert role_features("src", a, flow)[ROLE_FEATURES["src"].index("src_flows_1m")] == 1.0
+    restored = EntityState.restore(json.loads(json.dumps(a.snapshot())))
+    assert restored.users is b.users and restored.snapshot() == a.snapshot()
+    later = Event(kind=EventKind.AUTH, ts=T0 + timedelta(seconds=5), source="sshd", src_ip="198.51.100.4",
+                  user="root", auth_outcome=AuthOutcome.FAILURE)
+    restored.observe(later)  # a restored state still makes windows real on first write
+    assert restored.users is not b.users and restored.users.count(T0.timestamp() * 1000 + 5000) == 1
+
+
 def test_idle_entities_expire() -> None:
     store = WindowStore(WindowConfig(idle_ttl_ms=60_000))
     store.observe(fail("203.0.113.1", 0))
