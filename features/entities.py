@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .events import AuthOutcome, Event, EventKind
@@ -203,7 +204,8 @@ class EntityState:
         return offset <= self.applied.get(origin, -1)
 
     def mark_applied(self, origin: str, offset: int) -> None:
-        self.applied[origin] = max(offset, self.applied.get(origin, -1))
+        # Interned: a million entities then share a handful of partition names.
+        self.applied[sys.intern(origin)] = max(offset, self.applied.get(origin, -1))
 
     def expired(self, now_ms: int) -> bool:
         """True when the entity has been idle (event time) longer than the idle TTL."""
@@ -239,7 +241,7 @@ class EntityState:
         state.watermark_ms = int(data["watermark_ms"])
         state.last_seen_ms = int(data["last_seen_ms"])
         state.late_events = int(data.get("late_events", 0))
-        state.applied = {str(k): int(v) for k, v in data.get("applied", {}).items()}
+        state.applied = {sys.intern(str(k)): int(v) for k, v in data.get("applied", {}).items()}
         for name, snap in data["w"].items():
             if any(snap):  # an empty window stays the shared empty one
                 state._window(name).restore(snap)
