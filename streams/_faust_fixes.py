@@ -1,4 +1,4 @@
-"""Three fixes to faust-streaming's offset bookkeeping that otherwise lose input around a rebalance.
+"""Four fixes to faust-streaming's offset bookkeeping that otherwise lose input around a rebalance.
 
 All were found by our crash tests (SIGKILLs, then restarted workers that go through two
 rebalances while the dead member's session expires): a handful of input events were committed
@@ -28,6 +28,12 @@ but never processed, or a partition stopped committing for good.
    reports offsets it never received (`request_rewind`): in one crash test a partition's
    first messages after a restart never arrived by any path we could find, and the hole
    held every later commit of the partition back for good.
+
+4. `getmany` drops a fetched record whose partition left the active set while the fetch was
+   in flight (paused: by table recovery, or by our event-time alignment), after the fetch has
+   moved the partition's position past it. Nothing fetches it again; with alignment pausing
+   input partitions this lost input and, when the slowest partition was hit, stopped
+   ingest for good. We deliver such records (pausing is about later fetches).
 
 `apply()` is idempotent; `skipped_unacked()` counts fixes 1 and 3 at work and `on_skip` hears of each.
 """
@@ -164,6 +170,33 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         unset_flag(_consumer.CONSUMER_FETCHING)
 
 
+async def _getmany(self: Any, timeout: float) -> Any:  # pragma: no cover - runs in a worker
+    """faust 0.15.3's `Consumer.getmany`, but a record of a partition paused meanwhile is delivered (fix 4)."""
+    records, _active = await self._wait_next_records(timeout)
+    generation_id = self.app.consumer_generation_id
+    if records is None or self.should_stop:
+        return
+    records_it = self.scheduler.iterate(records)
+    to_message = self._to_message
+    if self.flow_active:
+        for tp, record in records_it:
+            # Both breaks drop records the fetch already moved past; the rebalance behind each
+            # ends with a seek to the committed offsets, which fetches them again.
+            if not self.flow_active:
+                break
+            if self.app.consumer_generation_id != generation_id:
+                break
+            # faust drops the record here when its partition left the active set during the
+            # fetch (paused): the position has moved past it and nothing fetches it again.
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            yield tp, to_message(tp, record)
+    else:
+        try:
+            await self.perform_seek()
+        except Exception as exc:  # noqa: BLE001 - as faust: the next rebalance seeks again
+            self.log.warning(f"exception performing seek when flow not active {exc}")
+
+
 def request_rewind(consumer: Any, tp: Any, offset: int) -> None:
     """Have the fetch loop seek `tp` back to `offset` (after the messages it is handing over now).
 
@@ -184,4 +217,5 @@ def apply(on_skip: Callable[[], None] | None = None) -> None:
     cls.ack = _ack(cls.ack)
     cls._new_offset = _new_offset(cls._new_offset)
     cls._drain_messages = _drain_messages
+    cls.getmany = _getmany
     _state["applied"] = True

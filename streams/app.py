@@ -37,6 +37,7 @@ from scoring.drift import DriftMonitor
 from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, release, validate
 
 from . import _faust_fixes, sink, stages
+from ._align import EventTimeAligner
 from ._offsets import OffsetWatch, StallWatch
 from .control import Command, sign
 from .errors import StreamsError
@@ -170,6 +171,9 @@ class Pipeline:
         self.max_event_ms = 0
         self._offset_watch = OffsetWatch()
         self._stall_watch = StallWatch()
+        # Per stage: its event-time aligner and the partitions it has paused (see `_align_inputs`).
+        self._aligners: dict[str, tuple[EventTimeAligner, set[Any]]] = {
+            stage: (EventTimeAligner(int(s.max_input_skew_s * 1000)), set()) for stage in ("ingest",)}
         # Event-time watermark per hop partition: idle expiry must use the clock of the
         # partition an entity lives on, or a partition that lags during catch-up would have
         # its entities expired by another partition's later events.
@@ -313,7 +317,37 @@ class Pipeline:
                     m.events.labels("deadlettered").inc()
                 else:
                     outbox.add(out.hop, msg.partition)
+                    self._aligners["ingest"][0].observe(msg.tp, out.hop.message["ev"]["ts"])
             await self._send_outbox(outbox)
+            self._align_inputs("ingest", {self.names.logs_raw, self.names.flows_raw})
+
+    def _align_inputs(self, stage: str, topics: set[str]) -> None:
+        """Pause this stage's partitions too far ahead in event time; resume those no longer ahead."""
+        app = self.app
+        consumer = app.consumer
+        aligner, paused = self._aligners[stage]
+        if app.rebalancing or app.in_recovery or not app.flow_control.is_active():
+            # A rebalance pauses and resumes every partition itself; start again afterwards.
+            paused.clear()
+            return
+        assigned = {tp for tp in consumer.assignment() if tp.topic in topics}
+        aligner.forget(assigned)
+        backlogged = set()
+        for tp in assigned:
+            try:
+                end, read = consumer.highwater(tp), consumer._read_offset.get(tp)
+            except Exception:  # noqa: BLE001 - revoked meanwhile
+                continue
+            if end is not None and read is not None and read + 1 < end:
+                backlogged.add(tp)
+        pause = aligner.ahead(backlogged)
+        if paused - pause:
+            consumer.resume_partitions(paused - pause)
+        if pause:  # every time: faust re-activates a partition whose stream buffer drained
+            consumer.pause_partitions(pause)
+        paused.clear()
+        paused.update(pause)
+        self.metrics.inputs_paused.labels(stage).set(len(pause))
 
     async def _send_outbox(self, outbox: stages.Outbox) -> None:
         """Send a stage's packed hops; the batch is acknowledged only after this returns."""

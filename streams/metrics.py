@@ -47,6 +47,10 @@ class Metrics:
             "streamguard_offset_gaps_total",
             "Input offsets a stage never received (lost between fetch and stage).",
             ["stage"], registry=r)
+        self.inputs_paused = Gauge(
+            "streamguard_inputs_paused",
+            "Input partitions a stage paused because they are ahead in event time (reading a backlog).",
+            ["stage"], registry=r)
         self.stalls = Counter(
             "streamguard_partition_stalls_total",
             "Times a stage's partition stayed behind its end with nothing received, then was fetched again.",

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         description="How long a silent worker keeps its partitions before the group hands them to another "
                     "(also how long a restarted worker waits for a crashed one's).")
     allowed_lateness_s: int = Field(300, ge=0, description="Events older than an entity's watermark minus this are not counted.")
+    max_input_skew_s: float = Field(
+        30.0, ge=0,
+        description="While reading a backlog, input partitions more than this ahead (event time) of the slowest "
+                    "one are paused, so an entity's events arrive near event-time order (0: off).")
     idle_ttl_s: int = Field(900, ge=1, description="Entities unseen this long (event time) are dropped from the tables.")
     max_future_s: int = Field(86400, ge=0, description="Events further than this in the future are dead-lettered.")
     not_before: str = Field("2000-01-01T00:00:00Z", description="Events before this instant are dead-lettered.")
