@@ -141,12 +141,23 @@ def unique_prefix() -> str:
 
 def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | None]]) -> None:
     """Produce (key, value) pairs and wait until all are acknowledged."""
+    produce_mixed(bootstrap, [(topic, key, value) for key, value in items])
+
+
+def produce_mixed(bootstrap: str, items: list[tuple[str, bytes | None, bytes | None]], *,
+                  rate: float | None = None) -> None:
+    """Produce (topic, key, value) in this order, as traffic of several sources arrives; wait for all acks.
+
+    With `rate` (messages/s) the items are spread over time like live traffic, not a backlog.
+    """
     from confluent_kafka import Producer
+
+    start = time.monotonic()
 
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "message.max.bytes": 8_000_000,
                   "enable.idempotence": True})
     errors: list[str] = []
-    for i, (key, value) in enumerate(items):
+    for i, (topic, key, value) in enumerate(items):
         while True:
             try:
                 p.produce(topic, key=key, value=value,
@@ -156,6 +167,11 @@ def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | 
                 p.poll(0.1)
         if i % 2000 == 0:
             p.poll(0)
+        if rate and i % 100 == 0:
+            ahead = start + i / rate - time.monotonic()
+            if ahead > 0:
+                p.poll(0)
+                time.sleep(ahead)
     assert p.flush(60) == 0
     assert errors == []
 

@@ -8,14 +8,16 @@ and dead-letter checks; dry-run, circuit breaker and two-worker runs replay the 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from features.extract import ROLE_FEATURES
 from features.scenarios import ScenarioConfig, attackers, generate, normal_sources
 from streams.wire import DeadLetter, HealingAction, ThreatEvent
-from tests.streams.conftest import drain, metric_sum, produce, unique_prefix, wait_pipeline_idle
+from tests.streams.conftest import drain, metric_sum, produce_mixed, unique_prefix, wait_pipeline_idle
 
 pytestmark = pytest.mark.integration
 
@@ -47,21 +49,57 @@ BAD_INPUT = [
 ODD_BUT_GOOD = [("flows", (_FLOW % (_TS, ', "vlan": 12, "nested": {"a": [1]}')).encode())]
 
 
-def _inputs(prefix: str) -> tuple[list, int, int]:
-    """Produce the scenario plus the corpus, interleaved; returns (raw events, good count, bad count)."""
+def _inputs(prefix: str) -> tuple[list, list, list, list]:
+    """The scenario plus the corpus: (raw events, logs, flows), and `mixed`, all of it in arrival order.
+
+    Bad input is spread through the good; `mixed` interleaves the two topics in generator
+    (event-time) order, as live traffic arrives.
+    """
     raws = generate(CFG)
-    logs, flows = [], []
+    logs, flows, mixed = [], [], []
     bad_every = len(raws) // (len(BAD_INPUT) + 1)
     extra = iter(BAD_INPUT + [(t, b, None) for t, b in ODD_BUT_GOOD])
+
+    def add(kind: str, key: bytes | None, value: bytes) -> None:
+        (logs if kind == "logs" else flows).append((key, value))
+        mixed.append((f"{prefix}{kind}.raw", key, value))
+
     for i, r in enumerate(raws):
-        (logs if r.topic == "logs" else flows).append((r.actor.encode(), r.payload))
+        add(r.topic, r.actor.encode(), r.payload)
         if i and i % bad_every == 0:
             nxt = next(extra, None)
             if nxt is not None:
-                (logs if nxt[0] == "logs" else flows).append((None, nxt[1]))
+                add(nxt[0], None, nxt[1])
     for t, b, *_ in extra:  # whatever did not fit in between
-        (logs if t == "logs" else flows).append((None, b))
-    return raws, logs, flows
+        add(t, None, b)
+    return raws, logs, flows, mixed
+
+
+def _wait_group_stable(bootstrap: str, group: str, members: int, timeout_s: float = 120.0) -> None:
+    """Wait until the group is stable with `members` members that all have partitions.
+
+    Traffic then starts with every worker reading: a worker that started alone would read
+    minutes of event time ahead before the other takes half of its partitions (README,
+    Known limits: arrival order), which is another test than one of equal workers.
+    """
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            desc = admin.describe_consumer_groups([group])[group].result(10)
+            if (desc.state == ConsumerGroupState.STABLE and len(desc.members) == members
+                    and all(m.assignment and m.assignment.topic_partitions for m in desc.members)):
+                return
+        except Exception:  # noqa: BLE001 - not created yet
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"group {group} not stable with {members} members after {timeout_s:.0f} s")
+
+
+LIVE_RATE = 1500.0  # messages/s: both runs keep up with it on this machine
 
 
 class Run:
@@ -73,11 +111,15 @@ class Run:
         base = dict(emit_scored=True, allowlist=f"{ALLOWLISTED}/32", max_blocks_per_minute=100_000)
         base.update(settings)
         self.workers = [start_worker(app_id, self.prefix, **base) for _ in range(workers)]
-        raws, logs, flows = _inputs(self.prefix)
+        _wait_group_stable(kafka_bootstrap, app_id, workers)
+        raws, logs, flows, mixed = _inputs(self.prefix)
         self.produced = len(logs) + len(flows)
         self.good = len(raws) + len(ODD_BUT_GOOD)
-        produce(kafka_bootstrap, f"{self.prefix}logs.raw", logs)
-        produce(kafka_bootstrap, f"{self.prefix}flows.raw", flows)
+        # Both topics interleaved in event-time order at a steady rate, as live traffic
+        # arrives. A backlog read by two workers is another matter: each races through its
+        # half at its own pace, and a DDoS target then scores one side's flows before the
+        # other's arrive (README, Known limits: arrival order).
+        produce_mixed(kafka_bootstrap, mixed, rate=LIVE_RATE)
 
         wait_pipeline_idle(kafka_bootstrap, self.prefix, app_id, 300,
                            lambda: "\n\n".join(w.log_tail() for w in self.workers))
@@ -219,14 +261,13 @@ def test_two_workers_match_one(kafka_bootstrap: str, start_worker, run: Run) -> 
         a, b = one_scored.get(k), two_scored.get(k)
         if a and b:
             diff.update(n for n in a.features if a.features[n] != b.features[n])
-    # Measured: 96.5-98.1 % in common (it varies with load). The differences are in windows that
-    # cannot count what has not arrived yet: a busy destination fed by several source partitions,
-    # and a source whose logs and flows arrive from two topics read at different paces. With two
-    # workers they arrive in another order. Every block agrees. (src_distinct_paths_1m is one more
-    # 1-minute source window fed by logs; it showed up sixth in one clean-clone run.)
-    assert {n for n, _ in diff.most_common(6)} <= {"dst_packets_per_s_10s", "dst_bytes_per_s_10s",
-                                                   "dst_distinct_srcs_1m", "dst_flows_10s", "src_events_1m",
-                                                   "src_flows_1m", "src_distinct_paths_1m"}, diff.most_common(8)
+    # Measured: 96.5-98.1 % in common before batching (it varies with load). The differences
+    # are in windows that cannot count what has not arrived yet: a busy destination fed by
+    # several source partitions, and a source whose logs and flows arrive from two topics read
+    # at different paces. With two workers they arrive in another order. Arrival order can
+    # only move window features: an event's own features must never differ.
+    window_features = {n for names in ROLE_FEATURES.values() for n in names}
+    assert set(diff) <= window_features, diff.most_common(8)
     print(f"threats in common: {len(common)} of {len(one_threats)} (one) / {len(two_threats)} (two); "
           f"differing features: {diff.most_common(6)}")
     assert len(common) >= 0.94 * max(len(one_threats), len(two_threats))
