@@ -171,9 +171,8 @@ class Pipeline:
         self.max_event_ms = 0
         self._offset_watch = OffsetWatch()
         self._stall_watch = StallWatch()
-        # Per stage: its event-time aligner and the partitions it has paused (see `_align_inputs`).
-        self._aligners: dict[str, tuple[EventTimeAligner, set[Any]]] = {
-            stage: (EventTimeAligner(int(s.max_input_skew_s * 1000)), set()) for stage in ("ingest",)}
+        self._aligner = EventTimeAligner(int(s.max_input_skew_s * 1000))
+        self._align_paused: set[Any] = set()  # raw partitions the aligner paused
         # Event-time watermark per hop partition: idle expiry must use the clock of the
         # partition an entity lives on, or a partition that lags during catch-up would have
         # its entities expired by another partition's later events.
@@ -317,20 +316,21 @@ class Pipeline:
                     m.events.labels("deadlettered").inc()
                 else:
                     outbox.add(out.hop, msg.partition)
-                    self._aligners["ingest"][0].observe(msg.tp, out.hop.message["ev"]["ts"])
+                    self._aligner.observe(msg.tp, out.hop.message["ev"]["ts"])
             await self._send_outbox(outbox)
-            self._align_inputs("ingest", {self.names.logs_raw, self.names.flows_raw})
+            self._align_inputs()
 
-    def _align_inputs(self, stage: str, topics: set[str]) -> None:
-        """Pause this stage's partitions too far ahead in event time; resume those no longer ahead."""
+    def _align_inputs(self) -> None:
+        """Pause raw partitions too far ahead in event time; resume those no longer ahead."""
         app = self.app
         consumer = app.consumer
-        aligner, paused = self._aligners[stage]
+        aligner, paused = self._aligner, self._align_paused
         if app.rebalancing or app.in_recovery or not app.flow_control.is_active():
             # A rebalance pauses and resumes every partition itself; start again afterwards.
             paused.clear()
             return
-        assigned = {tp for tp in consumer.assignment() if tp.topic in topics}
+        raw = {self.names.logs_raw, self.names.flows_raw}
+        assigned = {tp for tp in consumer.assignment() if tp.topic in raw}
         aligner.forget(assigned)
         backlogged = set()
         for tp in assigned:
@@ -347,7 +347,7 @@ class Pipeline:
             consumer.pause_partitions(pause)
         paused.clear()
         paused.update(pause)
-        self.metrics.inputs_paused.labels(stage).set(len(pause))
+        self.metrics.inputs_paused.labels("ingest").set(len(pause))
 
     async def _send_outbox(self, outbox: stages.Outbox) -> None:
         """Send a stage's packed hops; the batch is acknowledged only after this returns."""
