@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections import Counter as _Counter
 from collections.abc import Callable
@@ -37,7 +39,7 @@ from scoring.drift import DriftMonitor
 from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, release, validate
 
 from . import _faust_fixes, sink, stages
-from ._align import EventTimeAligner
+from ._align import EventTimeAligner, WatermarkBoard
 from ._offsets import OffsetWatch, StallWatch
 from .control import Command, sign
 from .errors import StreamsError
@@ -58,6 +60,8 @@ log = logging.getLogger("streamguard.worker")
 _HEALING_KEY = b"policy-state"
 _INGEST_BATCH = 1000  # raw messages per ingest batch
 _STREAM_BUFFER = 256
+_FETCH_BYTES = 128 * 1024  # per partition and fetch
+_ALIGN_EVERY_S = 0.5  # how often input alignment runs without input, and floors are reported
 _HOP_BATCH = 8  # internal messages (each up to `stages.MAX_HOPS_PER_MESSAGE` hops) per hop batch
 
 
@@ -173,6 +177,10 @@ class Pipeline:
         self._stall_watch = StallWatch()
         self._aligner = EventTimeAligner(int(s.max_input_skew_s * 1000))
         self._align_paused: set[Any] = set()  # raw partitions the aligner paused
+        self._align_floor: int | None = None  # this worker's floor, told to the others
+        self._align_reported: int | None = None  # the floor last told
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._board = WatermarkBoard(self.worker_id)
         # Event-time watermark per hop partition: idle expiry must use the clock of the
         # partition an entity lives on, or a partition that lags during catch-up would have
         # its entities expired by another partition's later events.
@@ -240,7 +248,7 @@ class Pipeline:
             producer_max_request_size=4 * 1024 * 1024,
             # Small fetches keep partitions in step (less event-time skew between them while
             # catching up); a bigger single message is still returned whole by the broker.
-            consumer_max_fetch_size=1024 * 1024,
+            consumer_max_fetch_size=_FETCH_BYTES,
             # Messages a stream may hold unprocessed. Faust's 4,096 suits one event per message;
             # an internal message carries up to 1,000 hops, and 4,096 of those cost gigabytes.
             stream_buffer_maxsize=_STREAM_BUFFER,
@@ -257,6 +265,9 @@ class Pipeline:
         self.hops = app.topic(f"{internal}-entity-hops", internal=True, partitions=n, **raw)
         self.to_score = app.topic(f"{internal}-to-score", internal=True, partitions=n, **raw)
         self.healing_in = app.topic(f"{internal}-healing", internal=True, partitions=1, **raw)
+        # Each worker's event-time floor, for the others' input alignment (see `streams._align`).
+        self.watermarks_t = app.topic(f"{internal}-watermarks", internal=True, partitions=1,
+                                      retention=timedelta(hours=1), **raw)
         self.threats_t = app.topic(self.names.threats, **raw)
         self.actions_t = app.topic(self.names.actions, **raw)
         self.deadletter_t = app.topic(self.names.deadletter, **raw)
@@ -277,6 +288,9 @@ class Pipeline:
         app.task(self._operations_task)
         app.timer(30.0, name="sweep-entities")(self._sweep_timer)
         app.timer(5.0, name="stall-watch")(self._stall_timer)
+        if s.max_input_skew_s > 0:
+            app.timer(_ALIGN_EVERY_S, name="align-inputs")(self._align_timer)
+            app.task(self._watermarks_task)
         if s.mongo_uri is not None and s.mongo_sink:
             app.agent(self.threats_t, name="sink-threats")(self._sink_threats_agent)
             app.agent(self.actions_t, name="sink-actions")(self._sink_actions_agent)
@@ -321,26 +335,37 @@ class Pipeline:
             self._align_inputs()
 
     def _align_inputs(self) -> None:
-        """Pause raw partitions too far ahead in event time; resume those no longer ahead."""
+        """Pause raw partitions too far ahead of the event-time floor; resume those no longer ahead."""
         app = self.app
         consumer = app.consumer
         aligner, paused = self._aligner, self._align_paused
         if app.rebalancing or app.in_recovery or not app.flow_control.is_active():
             # A rebalance pauses and resumes every partition itself; start again afterwards.
             paused.clear()
+            self._align_floor = None
             return
         raw = {self.names.logs_raw, self.names.flows_raw}
-        assigned = {tp for tp in consumer.assignment() if tp.topic in raw}
+        hops = self.hops.get_topic_name()
+        assigned = {tp for tp in consumer.assignment() if tp.topic in raw or tp.topic == hops}
         aligner.forget(assigned)
         backlogged = set()
         for tp in assigned:
+            if tp.topic == hops and tp.partition in self.partition_watermark:
+                aligner.observe(tp, self.partition_watermark[tp.partition])
             try:
                 end, read = consumer.highwater(tp), consumer._read_offset.get(tp)
+                if read is None:  # nothing delivered yet: reading starts at the committed offset
+                    read = (consumer._committed_offset.get(tp) or 0) - 1
             except Exception:  # noqa: BLE001 - revoked meanwhile
                 continue
-            if end is not None and read is not None and read + 1 < end:
+            # Not fetched yet (no end known) counts as backlogged: such a partition holds the
+            # others back until it has a time (see `EventTimeAligner.floor`).
+            if end is None or read + 1 < end:
                 backlogged.add(tp)
-        pause = aligner.ahead(backlogged)
+        now = time.monotonic()
+        self._align_floor = aligner.floor(backlogged, now)
+        pause = aligner.ahead(backlogged, now, pausable={tp for tp in assigned if tp.topic in raw},
+                              elsewhere=self._board.floor(now))
         if paused - pause:
             consumer.resume_partitions(paused - pause)
         if pause:  # every time: faust re-activates a partition whose stream buffer drained
@@ -348,6 +373,47 @@ class Pipeline:
         paused.clear()
         paused.update(pause)
         self.metrics.inputs_paused.labels("ingest").set(len(pause))
+
+    async def _align_timer(self) -> None:
+        """Align again (ingest may be wholly paused, waiting on others) and tell the others our floor."""
+        self._align_inputs()
+        floor = self._align_floor
+        if floor is None and self._align_reported is None:
+            return  # no backlog, and the others know: a floor unrepeated for 5 s is dropped anyway
+        report = {"worker": self.worker_id, "floor_ms": floor}
+        await self.watermarks_t.send(key=self.worker_id.encode(), value=orjson.dumps(report))
+        self._align_reported = floor
+
+    async def _watermarks_task(self) -> None:
+        """Read every worker's floor into the board (no consumer group: every worker reads all)."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        await self.watermarks_t.maybe_declare()
+        tp = TopicPartition(self.watermarks_t.get_topic_name(), 0)
+        while True:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
+                                        enable_auto_commit=False)
+            try:
+                await consumer.start()
+                consumer.assign([tp])
+                await consumer.seek_to_end(tp)  # only fresh floors matter
+                while True:
+                    batch = await consumer.getmany(timeout_ms=1000)
+                    now = time.monotonic()
+                    for record in batch.get(tp, []):
+                        try:
+                            report = orjson.loads(record.value or b"")
+                            floor = report["floor_ms"]
+                            self._board.receive(str(report["worker"]), None if floor is None else int(floor), now)
+                        except Exception:  # noqa: BLE001 - a bad report costs itself only
+                            log.warning("ignored a malformed watermark report at offset %d", record.offset)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - alignment is an optimisation of order; keep trying
+                log.exception("watermark consumer failed; restarting in 2 s")
+                await asyncio.sleep(2.0)
+            finally:
+                await consumer.stop()
 
     async def _send_outbox(self, outbox: stages.Outbox) -> None:
         """Send a stage's packed hops; the batch is acknowledged only after this returns."""

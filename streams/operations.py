@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +47,7 @@ class Operations:
         self.p = pipeline
         s = pipeline.settings
         self.verifier = Verifier(s.signing_secret.get_secret_value(), window_s=s.control_window_s)
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = pipeline.worker_id
 
     def now_ms(self) -> int:
         return int(self.p.clock().timestamp() * 1000)

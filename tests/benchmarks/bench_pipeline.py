@@ -147,13 +147,14 @@ def peak_rss_bytes(pid: int) -> int:
     return 0
 
 
-def throughput(c: Cluster, events: list[tuple[str, bytes, bytes]], workers: int, timeout_s: float) -> dict[str, Any]:
+def throughput(c: Cluster, events: list[tuple[str, bytes, bytes]], workers: int, timeout_s: float,
+               **settings: object) -> dict[str, Any]:
     prefix = unique_prefix()
     app_id = prefix.rstrip(".")
     produce_backlog(c.bootstrap, prefix, events)
     _say(f"throughput, {workers} worker(s): {len(events):,} events waiting")
     started = time.monotonic()
-    ws = [c.start(app_id, prefix) for _ in range(workers)]
+    ws = [c.start(app_id, prefix, **settings) for _ in range(workers)]
     try:
         for w in ws:
             w.wait_ready(120)
@@ -162,12 +163,16 @@ def throughput(c: Cluster, events: list[tuple[str, bytes, bytes]], workers: int,
         metrics = [w.metrics() for w in ws]
         scored = sum(metric_sum(m, "streamguard_events_total", outcome="scored") for m in metrics)
         dead = sum(metric_sum(m, "streamguard_events_total", outcome="deadlettered") for m in metrics)
+        # Entity updates skipped as too late: how far arrival order strayed from event time.
+        late = sum(metric_sum(m, "streamguard_window_skips_total", reason="late") for m in metrics)
+        threats = sum(metric_sum(m, "streamguard_threats_total") for m in metrics)
         out = {"events": len(events), "scored": int(scored), "deadlettered": int(dead),
+               "late_updates": int(late), "threats": int(threats),
                "seconds": done - ready, "startup_seconds": ready - started,
                "events_per_s": len(events) / (done - ready),
                "peak_rss_bytes": [peak_rss_bytes(w.proc.pid) for w in ws]}
         _say(f"  {out['events_per_s']:,.0f} events/s ({out['seconds']:.1f} s; scored {scored:,.0f}, "
-             f"dead-lettered {dead:,.0f})")
+             f"dead-lettered {dead:,.0f}, late entity updates {late:,.0f}, threats {threats:,.0f})")
         return out
     finally:
         for w in ws:

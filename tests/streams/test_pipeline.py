@@ -105,7 +105,8 @@ LIVE_RATE = 1500.0  # messages/s: both runs keep up with it on this machine
 class Run:
     """Outputs of one pipeline run over the shared input."""
 
-    def __init__(self, kafka_bootstrap: str, start_worker, *, workers: int = 1, **settings: object) -> None:
+    def __init__(self, kafka_bootstrap: str, start_worker, *, workers: int = 1, rate: float | None = LIVE_RATE,
+                 **settings: object) -> None:
         self.prefix = unique_prefix()
         app_id = self.prefix.rstrip(".")
         base = dict(emit_scored=True, allowlist=f"{ALLOWLISTED}/32", max_blocks_per_minute=100_000)
@@ -115,11 +116,9 @@ class Run:
         raws, logs, flows, mixed = _inputs(self.prefix)
         self.produced = len(logs) + len(flows)
         self.good = len(raws) + len(ODD_BUT_GOOD)
-        # Both topics interleaved in event-time order at a steady rate, as live traffic
-        # arrives. A backlog read by two workers is another matter: each races through its
-        # half at its own pace, and a DDoS target then scores one side's flows before the
-        # other's arrive (README, Known limits: arrival order).
-        produce_mixed(kafka_bootstrap, mixed, rate=LIVE_RATE)
+        # Both topics interleaved in event-time order: at a steady rate, as live traffic
+        # arrives, or (rate None) all at once, a backlog the workers race through.
+        produce_mixed(kafka_bootstrap, mixed, rate=rate)
 
         wait_pipeline_idle(kafka_bootstrap, self.prefix, app_id, 300,
                            lambda: "\n\n".join(w.log_tail() for w in self.workers))
@@ -242,19 +241,23 @@ def _why(t: ThreatEvent) -> str:
             f"dst_srcs_1m={f.get('dst_distinct_srcs_1m')} dst_flows_10s={f.get('dst_flows_10s')}")
 
 
-def test_two_workers_match_one(kafka_bootstrap: str, start_worker, run: Run) -> None:
-    two = Run(kafka_bootstrap, start_worker, workers=2)
+def _compare_two_with_one(two: Run, one: Run, *, backlog: bool = False) -> None:
+    """Two workers give the same verdicts as one, up to what arrival order may move.
+
+    Reading a `backlog`, arrival order strays further (see the backlog test): fewer threats
+    in common, and some DDoS bots not blocked, are allowed.
+    """
     # Event ids name the input position (topic, partition, offset) and the topics differ per
     # run, so compare events by their normalised content.
     def key(t: ThreatEvent) -> str:
         return json.dumps(t.event, sort_keys=True)
 
     assert Counter(map(key, {t.event_id: t for t in two.scored}.values())) == \
-        Counter(map(key, {t.event_id: t for t in run.scored}.values()))
-    one_threats = {key(t): t.ml_predicted_label for t in run.threats}
+        Counter(map(key, {t.event_id: t for t in one.scored}.values()))
+    one_threats = {key(t): t.ml_predicted_label for t in one.threats}
     two_threats = {key(t): t.ml_predicted_label for t in two.threats}
     common = one_threats.keys() & two_threats.keys()
-    one_scored = {key(t): t for t in run.scored}
+    one_scored = {key(t): t for t in one.scored}
     two_scored = {key(t): t for t in two.scored}
     diff: Counter[str] = Counter()
     for k in (one_threats.keys() ^ two_threats.keys()):
@@ -270,15 +273,41 @@ def test_two_workers_match_one(kafka_bootstrap: str, start_worker, run: Run) -> 
     assert set(diff) <= window_features, diff.most_common(8)
     print(f"threats in common: {len(common)} of {len(one_threats)} (one) / {len(two_threats)} (two); "
           f"differing features: {diff.most_common(6)}")
-    assert len(common) >= 0.94 * max(len(one_threats), len(two_threats))
+    # Backlog: measured 94.4-96.0 % in common over 15 runs.
+    assert len(common) >= (0.92 if backlog else 0.94) * max(len(one_threats), len(two_threats))
     # Labels of common threats: measured 98.6-99.x % the same (the same arrival-order effect).
     assert sum(one_threats[k] == two_threats[k] for k in common) >= 0.97 * len(common)
     truth = attackers(CFG)
     for label in ("brute_force", "port_scan", "ddos"):
         missed = truth[label] - {ALLOWLISTED} - two.blocked()
+        if label == "ddos" and backlog:
+            alerted = missed & {t.event.get("src_ip") for t in two.threats}
+            print(f"ddos bots not blocked: {len(missed)} of {len(truth[label])} ({len(alerted)} of them in threat events)")
+            if len(missed) <= 0.15 * len(truth[label]):  # measured: at most 12 of 134
+                missed = set()
         assert not missed, f"{label}: not blocked by two workers: {sorted(missed)}\n" + "\n".join(
             f"  {_why(t)}" for t in two.scored if t.event.get("src_ip") in missed)
     assert not (two.blocked() & normal_sources(CFG))
-    assert two.blocked() == run.blocked()
+    assert two.blocked() <= one.blocked()
+    if not backlog:
+        assert two.blocked() == one.blocked()
     # Both workers did part of the work.
     assert all(metric_sum(m, "streamguard_events_in_total") > 0 for m in two.metrics)
+
+
+def test_two_workers_match_one(kafka_bootstrap: str, start_worker, run: Run) -> None:
+    _compare_two_with_one(Run(kafka_bootstrap, start_worker, workers=2), run)
+
+
+def test_two_workers_reading_a_backlog_match_one(kafka_bootstrap: str, start_worker, run: Run) -> None:
+    # Each worker races through its half of the input. The workers tell each other how far
+    # they are in event time and neither reads ahead of the other (`streams._align`), but a
+    # backlog this sparse (~12 events/s per partition) still arrives at a destination in
+    # chunks of minutes of event time: one internal message can carry a source partition's
+    # flows for the whole attack. DDoS bots on the side that arrives first are then scored
+    # against a half-empty window and not blocked (most are still in threat events): measured
+    # 0-12 of 134 bots, with or without alignment (README, Known limits). At bench scale (200k
+    # events) the same alignment halves the late updates, and two workers' threat count
+    # matches one worker's (without it: half).
+    two = Run(kafka_bootstrap, start_worker, workers=2, rate=None)
+    _compare_two_with_one(two, run, backlog=True)
