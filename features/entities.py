@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import struct
 import sys
 from typing import Any
+
+import orjson
 
 from .events import AuthOutcome, Event, EventKind
 from .windows import BucketCounter, DistinctCounter, Moments, WindowConfig
@@ -113,6 +116,11 @@ _SPECS: dict[str, tuple[str, int, int]] = {
     "srcs": ("distinct", 10 * _MIN, 0),
     "rt": ("moments", 10 * _S, 5 * _MIN),
 }
+
+
+# `EntityState.pack`: format byte, last seen (ms), role index; then the JSON snapshot.
+_PACK = struct.Struct(">BqB")
+_PACKED_V1 = 1
 
 
 class EntityState:
@@ -234,6 +242,37 @@ class EntityState:
             "applied": dict(self.applied),
             "w": {name: getattr(self, name).snapshot() for name in self._WINDOWS},
         }
+
+    def pack(self) -> bytes:
+        """Compact bytes for a table to hold between updates (and its changelog): see `unpack`.
+
+        A worker tracks up to millions of entities and touches few at a time; as live objects
+        they cost ~2.7 KiB each (dicts and lists per window), packed ~0.4 KiB. The header lets
+        idle expiry read role and last-seen time without decoding the windows.
+        """
+        snap = self.snapshot()
+        snap["w"] = {name: w for name, w in snap["w"].items() if w}  # empty windows are implied
+        return _PACK.pack(_PACKED_V1, self.last_seen_ms, ROLES.index(self.role)) + orjson.dumps(snap)
+
+    @classmethod
+    def unpack(cls, data: bytes, cfg: WindowConfig | None = None) -> EntityState:
+        """The state `pack` made; also a plain JSON snapshot (changelogs written before packing)."""
+        if data[:1] == b"{":
+            return cls.restore(orjson.loads(data), cfg)
+        if data[:1] != bytes([_PACKED_V1]) or len(data) <= _PACK.size:
+            raise ValueError(f"not a packed entity state (starts {data[:4]!r})")
+        return cls.restore(orjson.loads(data[_PACK.size:]), cfg)
+
+    @staticmethod
+    def peek(data: bytes) -> tuple[str, int]:
+        """(role, last seen ms) of packed state, without decoding its windows."""
+        if data[:1] == b"{":
+            snap = orjson.loads(data)
+            return str(snap["role"]), int(snap["last_seen_ms"])
+        if data[:1] != bytes([_PACKED_V1]) or len(data) <= _PACK.size:
+            raise ValueError(f"not a packed entity state (starts {data[:4]!r})")
+        _, last_seen, role = _PACK.unpack_from(data)
+        return ROLES[role], last_seen
 
     @classmethod
     def restore(cls, data: dict[str, Any], cfg: WindowConfig | None = None) -> EntityState:

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
-from faust.serializers import codecs
 from faust.types import TP
 
 from features.entities import EntityState
@@ -41,6 +40,7 @@ from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, 
 from . import _faust_fixes, sink, stages
 from ._align import EventTimeAligner, WatermarkBoard
 from ._offsets import OffsetWatch, StallWatch
+from ._states import DecodedStates
 from .control import Command, sign
 from .errors import StreamsError
 from .metrics import Metrics
@@ -62,6 +62,7 @@ _INGEST_BATCH = 1000  # raw messages per ingest batch
 _STREAM_BUFFER = 256
 _FETCH_BYTES = 128 * 1024  # per partition and fetch
 _ALIGN_EVERY_S = 0.5  # how often input alignment runs without input, and floors are reported
+_DECODED_STATES_BYTES = 8 * 1024 * 1024  # packed size of the states kept decoded between hop batches
 _HOP_BATCH = 8  # internal messages (each up to `stages.MAX_HOPS_PER_MESSAGE` hops) per hop batch
 
 
@@ -100,30 +101,6 @@ def _task_stacks() -> str:
             lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
             obj = getattr(obj, "cr_await", None) or getattr(obj, "ag_await", None) or getattr(obj, "gi_yieldfrom", None)
     return "\n".join(lines) + "\n"
-
-
-class _EntityStateCodec(codecs.Codec):
-    """Table values: `EntityState` objects in memory, their JSON snapshot in the changelog."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj.snapshot())
-
-    def _loads(self, s: bytes) -> Any:
-        return EntityState.restore(orjson.loads(s))
-
-
-codecs.register("sg_entity_state", _EntityStateCodec())
-
-
-class _EntityStateValue:
-    """Table value type that makes Faust use the codec above and pass decoded states through."""
-
-    class _options:  # noqa: N801 - the attribute Faust reads a type's serializer from
-        serializer = "sg_entity_state"
-
-    @classmethod
-    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
-        return data
 
 
 def _utcnow() -> datetime:
@@ -179,6 +156,7 @@ class Pipeline:
         self._align_paused: set[Any] = set()  # raw partitions the aligner paused
         self._align_floor: int | None = None  # this worker's floor, told to the others
         self._align_reported: int | None = None  # the floor last told
+        self._decoded = DecodedStates(_DECODED_STATES_BYTES)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._board = WatermarkBoard(self.worker_id)
         # Event-time watermark per hop partition: idle expiry must use the clock of the
@@ -274,8 +252,9 @@ class Pipeline:
         self.scored_t = app.topic(self.names.scored, **raw)
         self.shadow_t = app.topic(self.names.shadow, **raw)
         self.retrain_t = app.topic(self.names.retrain, **raw)
+        # Values are packed states (`EntityState.pack`), decoded only while a batch updates them.
         self.entities = app.Table("entity-state", default=None, partitions=n, key_type=bytes,
-                                  value_type=_EntityStateValue, use_partitioner=True)
+                                  value_serializer="raw", use_partitioner=True)
         self.healing = app.Table("healing-state", default=None, partitions=1, key_type=bytes,
                                  use_partitioner=True)
 
@@ -458,7 +437,7 @@ class Pipeline:
                         key = msg["route"][msg["i"]][1].encode()
                         state = touched.get(key)
                         if state is None:
-                            state = self.entities.get(key)
+                            state = self._entity_state(key)
                         state, nxt, outcome = stages.apply_hop(
                             msg, state, cfg=self.window_cfg, at=(f"hops:{part}", stages.position(offset, index)))
                         ts = msg["ev"]["ts"]
@@ -473,8 +452,26 @@ class Pipeline:
                     self.max_event_ms = max(self.max_event_ms, ts)
                     outbox.add(nxt, part)
             # One changelog record per entity per batch, not per event.
-            await self._write_durably(self.entities, touched.items())
+            packed = [(key, state.pack()) for key, state in touched.items()]
+            await self._write_durably(self.entities, packed)
+            for key, value in packed:
+                self._decoded.put(key, value, touched[key])
             await self._send_outbox(outbox)
+
+    def _entity_state(self, key: bytes) -> EntityState | None:
+        """The entity's state from the table, decoded; None if it has none (or it was unreadable)."""
+        packed = self.entities.get(key)
+        if packed is None:
+            return None
+        state = self._decoded.get(key, packed)
+        if state is not None:
+            return state
+        try:
+            return EntityState.unpack(packed, self.window_cfg)
+        except Exception as exc:  # noqa: BLE001 - a corrupt record must not stop every event of the entity
+            log.error("entity %r: unreadable state in the table (%r); starting it afresh", key, exc)
+            self.metrics.states_unreadable.inc()
+            return None
 
     async def _score_agent(self, stream: faust.StreamT) -> None:
         s = self.settings
@@ -773,14 +770,18 @@ class Pipeline:
             part = partitioner(key, list(range(n_parts)), list(range(n_parts)))
             if part not in assigned:
                 continue
-            state = self.entities.get(key)
-            if state is None:
+            packed = self.entities.get(key)
+            if packed is None:
                 continue
-            if state.expired(self.partition_watermark.get(part, 0)):
+            try:
+                role, last_seen = EntityState.peek(packed)
+            except Exception:  # noqa: BLE001 - unreadable: the next update starts it afresh anyway
+                continue
+            if self.partition_watermark.get(part, 0) - last_seen > self.window_cfg.idle_ttl_ms:
                 del self.entities[key]
                 dropped += 1
             else:
-                roles[state.role] += 1
+                roles[role] += 1
             await asyncio.sleep(0)  # a large table must not starve the agents
         for role in ("src", "dst", "user", "service"):
             self.metrics.entities.labels(role).set(roles[role])

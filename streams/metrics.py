@@ -37,6 +37,9 @@ class Metrics:
         self.processing_lag = Histogram("streamguard_processing_lag_seconds", "Ingest to emit time of scored events.",
                                         buckets=_LAG_BUCKETS, registry=r)
         self.entities = Gauge("streamguard_entities_tracked", "Entities with window state on this worker.", ["role"], registry=r)
+        self.states_unreadable = Counter("streamguard_entity_states_unreadable_total",
+                                         "Entity states in the table that could not be decoded (the entity starts afresh).",
+                                         registry=r)
         self.hop_outcomes = Counter("streamguard_window_skips_total",
                                     "Entity updates skipped: 'late' (beyond allowed lateness) or 'duplicate' (redelivered input).",
                                     ["reason"], registry=r)
