@@ -254,7 +254,7 @@ class Pipeline:
         self.retrain_t = app.topic(self.names.retrain, **raw)
         # Values are packed states (`EntityState.pack`), decoded only while a batch updates them.
         self.entities = app.Table("entity-state", default=None, partitions=n, key_type=bytes,
-                                  value_serializer="raw", use_partitioner=True)
+                                  value_type=bytes, use_partitioner=True)
         self.healing = app.Table("healing-state", default=None, partitions=1, key_type=bytes,
                                  use_partitioner=True)
 
