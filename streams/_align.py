@@ -7,7 +7,8 @@ arrive after the entity's watermark has moved on: they are counted as late, or n
 and verdicts change. The same happens one stage later: a busy hop partition (a DDoS target's)
 falls behind the others, and with two workers each races through its own half of the input.
 A destination's distinct-source count is then built from one side's flows before the other
-side's arrive, and attackers on the slow side are scored against a half-empty window.
+side's arrive, and attackers on the side that arrives first are scored against a half-empty
+window.
 
 So ingest reads no raw partition more than `max_skew_ms` ahead of the *floor*: the event time
 of the slowest partition, raw or hop, that still has messages to read, on this worker or on
