@@ -217,7 +217,7 @@ class EntityState:
 
     def expired(self, now_ms: int) -> bool:
         """True when the entity has been idle (event time) longer than the idle TTL."""
-        return now_ms - self.last_seen_ms > self.cfg.idle_ttl_ms
+        return self.cfg.idle(self.last_seen_ms, now_ms)
 
     def prune(self) -> None:
         """Drop buckets and values that have left every window."""

@@ -24,6 +24,10 @@ class WindowConfig:
     idle_ttl_ms: int = 15 * 60_000  # an entity unseen this long (event time) may be dropped
     distinct_cap: int = 2048  # at most this many values tracked per distinct counter
 
+    def idle(self, last_seen_ms: int, now_ms: int) -> bool:
+        """True when an entity last seen at `last_seen_ms` has been idle (event time) past the TTL."""
+        return now_ms - last_seen_ms > self.idle_ttl_ms
+
 
 class BucketCounter:
     """Sum of values in fixed-width time buckets; totals over any span up to its horizon."""

@@ -777,7 +777,7 @@ class Pipeline:
                 role, last_seen = EntityState.peek(packed)
             except Exception:  # noqa: BLE001 - unreadable: the next update starts it afresh anyway
                 continue
-            if self.partition_watermark.get(part, 0) - last_seen > self.window_cfg.idle_ttl_ms:
+            if self.window_cfg.idle(last_seen, self.partition_watermark.get(part, 0)):
                 del self.entities[key]
                 dropped += 1
             else:
