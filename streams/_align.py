@@ -8,12 +8,13 @@ and verdicts change. The same happens one stage later: a busy hop partition (a D
 falls behind the others, and with two workers each races through its own half of the input.
 A destination's distinct-source count is then built from one side's flows before the other
 side's arrive, and attackers on the side that arrives first are scored against a half-empty
-window.
+window. (Alignment bounds the drift between partitions; `streams._hold` then orders what
+reaches each entity, which alignment alone cannot do when one message spans minutes.)
 
 So ingest reads no raw partition more than `max_skew_ms` ahead of the *floor*: the event time
 of the slowest partition, raw or hop, that still has messages to read, on this worker or on
-any other (Flink calls this watermark alignment). Each worker tells the others its own floor
-(`WatermarkBoard`). Pure: the worker feeds these objects and pauses its consumer.
+any other (Flink calls this watermark alignment), or of the lowest hop a worker holds. Each
+worker tells the others its own floor (`WatermarkBoard`). Pure: the worker feeds these objects and pauses its consumer.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ Agents only move data; what they do to it lives in `streams.stages` and the pure
 An event that belongs to several entities (source, destination, user, service) visits each
 one's partition in turn, so every entity's state is updated by the worker that owns it.
 Internal messages carry a batch of hops each, packed per destination partition
-(`stages.Outbox`), so Kafka and Faust costs are paid per batch rather than per event.
+(`stages.Outbox`), so Kafka and Faust costs are paid per batch rather than per event. The
+hop stage applies hops in event-time order across partitions and workers (`streams._hold`),
+and ingest reads no raw partition too far ahead of the others (`streams._align`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from scoring.healing import HealingState, PolicyConfig, Threat, decide, expire, 
 
 from . import _faust_fixes, sink, stages
 from ._align import EventTimeAligner, WatermarkBoard
+from ._hold import HopHold
 from ._offsets import OffsetWatch, StallWatch
 from ._states import DecodedStates
 from .control import Command, sign
@@ -64,6 +67,11 @@ _FETCH_BYTES = 128 * 1024  # per partition and fetch
 _ALIGN_EVERY_S = 0.5  # how often input alignment runs without input, and floors are reported
 _DECODED_STATES_BYTES = 8 * 1024 * 1024  # packed size of the states kept decoded between hop batches
 _HOP_BATCH = 8  # internal messages (each up to `stages.MAX_HOPS_PER_MESSAGE` hops) per hop batch
+_HOLD_SLACK_MS = 1_000  # held hops this far above the floor go (see `HopHold`)
+_MAX_HELD_HOPS = 10_000  # beyond this, the lowest held hops go regardless (memory)
+_RELEASE_EVERY_S = 0.1
+_RELEASE_MAX_HOPS = 4_000  # hops applied as one batch (one changelog record per entity touched)
+_REPORT_MIN_S = 0.02  # floors change with every release round; tell the others at most this often
 
 
 def _consumer_state(app: faust.App) -> str:
@@ -157,6 +165,13 @@ class Pipeline:
         self._align_floor: int | None = None  # this worker's floor, told to the others
         self._align_reported: int | None = None  # the floor last told
         self._decoded = DecodedStates(_DECODED_STATES_BYTES)
+        self._hold_on = s.max_hold_s > 0 and s.max_input_skew_s > 0
+        self._hold = HopHold(slack_ms=_HOLD_SLACK_MS, max_hold_s=s.max_hold_s, max_held=_MAX_HELD_HOPS)
+        self._hop_lock = asyncio.Lock()  # hop batches and timed releases take turns
+        self._hop_outbox = stages.Outbox(s.topic_partitions)
+        self._hop_stream: Any = None
+        self._reported_at = 0.0
+        self._floor_moved = asyncio.Event()  # another worker reported its floor
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._board = WatermarkBoard(self.worker_id)
         # Event-time watermark per hop partition: idle expiry must use the clock of the
@@ -269,6 +284,7 @@ class Pipeline:
         app.timer(5.0, name="stall-watch")(self._stall_timer)
         if s.max_input_skew_s > 0:
             app.timer(_ALIGN_EVERY_S, name="align-inputs")(self._align_timer)
+            app.task(self._release_task)
             app.task(self._watermarks_task)
         if s.mongo_uri is not None and s.mongo_sink:
             app.agent(self.threats_t, name="sink-threats")(self._sink_threats_agent)
@@ -343,8 +359,9 @@ class Pipeline:
                 backlogged.add(tp)
         now = time.monotonic()
         self._align_floor = aligner.floor(backlogged, now)
+        others = [f for f in (self._board.floor(now), self._hold.floor()) if f is not None]
         pause = aligner.ahead(backlogged, now, pausable={tp for tp in assigned if tp.topic in raw},
-                              elsewhere=self._board.floor(now))
+                              elsewhere=min(others) if others else None)
         if paused - pause:
             consumer.resume_partitions(paused - pause)
         if pause:  # every time: faust re-activates a partition whose stream buffer drained
@@ -356,10 +373,21 @@ class Pipeline:
     async def _align_timer(self) -> None:
         """Align again (ingest may be wholly paused, waiting on others) and tell the others our floor."""
         self._align_inputs()
-        floor = self._align_floor
+        await self._report_floor()
+
+    async def _report_floor(self, min_interval_s: float = 0.0) -> None:
+        """Tell the other workers this worker's floor: its slowest backlogged partition, or its lowest held hop."""
+        now = time.monotonic()
+        if now - self._reported_at < min_interval_s:
+            return
+        floors = [f for f in (self._align_floor, self._hold.floor() if self._hold_on else None) if f is not None]
+        floor = min(floors) if floors else None
         if floor is None and self._align_reported is None:
             return  # no backlog, and the others know: a floor unrepeated for 5 s is dropped anyway
+        if min_interval_s and floor == self._align_reported:
+            return
         report = {"worker": self.worker_id, "floor_ms": floor}
+        self._reported_at = now
         await self.watermarks_t.send(key=self.worker_id.encode(), value=orjson.dumps(report))
         self._align_reported = floor
 
@@ -383,7 +411,10 @@ class Pipeline:
                         try:
                             report = orjson.loads(record.value or b"")
                             floor = report["floor_ms"]
-                            self._board.receive(str(report["worker"]), None if floor is None else int(floor), now)
+                            worker = str(report["worker"])
+                            self._board.receive(worker, None if floor is None else int(floor), now)
+                            if worker != self.worker_id:
+                                self._floor_moved.set()
                         except Exception:  # noqa: BLE001 - a bad report costs itself only
                             log.warning("ignored a malformed watermark report at offset %d", record.offset)
             except asyncio.CancelledError:
@@ -421,42 +452,125 @@ class Pipeline:
                     _faust_fixes.request_rewind(self.app.consumer, msg.tp, msg.offset - missing)
 
     async def _hop_agent(self, stream: faust.StreamT) -> None:
-        outbox = stages.Outbox(self.settings.topic_partitions)
-        async for batch in stream.take_events(_HOP_BATCH, within=0.05):
-            self._check_offsets("entity-hop", batch)
-            touched: dict[bytes, EntityState] = {}
-            for event in batch:
-                part, offset = event.message.partition, event.message.offset
+        # Inputs are acknowledged by hand: a message is done once all its hops are sent on,
+        # which waits for the event-time floor (see `streams._hold`).
+        self._hop_stream = stream
+        async for batch in stream.noack_take(_HOP_BATCH, within=0.05):
+            async with self._hop_lock:
+                await self._hold_hops(batch)
+                await self._release_hops()
+
+    async def _hold_hops(self, batch: Any) -> None:
+        """Hold the hops of a batch of hop messages until the event-time floor passes them."""
+        self._check_offsets("entity-hop", batch)
+        now = time.monotonic()
+        for event in batch:
+            part, offset = event.message.partition, event.message.offset
+            held: list[tuple[int, Any]] = []
+            try:
+                hops = stages.unpack(event.value)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the stage
+                await self._dead_letter_internal(event.message, event.value, exc)
+                hops = []
+            for index, msg in enumerate(hops):
                 try:
-                    hops = stages.unpack(event.value)
-                except Exception as exc:  # noqa: BLE001 - one bad message must not stop the stage
-                    await self._dead_letter_internal(event.message, event.value, exc)
+                    key = msg["route"][msg["i"]][1].encode()
+                    ts = int(msg["ev"]["ts"])
+                except Exception as exc:  # noqa: BLE001 - one bad hop must not stop the stage
+                    await self._dead_letter_internal(event.message, stages.encode(msg), exc)
                     continue
-                for index, msg in enumerate(hops):
-                    try:
-                        key = msg["route"][msg["i"]][1].encode()
-                        state = touched.get(key)
-                        if state is None:
-                            state = self._entity_state(key)
-                        state, nxt, outcome = stages.apply_hop(
-                            msg, state, cfg=self.window_cfg, at=(f"hops:{part}", stages.position(offset, index)))
-                        ts = msg["ev"]["ts"]
-                    except Exception as exc:  # noqa: BLE001 - one bad hop must not stop the stage
-                        await self._dead_letter_internal(event.message, stages.encode(msg), exc)
-                        continue
-                    if outcome != "counted":
-                        self.metrics.hop_outcomes.labels(outcome).inc()
-                    touched[key] = state
-                    if ts > self.partition_watermark.get(part, 0):
-                        self.partition_watermark[part] = ts
-                    self.max_event_ms = max(self.max_event_ms, ts)
-                    outbox.add(nxt, part)
-            # One changelog record per entity per batch, not per event.
-            packed = [(key, state.pack()) for key, state in touched.items()]
-            await self._write_durably(self.entities, packed)
-            for key, value in packed:
-                self._decoded.put(key, value, touched[key])
-            await self._send_outbox(outbox)
+                # The partition's time is what it has read, held or not: the input aligner and
+                # the floor compare partitions by how far their reading got.
+                if ts > self.partition_watermark.get(part, 0):
+                    self.partition_watermark[part] = ts
+                self.max_event_ms = max(self.max_event_ms, ts)
+                # Held as JSON: a decoded hop costs ~5x its bytes, and thousands may wait.
+                held.append((ts, (key, stages.encode(msg), stages.position(offset, index), event.message)))
+            self._hold.add(part, event, held, now, event.message.generation_id)
+
+    async def _release_hops(self) -> None:
+        """Apply the held hops the event-time floor has passed to their entities, send them on, acknowledge.
+
+        As a batch did before holding: one changelog record per entity, written durably before
+        any hop goes on and before its input is acknowledged.
+        """
+        hold, app = self._hold, self.app
+        # Faust gives up partitions, and stops, only once every message in flight is
+        # acknowledged (`stream_wait_empty`): then everything held goes at once, out of order.
+        flush = app.rebalancing or app.should_stop or not app.flow_control.is_active()
+        floor = self._release_floor() if self._hold_on and not flush else None
+        hops_topic = self.hops.get_topic_name()
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == hops_topic}
+        hold.drop(generation=app.consumer_generation_id, keep=assigned)
+        while True:
+            out = hold.release(floor, time.monotonic(), flush=flush and self._hold_on, max_hops=_RELEASE_MAX_HOPS)
+            await self._apply_released(out)
+            if len(out.hops) < _RELEASE_MAX_HOPS:
+                break
+        self.metrics.hops_held.set(len(hold))
+        if self._hold_on:
+            await self._report_floor(min_interval_s=_REPORT_MIN_S)
+
+    async def _apply_released(self, out: Any) -> None:
+        """Apply one release's hops as a batch: states written durably, hops sent on, inputs acknowledged."""
+        outbox = self._hop_outbox
+        touched: dict[bytes, EntityState] = {}
+        for part, (key, raw, pos, message) in out.hops:
+            try:
+                msg = stages.decode(raw)
+                state = touched.get(key)
+                if state is None:
+                    state = self._entity_state(key)
+                state, nxt, outcome = stages.apply_hop(msg, state, cfg=self.window_cfg, at=(f"hops:{part}", pos))
+            except Exception as exc:  # noqa: BLE001 - one bad hop must not stop the stage
+                await self._dead_letter_internal(message, raw, exc)
+                continue
+            if outcome != "counted":
+                self.metrics.hop_outcomes.labels(outcome).inc()
+            touched[key] = state
+            outbox.add(nxt, part)
+        packed = [(key, state.pack()) for key, state in touched.items()]
+        await self._write_durably(self.entities, packed)
+        for key, value in packed:
+            self._decoded.put(key, value, touched[key])
+        await self._send_outbox(outbox)
+        for event in out.done:
+            await self._hop_stream.ack(event)
+        if out.forced:
+            self.metrics.hops_forced.inc(out.forced)
+
+    def _release_floor(self) -> int | None:
+        """Event time below which nothing more can reach this worker's entities (None: nothing is behind).
+
+        This worker's backlogged partitions and other workers' floors; this worker's own held
+        hops are released lowest first (`HopHold.release`).
+        """
+        floors = [f for f in (self._align_floor, self._board.floor(time.monotonic())) if f is not None]
+        return min(floors) if floors else None
+
+    async def _release_task(self) -> None:
+        """Release held hops when another worker's floor moves, or every 0.1 s, when no hop batch comes.
+
+        Workers holding hops wait on each other's floors in turn, so each report answered at
+        once, not at the next tick, is what keeps a backlog moving.
+        """
+        while True:
+            try:
+                await asyncio.wait_for(self._floor_moved.wait(), timeout=_RELEASE_EVERY_S)
+            except asyncio.TimeoutError:
+                pass
+            self._floor_moved.clear()
+            try:
+                if self._hold.has_entries():
+                    async with self._hop_lock:
+                        await self._release_hops()
+                # A release round's report may have been cut by the interval: a held floor must not go stale.
+                await self._report_floor(min_interval_s=_REPORT_MIN_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the next round tries again; the hop agent releases too
+                log.exception("releasing held hops failed")
+                await asyncio.sleep(_RELEASE_EVERY_S)
 
     def _entity_state(self, key: bytes) -> EntityState | None:
         """The entity's state from the table, decoded; None if it has none (or it was unreadable)."""
@@ -731,13 +845,20 @@ class Pipeline:
                 await asyncio.sleep(2.0)
 
     async def _stall_timer(self) -> None:
-        """Fetch again an internal partition left behind its end with nothing received (see `StallWatch`)."""
+        """Fetch again a partition whose stage lost a message (see `StallWatch`).
+
+        An internal partition left behind its end with nothing received; or any input
+        partition, raw ones too, whose committed offset is held back by one message never
+        acknowledged while later ones were (seen once on a raw partition after a rebalance,
+        with two workers reading a backlog).
+        """
         app, consumer = self.app, self.app.consumer
         if not app.flow_control.is_active() or app.rebalancing:
             self._stall_watch.reset()
             return
         stages_by_topic = {self.hops.get_topic_name(): "entity-hop", self.to_score.get_topic_name(): "score",
-                           self.healing_in.get_topic_name(): "heal"}
+                           self.healing_in.get_topic_name(): "heal", self.names.logs_raw: "ingest",
+                           self.names.flows_raw: "ingest"}
         now = time.monotonic()
         for tp in consumer.assignment():
             stage = stages_by_topic.get(tp.topic)
@@ -745,13 +866,21 @@ class Pipeline:
                 continue
             try:
                 committed, end = consumer._committed_offset.get(tp), consumer.highwater(tp)
+                acked = consumer._acked.get(tp)
             except Exception:  # noqa: BLE001 - revoked meanwhile, or nothing fetched yet
                 continue
-            if self._stall_watch.stalled(tp.topic, tp.partition, committed, end, now):
-                log.warning("%s: %s[%d] committed %s of %s and nothing received for %.0f s; fetching again",
-                            stage, tp.topic, tp.partition, committed, end, self._stall_watch.after_s)
-                self.metrics.stalls.labels(stage).inc()
-                _faust_fixes.request_rewind(consumer, tp, committed)
+            above = bool(acked) and committed is not None and min(acked) > committed
+            if stage == "ingest" and not above:
+                continue  # raw topics may have holes by design: only a commit held back is a stall
+            if not self._stall_watch.stalled(tp.topic, tp.partition, committed, end, now, acked_above=above):
+                continue
+            if above and not self._offset_watch.first_time(tp.topic, tp.partition, committed):
+                continue  # fetched again once already: a second time would only repeat the work
+            why = "later offsets acknowledged" if above else "nothing received"
+            log.warning("%s: %s[%d] committed %s of %s, %s for %.0f s; fetching again from %s", stage, tp.topic,
+                        tp.partition, committed, end, why, self._stall_watch.after_s, committed)
+            self.metrics.stalls.labels(stage).inc()
+            _faust_fixes.request_rewind(consumer, tp, committed)
 
     async def _sweep_timer(self) -> None:
         """Drop entities idle (in event time) past the TTL; refresh the entity gauges."""

@@ -54,6 +54,13 @@ class Metrics:
             "streamguard_inputs_paused",
             "Input partitions a stage paused because they are ahead in event time (reading a backlog).",
             ["stage"], registry=r)
+        self.hops_held = Gauge(
+            "streamguard_hops_held",
+            "Entity hops applied and waiting for the event-time floor before their features are read.", registry=r)
+        self.hops_forced = Counter(
+            "streamguard_hops_forced_total",
+            "Held entity hops sent on before the event-time floor passed them (held too long, or too many held).",
+            registry=r)
         self.stalls = Counter(
             "streamguard_partition_stalls_total",
             "Times a stage's partition stayed behind its end with nothing received, then was fetched again.",

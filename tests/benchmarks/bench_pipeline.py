@@ -166,13 +166,16 @@ def throughput(c: Cluster, events: list[tuple[str, bytes, bytes]], workers: int,
         # Entity updates skipped as too late: how far arrival order strayed from event time.
         late = sum(metric_sum(m, "streamguard_window_skips_total", reason="late") for m in metrics)
         threats = sum(metric_sum(m, "streamguard_threats_total") for m in metrics)
+        # Hops sent on before the event-time floor passed them (held too long): order not kept.
+        forced = sum(metric_sum(m, "streamguard_hops_forced_total") for m in metrics)
         out = {"events": len(events), "scored": int(scored), "deadlettered": int(dead),
-               "late_updates": int(late), "threats": int(threats),
+               "late_updates": int(late), "threats": int(threats), "forced_hops": int(forced),
                "seconds": done - ready, "startup_seconds": ready - started,
                "events_per_s": len(events) / (done - ready),
                "peak_rss_bytes": [peak_rss_bytes(w.proc.pid) for w in ws]}
         _say(f"  {out['events_per_s']:,.0f} events/s ({out['seconds']:.1f} s; scored {scored:,.0f}, "
-             f"dead-lettered {dead:,.0f}, late entity updates {late:,.0f}, threats {threats:,.0f})")
+             f"dead-lettered {dead:,.0f}, late entity updates {late:,.0f}, threats {threats:,.0f}, "
+             f"hops forced out of order {forced:,.0f})")
         return out
     finally:
         for w in ws:

@@ -77,3 +77,17 @@ def test_reset_forgets_quiet_spells() -> None:
     w.reset()  # a rebalance: the spell starts again afterwards
     assert not w.stalled("score", 0, 1, 9, now=30.0)
     assert w.stalled("score", 0, 1, 9, now=50.0)
+
+
+def test_a_commit_held_back_by_one_unacknowledged_message_is_a_stall_even_while_input_flows() -> None:
+    w = StallWatch(after_s=20.0)
+    assert not w.stalled("flows.raw", 1, 2211, 10703, now=0.0, acked_above=True)
+    for t in range(0, 20, 2):
+        w.received("flows.raw", 1, now=float(t))  # later messages keep arriving and are acknowledged
+    assert not w.stalled("flows.raw", 1, 2211, 10703, now=19.0, acked_above=True)
+    assert w.stalled("flows.raw", 1, 2211, 10703, now=20.0, acked_above=True)
+    # Without acknowledged offsets above the commit, input arriving means the stage is just busy.
+    v = StallWatch(after_s=20.0)
+    assert not v.stalled("hops", 0, 100, 200, now=0.0)
+    v.received("hops", 0, now=15.0)
+    assert not v.stalled("hops", 0, 100, 200, now=20.0)

@@ -1,0 +1,100 @@
+"""HopHold: hops wait for the event-time floor, go lowest time first, per partition in arrival order."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams._hold import HopHold
+
+
+@pytest.fixture
+def make_hold():
+    def make(slack_ms: int = 0, max_hold_s: float = 10.0, max_held: int = 1000) -> HopHold:
+        return HopHold(slack_ms=slack_ms, max_hold_s=max_hold_s, max_held=max_held)
+    return make
+
+
+def test_nothing_behind_releases_everything_lowest_time_first(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "m0", [(30, "a30"), (50, "a50")], now_s=0)
+    h.add(1, "m1", [(40, "b40"), (20, "b20")], now_s=0)
+    out = h.release(None, now_s=0)
+    # Partition 1's 20 waits behind its own 40: per partition, arrival order is kept.
+    assert [p for _, p in out.hops] == ["a30", "b40", "b20", "a50"]
+    assert sorted(out.done) == ["m0", "m1"] and len(h) == 0 and not h.has_entries()
+
+
+def test_floor_holds_later_hops_until_it_passes(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "m0", [(10, "a10"), (25, "a25")], now_s=0)
+    h.add(1, "m1", [(15, "b15")], now_s=0)
+    assert h.floor() == 10
+    out = h.release(20, now_s=1)
+    assert [p for _, p in out.hops] == ["a10", "b15"] and out.done == ["m1"] and out.forced == 0
+    assert len(h) == 1 and h.floor() == 25
+    assert h.release(24, now_s=2).hops == []
+    out = h.release(25, now_s=3)
+    assert [p for _, p in out.hops] == ["a25"] and out.done == ["m0"]
+
+
+def test_slack_lets_hops_just_above_the_floor_go(make_hold) -> None:
+    h = make_hold(slack_ms=5)
+    h.add(0, "m", [(104, "x"), (106, "y")], now_s=0)
+    assert [p for _, p in h.release(100, now_s=0).hops] == ["x"]
+
+
+def test_a_hop_held_too_long_goes_anyway_and_counts_as_forced(make_hold) -> None:
+    h = make_hold(max_hold_s=10)
+    h.add(0, "old", [(500, "o")], now_s=0)
+    h.add(1, "new", [(400, "n")], now_s=9)
+    out = h.release(100, now_s=10.5)
+    assert [p for _, p in out.hops] == ["o"] and out.forced == 1 and out.done == ["old"]
+    assert len(h) == 1
+
+
+def test_too_many_held_releases_the_lowest(make_hold) -> None:
+    h = make_hold(max_held=2)
+    h.add(0, "m", [(5, "a"), (6, "b"), (7, "c")], now_s=0)
+    out = h.release(0, now_s=0)
+    assert [p for _, p in out.hops] == ["a"] and out.forced == 1 and len(h) == 2
+
+
+def test_a_message_without_hops_is_done_at_the_next_release_in_order(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "m1", [(50, "a")], now_s=0)
+    h.add(0, "bad", [], now_s=0)  # e.g. unreadable: dead-lettered, still to acknowledge
+    assert h.has_entries() and h.floor() == 50
+    out = h.release(10, now_s=0)
+    assert out.done == [] and out.hops == []  # acknowledged after the message before it, not before
+    out = h.release(None, now_s=0)
+    assert out.done == ["m1", "bad"]
+
+
+def test_drop_forgets_other_generations_and_revoked_partitions(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "old", [(1, "a"), (2, "b")], now_s=0, generation=1)
+    h.add(0, "cur", [(3, "c")], now_s=0, generation=2)
+    h.add(1, "gone", [(4, "d")], now_s=0, generation=2)
+    assert h.drop(generation=2, keep={0}) == 3
+    assert len(h) == 1
+    out = h.release(None, now_s=0)
+    assert [p for _, p in out.hops] == ["c"] and out.done == ["cur"]
+
+
+def test_flush_releases_everything_in_order_and_counts_it_forced(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "m0", [(30, "a30"), (10, "a10")], now_s=0)
+    h.add(1, "m1", [(20, "b20")], now_s=0)
+    out = h.release(0, now_s=0, flush=True)
+    assert [p for _, p in out.hops] == ["b20", "a30", "a10"] and out.forced == 3
+    assert sorted(out.done) == ["m0", "m1"] and not h.has_entries()
+
+
+def test_max_hops_caps_one_release_and_the_rest_follows_in_order(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "m0", [(1, "a"), (3, "c")], now_s=0)
+    h.add(1, "m1", [(2, "b")], now_s=0)
+    first = h.release(None, now_s=0, max_hops=2)
+    second = h.release(None, now_s=0, max_hops=2)
+    assert [p for _, p in first.hops] == ["a", "b"] and first.done == ["m1"]
+    assert [p for _, p in second.hops] == ["c"] and second.done == ["m0"]
