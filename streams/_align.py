@@ -14,7 +14,8 @@ reaches each entity, which alignment alone cannot do when one message spans minu
 So ingest reads no raw partition more than `max_skew_ms` ahead of the *floor*: the event time
 of the slowest partition, raw or hop, that still has messages to read, on this worker or on
 any other (Flink calls this watermark alignment), or of the lowest hop a worker holds. Each
-worker tells the others its own floor (`WatermarkBoard`). Pure: the worker feeds these objects and pauses its consumer.
+worker tells the others its own floor (`WatermarkBoard`). Pure: the worker feeds these
+objects and pauses its consumer.
 """
 
 from __future__ import annotations

@@ -56,14 +56,16 @@ class Metrics:
             ["stage"], registry=r)
         self.hops_held = Gauge(
             "streamguard_hops_held",
-            "Entity hops applied and waiting for the event-time floor before their features are read.", registry=r)
+            "Entity hops read and waiting for the event-time floor before they are applied.", registry=r)
         self.hops_forced = Counter(
             "streamguard_hops_forced_total",
-            "Held entity hops sent on before the event-time floor passed them (held too long, or too many held).",
+            "Held entity hops applied before the event-time floor passed them "
+            "(held too long, too many held, or a rebalance).",
             registry=r)
         self.stalls = Counter(
             "streamguard_partition_stalls_total",
-            "Times a stage's partition stayed behind its end with nothing received, then was fetched again.",
+            "Times a stage's partition stayed behind its end with nothing received, or had its commit held back by "
+            "one unacknowledged message, then was fetched again.",
             ["stage"], registry=r)
         self.control = Counter("streamguard_control_commands_total",
                                "Control messages by outcome (applied, rejected, failed) and op or reason.",

@@ -61,8 +61,8 @@ class Settings(BaseSettings):
                     "one are paused, so an entity's events arrive near event-time order (0: off).")
     max_hold_s: float = Field(
         10.0, ge=0,
-        description="An entity's window features are read once no partition of any worker is behind the event "
-                    "(event time); a hop waits at most this long (wall clock) for that (0: read on arrival). "
+        description="A hop is applied to its entity once no partition of any worker is behind it (event time); "
+                    "it waits at most this long (wall clock) for that (0: applied on arrival). "
                     "Needs input alignment (max_input_skew_s > 0).")
     idle_ttl_s: int = Field(900, ge=1, description="Entities unseen this long (event time) are dropped from the tables.")
     max_future_s: int = Field(86400, ge=0, description="Events further than this in the future are dead-lettered.")

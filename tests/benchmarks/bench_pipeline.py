@@ -166,7 +166,8 @@ def throughput(c: Cluster, events: list[tuple[str, bytes, bytes]], workers: int,
         # Entity updates skipped as too late: how far arrival order strayed from event time.
         late = sum(metric_sum(m, "streamguard_window_skips_total", reason="late") for m in metrics)
         threats = sum(metric_sum(m, "streamguard_threats_total") for m in metrics)
-        # Hops sent on before the event-time floor passed them (held too long): order not kept.
+        # Hops applied before the event-time floor passed them (held too long, too many held,
+        # a rebalance): event-time order not kept.
         forced = sum(metric_sum(m, "streamguard_hops_forced_total") for m in metrics)
         out = {"events": len(events), "scored": int(scored), "deadlettered": int(dead),
                "late_updates": int(late), "threats": int(threats), "forced_hops": int(forced),

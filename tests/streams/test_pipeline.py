@@ -264,7 +264,6 @@ def _compare_two_with_one(two: Run, one: Run, *, backlog: bool = False) -> None:
         a, b = one_scored.get(k), two_scored.get(k)
         if a and b:
             diff.update(n for n in a.features if a.features[n] != b.features[n])
-
     # Measured: 96.5-98.1 % in common before batching (it varies with load). The differences
     # are in windows that cannot count what has not arrived yet: a busy destination fed by
     # several source partitions, and a source whose logs and flows arrive from two topics read
