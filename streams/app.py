@@ -111,6 +111,12 @@ def _task_stacks() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _lowest(*floors: int | None) -> int | None:
+    """The lowest of the event-time floors that exist (None: none does)."""
+    known = [f for f in floors if f is not None]
+    return min(known) if known else None
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -359,9 +365,8 @@ class Pipeline:
                 backlogged.add(tp)
         now = time.monotonic()
         self._align_floor = aligner.floor(backlogged, now)
-        others = [f for f in (self._board.floor(now), self._hold.floor()) if f is not None]
         pause = aligner.ahead(backlogged, now, pausable={tp for tp in assigned if tp.topic in raw},
-                              elsewhere=min(others) if others else None)
+                              elsewhere=_lowest(self._board.floor(now), self._hold.floor()))
         if paused - pause:
             consumer.resume_partitions(paused - pause)
         if pause:  # every time: faust re-activates a partition whose stream buffer drained
@@ -380,8 +385,7 @@ class Pipeline:
         now = time.monotonic()
         if now - self._reported_at < min_interval_s:
             return
-        floors = [f for f in (self._align_floor, self._hold.floor() if self._hold_on else None) if f is not None]
-        floor = min(floors) if floors else None
+        floor = _lowest(self._align_floor, self._hold.floor())  # nothing is held with holding off
         if floor is None and self._align_reported is None:
             return  # no backlog, and the others know: a floor unrepeated for 5 s is dropped anyway
         if min_interval_s and floor == self._align_reported:
@@ -545,8 +549,7 @@ class Pipeline:
         This worker's backlogged partitions and other workers' floors; this worker's own held
         hops are released lowest first (`HopHold.release`).
         """
-        floors = [f for f in (self._align_floor, self._board.floor(time.monotonic())) if f is not None]
-        return min(floors) if floors else None
+        return _lowest(self._align_floor, self._board.floor(time.monotonic()))
 
     async def _release_task(self) -> None:
         """Release held hops when another worker's floor moves, or every 0.1 s, when no hop batch comes.
