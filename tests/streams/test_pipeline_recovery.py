@@ -89,6 +89,11 @@ def _crash_and_recover(kafka_bootstrap: str, start_worker, kafka_admin, *, backg
     if kill_every_s is None:
         wait_for(lambda: metric_sum(first.metrics(), "streamguard_events_total") >= total * 0.3, 180,
                  "30 % of the input processed", first.log_tail)
+        # Hops wait for the event-time floor, so the attacker's partition may start late: kill
+        # only once some of its events are scored (the windows must be mid-count at the crash).
+        wait_for(lambda: any(ThreatEvent.model_validate_json(m.value()).entity.value == ATTACKER
+                             for m in drain(kafka_bootstrap, prefix + "events.scored", idle_s=0.5)), 120,
+                 "the attacker's first events scored", first.log_tail)
         first.stop(signal.SIGKILL)
         assert first.proc.returncode == -signal.SIGKILL
         before = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, prefix + "events.scored", idle_s=2)]
