@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -40,6 +41,23 @@ def _produce_to(bootstrap: str, topic: str, items: list[tuple[int, bytes | None,
     assert p.flush(60) == 0
 
 
+def _produce_paced(bootstrap: str, topic: str, items: list[tuple[int, bytes | None, bytes]], per_s: int,
+                   done: threading.Event) -> None:
+    """Produce `items` at about `per_s` messages a second, in tenths of a second; set `done` at the end."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    step = max(per_s // 10, 1)
+    start = time.monotonic()
+    for n in range(0, len(items), step):
+        for partition, key, value in items[n:n + step]:
+            p.produce(topic, key=key, value=value, partition=partition)
+        p.poll(0)
+        time.sleep(max(start + (n + step) / per_s - time.monotonic(), 0.0))
+    assert p.flush(60) == 0
+    done.set()
+
+
 def _trace(bootstrap: str, prefix: str, app_id: str, ids: list[str]) -> dict[str, list]:
     """Where the internal topics hold these events: (topic, partition, offset, index in it, hop) per id."""
     found: dict[str, list] = {i: [] for i in ids}
@@ -63,7 +81,7 @@ def test_sigkill_every_20_s_loses_nothing_and_windows_continue(kafka_bootstrap: 
 
 def _crash_and_recover(kafka_bootstrap: str, start_worker, kafka_admin, *, background_s: int,
                        kill_every_s: float | None, kills: int = 1) -> None:
-    """Kill the worker mid-stream (once at 30 % of the input, or every `kill_every_s`), restart it, check it all."""
+    """Kill the worker mid-stream (once as the attacker's failures arrive, or every `kill_every_s`); restart; check all."""
     from confluent_kafka.admin import NewTopic
 
     prefix = unique_prefix()
@@ -82,19 +100,26 @@ def _crash_and_recover(kafka_bootstrap: str, start_worker, kafka_admin, *, backg
     logs = brute + [(1 + i % 3, r.actor.encode(), r.payload) for i, r in enumerate(background) if r.topic == "logs"]
     flows = [(i % 4, r.actor.encode(), r.payload) for i, r in enumerate(background) if r.topic == "flows"]
     total = len(logs) + len(flows)
-    _produce_to(kafka_bootstrap, prefix + "logs.raw", logs)
+    # One crash: the attacker's failures arrive live (150/s) while the worker runs, so the kill lands
+    # mid-stream with work in flight. A backlog alone is read in seconds, too fast to aim at.
+    live = kill_every_s is None
+    _produce_to(kafka_bootstrap, prefix + "logs.raw", logs[len(brute):] if live else logs)
     _produce_to(kafka_bootstrap, prefix + "flows.raw", flows)
 
     first = start_worker(app_id, prefix, emit_scored=True, batch_size=200, session_timeout_s=8)
-    if kill_every_s is None:
-        wait_for(lambda: metric_sum(first.metrics(), "streamguard_events_total") >= total * 0.3, 180,
-                 "30 % of the input processed", first.log_tail)
-        # Hops wait for the event-time floor, so the attacker's partition may start late: kill
-        # only once some of its events are scored (the windows must be mid-count at the crash).
-        wait_for(lambda: any(ThreatEvent.model_validate_json(m.value()).entity.value == ATTACKER
-                             for m in drain(kafka_bootstrap, prefix + "events.scored", idle_s=0.5)), 120,
-                 "the attacker's first events scored", first.log_tail)
-        first.stop(signal.SIGKILL)
+    if live:
+        sent = threading.Event()
+        pacer = threading.Thread(target=_produce_paced, args=(kafka_bootstrap, prefix + "logs.raw", brute, 150, sent))
+        pacer.start()
+        try:
+            # Scored beyond the background means the attacker's own failures are being scored (the
+            # topic cannot be drained to check: it never goes quiet while they arrive).
+            wait_for(lambda: metric_sum(first.metrics(), "streamguard_events_total") >= total - len(brute) + 300, 60,
+                     "the attacker's first failures scored", first.log_tail)
+            first.stop(signal.SIGKILL)
+            assert not sent.is_set(), "the crash should come before the attacker's last failure is sent"
+        finally:
+            pacer.join()
         assert first.proc.returncode == -signal.SIGKILL
         before = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, prefix + "events.scored", idle_s=2)]
         seen_before = [t.features["src_failed_logins_10m"] for t in before if t.entity.value == ATTACKER]
