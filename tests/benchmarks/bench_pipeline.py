@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,34 @@ class Cluster:
     bootstrap: str
     registry: Path
     tmp: Path
+    _prefixes: list[str] = field(default_factory=list)
+
+    def new_prefix(self) -> str:
+        """A fresh topic prefix for the next run; the topics of the runs before it are deleted first."""
+        self.drop_topics()
+        prefix = unique_prefix()
+        self._prefixes.append(prefix)
+        return prefix
+
+    def drop_topics(self) -> None:
+        """Delete every topic the runs so far made (raw, internal, changelogs, outputs).
+
+        A full bench writes several GB to the broker; kept, repeated runs fill the disk.
+        """
+        from confluent_kafka.admin import AdminClient
+
+        if not self._prefixes:
+            return
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        # Changelog topics are named after the app id, which is the prefix without its dot.
+        stems = tuple(p.rstrip(".") for p in self._prefixes)
+        names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(stems)]
+        for name, f in (admin.delete_topics(names, operation_timeout=60).items() if names else ()):
+            try:
+                f.result()
+            except Exception as exc:  # noqa: BLE001 - a topic left behind is worth a line, not a failed bench
+                _say(f"could not delete topic {name}: {exc}")
+        self._prefixes.clear()
 
     def start(self, app_id: str, prefix: str, **settings: object) -> Worker:
         port = free_port()
@@ -149,7 +177,7 @@ def peak_rss_bytes(pid: int) -> int:
 
 def throughput(c: Cluster, events: list[tuple[str, bytes, bytes]], workers: int, timeout_s: float,
                **settings: object) -> dict[str, Any]:
-    prefix = unique_prefix()
+    prefix = c.new_prefix()
     app_id = prefix.rstrip(".")
     produce_backlog(c.bootstrap, prefix, events)
     _say(f"throughput, {workers} worker(s): {len(events):,} events waiting")
@@ -201,7 +229,7 @@ def baseline_loop(c: Cluster, n_events: int, *, per_event: bool, limit_s: float)
     reg = LocalRegistry(c.registry)
     info = reg.active("streamguard")
     bundle = load_bundle(reg.artifact_path(info.name, info.version), info.sha256)
-    prefix = unique_prefix()
+    prefix = c.new_prefix()
     events = workload(n_events)
     produce_backlog(c.bootstrap, prefix, events)
     cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": prefix + "bare", "auto.offset.reset": "earliest",
@@ -268,7 +296,7 @@ def latency(c: Cluster, rate: float, n_events: int, timeout_s: float, *, swap_to
 
     from streams.wire import event_id_for
 
-    prefix = unique_prefix()
+    prefix = c.new_prefix()
     app_id = prefix.rstrip(".")
     create_topics(c.bootstrap, prefix)
     w = c.start(app_id, prefix, emit_scored=True)
@@ -342,7 +370,7 @@ def latency(c: Cluster, rate: float, n_events: int, timeout_s: float, *, swap_to
 
 def entities_rss(c: Cluster, n_entities: int, timeout_s: float) -> dict[str, Any]:
     """Peak RSS of one worker after flows from n/2 distinct sources to n/2 distinct destinations."""
-    prefix = unique_prefix()
+    prefix = c.new_prefix()
     app_id = prefix.rstrip(".")
     n_flows = n_entities // 2
     base = int((datetime.now(timezone.utc) - timedelta(minutes=5)).timestamp() * 1000)
@@ -451,7 +479,10 @@ def main(argv: list[str] | None = None) -> int:
             tmp_path = Path(tmp)
             train_versions(tmp_path / "registry")
             c = Cluster(bootstrap, tmp_path / "registry", tmp_path)
-            mems = [entities_rss(c, int(n), args.timeout) for n in args.entities.split(",") if n]
+            try:
+                mems = [entities_rss(c, int(n), args.timeout) for n in args.entities.split(",") if n]
+            finally:
+                c.drop_topics()
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "memory.json").write_text(json.dumps({"memory": mems, "machine": _machine(), "versions": _versions(),
                                                      "measured_at": datetime.now(timezone.utc).isoformat(
@@ -462,17 +493,21 @@ def main(argv: list[str] | None = None) -> int:
         registry = tmp_path / "registry"
         old, new = train_versions(registry)
         c = Cluster(bootstrap, registry, tmp_path)
-        _say(f"generating {args.events:,} events")
-        events = workload(args.events)
-        one = throughput(c, events, 1, args.timeout)
-        two = throughput(c, events, 2, args.timeout)
-        bare = baseline_loop(c, args.events, per_event=False, limit_s=args.timeout)
-        per_event = baseline_loop(c, min(args.events, 200_000), per_event=True, limit_s=args.per_event_seconds)
-        max_rate = one["events_per_s"]
-        rates = [float(r) for r in args.rates.split(",") if r] + [0.8 * max_rate]
-        lats = [latency(c, r, args.latency_events, args.timeout) for r in rates]
-        swap = latency(c, 0.5 * max_rate, max(args.latency_events, int(0.5 * max_rate * 40)), args.timeout, swap_to=new)
-        mems = [entities_rss(c, int(n), args.timeout) for n in args.entities.split(",") if n]
+        try:
+            _say(f"generating {args.events:,} events")
+            events = workload(args.events)
+            one = throughput(c, events, 1, args.timeout)
+            two = throughput(c, events, 2, args.timeout)
+            bare = baseline_loop(c, args.events, per_event=False, limit_s=args.timeout)
+            per_event = baseline_loop(c, min(args.events, 200_000), per_event=True, limit_s=args.per_event_seconds)
+            max_rate = one["events_per_s"]
+            rates = [float(r) for r in args.rates.split(",") if r] + [0.8 * max_rate]
+            lats = [latency(c, r, args.latency_events, args.timeout) for r in rates]
+            swap = latency(c, 0.5 * max_rate, max(args.latency_events, int(0.5 * max_rate * 40)), args.timeout,
+                           swap_to=new)
+            mems = [entities_rss(c, int(n), args.timeout) for n in args.entities.split(",") if n]
+        finally:
+            c.drop_topics()
     at_5k = next((x for x, r in zip(lats, rates) if r == 5000.0), lats[0])
     biggest = max(mems, key=lambda x: x["entities"])
     report = {
