@@ -46,6 +46,10 @@ class Released:
     hops: list[tuple[Hashable, Any]] = field(default_factory=list)
     done: list[Any] = field(default_factory=list)
     forced: int = 0  # hops released by `max_hold_s`, `max_held` or a flush, not by the floor
+    # What `HopHold.give_back` needs: (partition, entry, index, event time, payload) per hop, and
+    # the entries popped as done, in the order taken.
+    _taken: list[tuple[Hashable, _Entry, int, int, Any]] = field(default_factory=list)
+    _popped: list[tuple[Hashable, _Entry]] = field(default_factory=list)
 
 
 class HopHold:
@@ -96,7 +100,7 @@ class HopHold:
             limit = None
         heap = []
         for part, q in self._parts.items():
-            self._pop_done(q, out)
+            self._pop_done(q, out, part)
             ts = _head_ts(q)
             if ts is not None:
                 heap.append((ts, id(q), part))
@@ -113,12 +117,14 @@ class HopHold:
                 ts, _, part = heap[i]
             q = self._parts[part]
             entry = q[0]
-            out.hops.append((part, entry.hops[entry.next][1]))
+            payload = entry.hops[entry.next][1]
+            out.hops.append((part, payload))
+            out._taken.append((part, entry, entry.next, ts, payload))
             out.forced += flushed or (limit is not None and ts > limit)
             entry.hops[entry.next] = (ts, None)  # the entry lives until its last hop goes; its payloads need not
             entry.next += 1
             self._held -= 1
-            self._pop_done(q, out)
+            self._pop_done(q, out, part)
             nxt = _head_ts(q)
             if nxt is None:
                 heap[i] = heap[-1]
@@ -129,6 +135,21 @@ class HopHold:
         for part in [p for p, q in self._parts.items() if not q]:
             del self._parts[part]
         return out
+
+    def give_back(self, out: Released) -> None:
+        """Undo a release whose hops could not be applied: they are held again, in their places.
+
+        Applying them again is safe: an entity recognises a hop it already counted by its
+        delivery position, and sending a hop on twice gives a duplicate with the same event id.
+        """
+        for part, entry in reversed(out._popped):
+            self._parts.setdefault(part, deque()).appendleft(entry)
+        for _part, entry, index, ts, payload in reversed(out._taken):
+            entry.hops[index] = (ts, payload)
+            entry.next = index
+            self._held += 1
+        out._taken.clear()
+        out._popped.clear()
 
     def drop(self, *, generation: int, keep: set[Hashable] | None = None) -> int:
         """Forget entries of another consumer generation or of partitions not in `keep`; returns hops dropped.
@@ -152,9 +173,11 @@ class HopHold:
         return dropped
 
     @staticmethod
-    def _pop_done(q: deque[_Entry], out: Released) -> None:
+    def _pop_done(q: deque[_Entry], out: Released, part: Hashable) -> None:
         while q and q[0].next >= len(q[0].hops):
-            out.done.append(q.popleft().token)
+            entry = q.popleft()
+            out.done.append(entry.token)
+            out._popped.append((part, entry))
 
 
 def _head_ts(q: deque[_Entry]) -> int | None:

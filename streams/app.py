@@ -462,7 +462,10 @@ class Pipeline:
         async for batch in stream.noack_take(_HOP_BATCH, within=0.05):
             async with self._hop_lock:
                 await self._hold_hops(batch)
-                await self._release_hops()
+                try:
+                    await self._release_hops()
+                except Exception:  # noqa: BLE001 - the hops are held again; the release task retries
+                    log.exception("applying released hops failed; they are held and tried again")
 
     async def _hold_hops(self, batch: Any) -> None:
         """Hold the hops of a batch of hop messages until the event-time floor passes them."""
@@ -508,7 +511,14 @@ class Pipeline:
         hold.drop(generation=app.consumer_generation_id, keep=assigned)
         while True:
             out = hold.release(floor, time.monotonic(), flush=flush and self._hold_on, max_hops=_RELEASE_MAX_HOPS)
-            await self._apply_released(out)
+            try:
+                await self._apply_released(out)
+            except BaseException:
+                # Held again, their inputs unacknowledged: the next round applies them (a hop
+                # counted already is recognised, one sent already goes again with its id).
+                hold.give_back(out)
+                self.metrics.hops_held.set(len(hold))
+                raise
             if len(out.hops) < _RELEASE_MAX_HOPS:
                 break
         self.metrics.hops_held.set(len(hold))

@@ -98,3 +98,31 @@ def test_max_hops_caps_one_release_and_the_rest_follows_in_order(make_hold) -> N
     second = h.release(None, now_s=0, max_hops=2)
     assert [p for _, p in first.hops] == ["a", "b"] and first.done == ["m1"]
     assert [p for _, p in second.hops] == ["c"] and second.done == ["m0"]
+
+
+def test_a_release_given_back_is_released_again_the_same(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "m0", [(10, "a10"), (30, "a30")], now_s=0)
+    h.add(1, "m1", [(20, "b20")], now_s=0)
+    h.add(1, "m2", [], now_s=0)
+    h.add(2, "m3", [(5, "c5")], now_s=0)
+    first = h.release(None, now_s=1)
+    assert len(h) == 0 and not h.has_entries()
+    h.give_back(first)
+    assert len(h) == 4 and h.has_entries() and h.floor() == 5
+    again = h.release(None, now_s=2)
+    assert again.hops == [(2, "c5"), (0, "a10"), (1, "b20"), (0, "a30")]
+    assert sorted(again.done) == ["m0", "m1", "m2", "m3"]
+
+
+def test_a_partial_release_given_back_keeps_arrival_order_behind_the_rest(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "m0", [(10, "a10"), (40, "a40")], now_s=0)
+    h.add(0, "m1", [(15, "a15")], now_s=0)
+    out = h.release(12, now_s=0)
+    assert [x for _, x in out.hops] == ["a10"] and out.done == []
+    h.add(0, "m2", [(5, "a5")], now_s=0)  # arrives after the failed release's hops
+    h.give_back(out)
+    out = h.release(None, now_s=0)
+    assert [x for _, x in out.hops] == ["a10", "a40", "a15", "a5"] and out.done == ["m0", "m1", "m2"]
+    assert len(h) == 0
