@@ -84,7 +84,7 @@ class RetrainWorker:
 
     def retrain(self, trigger: str, reason: str) -> dict[str, Any]:
         """One run: train, gate, register, and activate + announce if it passes. Returns the outcome."""
-        from scoring.train import TrainParams, evaluate, promotion_gate
+        from scoring.train import TrainParams
         from scoring.training import Dataset, TrainingData, file_data, generator_data, run_training
 
         started = time.monotonic()
@@ -99,9 +99,17 @@ class RetrainWorker:
             parts.append(file_data(self.o.flows, self.o.logs, progress=self.progress))
         data = TrainingData(Dataset.concat(p.train for p in parts), Dataset.concat(p.test for p in parts),
                             {"parts": [p.description for p in parts], "trigger": trigger, "reason": reason})
-        out = Path(tempfile.mkdtemp(prefix="streamguard-retrain-"))
-        result = run_training(data, name=name, out_dir=out, progress=self.progress,
-                              params=TrainParams.defaults(**self.o.extra_params))
+        # The store keeps its own copies of the artifact and report: the working folder goes.
+        with tempfile.TemporaryDirectory(prefix="streamguard-retrain-") as out:
+            result = run_training(data, name=name, out_dir=Path(out), progress=self.progress,
+                                  params=TrainParams.defaults(**self.o.extra_params))
+            return self._gate_and_register(result, data, name, trigger, reason, started)
+
+    def _gate_and_register(self, result: Any, data: Any, name: str, trigger: str, reason: str,
+                           started: float) -> dict[str, Any]:
+        """Compare a trained version with the champion, register it, promote and announce it if it passes."""
+        from scoring.train import evaluate, promotion_gate
+
         champion_info = self.store.active(name)
         champion_metrics = None
         if champion_info is not None:

@@ -110,12 +110,14 @@ def train(
         raise typer.Exit(2)
     data = TrainingData(Dataset.concat(p.train for p in parts), Dataset.concat(p.test for p in parts),
                         {"parts": [p.description for p in parts]})
-    out = Path(tempfile.mkdtemp(prefix="streamguard-train-"))
-    result = run_training(data, name=name, out_dir=out, feature_set=features.value, progress=progress,
-                          params=TrainParams.defaults(anomaly_detector=detector, anomaly_threshold=anomaly_threshold))
-    b = result.bundle
-    reg = _registry()
-    info = register_trained(reg, result, name=name, feature_set=features.value, description=data.description)
+    # The registry keeps its own copies of the artifact and report: the working folder goes.
+    with tempfile.TemporaryDirectory(prefix="streamguard-train-") as out:
+        params = TrainParams.defaults(anomaly_detector=detector, anomaly_threshold=anomaly_threshold)
+        result = run_training(data, name=name, out_dir=Path(out), feature_set=features.value, progress=progress,
+                              params=params)
+        b = result.bundle
+        reg = _registry()
+        info = register_trained(reg, result, name=name, feature_set=features.value, description=data.description)
     if publish or activate or (activate is None and reg.active(name) is None):
         info = reg.activate(name, b.version)
     m = result.metrics

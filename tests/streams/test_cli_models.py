@@ -25,9 +25,11 @@ def _run(*args: str, env: dict[str, str], stdin: bytes | None = None) -> subproc
 def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A registry with one small generator-trained model, trained through the CLI."""
     root = tmp_path_factory.mktemp("registry")
+    scratch = tmp_path_factory.mktemp("tmpdir")
     env = {"STREAMGUARD_REGISTRY_DIR": str(root)}
-    proc = _run("train", "--seeds", "0,1", "--eval-seeds", "100", "--duration", "300", env=env)
+    proc = _run("train", "--seeds", "0,1", "--eval-seeds", "100", "--duration", "300", env={**env, "TMPDIR": str(scratch)})
     assert proc.returncode == 0, proc.stderr.decode()
+    assert not list(scratch.iterdir()), "train leaves no working folder behind"
     assert b"macro-F1" in proc.stderr
     return env
 
