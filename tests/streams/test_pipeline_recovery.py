@@ -41,21 +41,32 @@ def _produce_to(bootstrap: str, topic: str, items: list[tuple[int, bytes | None,
     assert p.flush(60) == 0
 
 
-def _produce_paced(bootstrap: str, topic: str, items: list[tuple[int, bytes | None, bytes]], per_s: int,
-                   done: threading.Event) -> None:
-    """Produce `items` at about `per_s` messages a second, in tenths of a second; set `done` at the end."""
-    from confluent_kafka import Producer
+class _Pacer(threading.Thread):
+    """Produces `items` at about `per_s` messages a second, in tenths of a second, in the background."""
 
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
-    step = max(per_s // 10, 1)
-    start = time.monotonic()
-    for n in range(0, len(items), step):
-        for partition, key, value in items[n:n + step]:
-            p.produce(topic, key=key, value=value, partition=partition)
-        p.poll(0)
-        time.sleep(max(start + (n + step) / per_s - time.monotonic(), 0.0))
-    assert p.flush(60) == 0
-    done.set()
+    def __init__(self, bootstrap: str, topic: str, items: list[tuple[int, bytes | None, bytes]], per_s: int) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.items, self.per_s = bootstrap, topic, items, per_s
+        self.done = threading.Event()  # every item sent and acknowledged
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from confluent_kafka import Producer
+
+        try:
+            p = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "enable.idempotence": True})
+            step = max(self.per_s // 10, 1)
+            start = time.monotonic()
+            for n in range(0, len(self.items), step):
+                for partition, key, value in self.items[n:n + step]:
+                    p.produce(self.topic, key=key, value=value, partition=partition)
+                p.poll(0)
+                time.sleep(max(start + (n + step) / self.per_s - time.monotonic(), 0.0))
+            if p.flush(60):
+                raise RuntimeError(f"{self.topic}: messages still unsent after 60 s")
+            self.done.set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test after join()
+            self.error = exc
 
 
 def _trace(bootstrap: str, prefix: str, app_id: str, ids: list[str]) -> dict[str, list]:
@@ -100,26 +111,28 @@ def _crash_and_recover(kafka_bootstrap: str, start_worker, kafka_admin, *, backg
     logs = brute + [(1 + i % 3, r.actor.encode(), r.payload) for i, r in enumerate(background) if r.topic == "logs"]
     flows = [(i % 4, r.actor.encode(), r.payload) for i, r in enumerate(background) if r.topic == "flows"]
     total = len(logs) + len(flows)
-    # One crash: the attacker's failures arrive live (150/s) while the worker runs, so the kill lands
-    # mid-stream with work in flight. A backlog alone is read in seconds, too fast to aim at.
+    # One crash: the attacker's failures arrive live (150/s, 16 s) while the worker runs, so the kill
+    # lands mid-stream with work in flight. A backlog alone is read in seconds, too fast to aim at.
     live = kill_every_s is None
     _produce_to(kafka_bootstrap, prefix + "logs.raw", logs[len(brute):] if live else logs)
     _produce_to(kafka_bootstrap, prefix + "flows.raw", flows)
 
     first = start_worker(app_id, prefix, emit_scored=True, batch_size=200, session_timeout_s=8)
     if live:
-        sent = threading.Event()
-        pacer = threading.Thread(target=_produce_paced, args=(kafka_bootstrap, prefix + "logs.raw", brute, 150, sent))
+        # The background first, so that when the kill comes depends on the attacker's pace alone.
+        wait_for(lambda: metric_sum(first.metrics(), "streamguard_events_total") >= total - len(brute), 180,
+                 "the background scored", first.log_tail)
+        pacer = _Pacer(kafka_bootstrap, prefix + "logs.raw", brute, 150)
         pacer.start()
         try:
-            # Scored beyond the background means the attacker's own failures are being scored (the
-            # topic cannot be drained to check: it never goes quiet while they arrive).
+            # Read from the metric: the topic cannot be drained while the failures keep arriving.
             wait_for(lambda: metric_sum(first.metrics(), "streamguard_events_total") >= total - len(brute) + 300, 60,
                      "the attacker's first failures scored", first.log_tail)
             first.stop(signal.SIGKILL)
-            assert not sent.is_set(), "the crash should come before the attacker's last failure is sent"
+            assert not pacer.done.is_set(), "the crash should come before the attacker's last failure is sent"
         finally:
-            pacer.join()
+            pacer.join(120)
+        assert pacer.done.is_set() and pacer.error is None, f"producing the attacker's failures: {pacer.error!r}"
         assert first.proc.returncode == -signal.SIGKILL
         before = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, prefix + "events.scored", idle_s=2)]
         seen_before = [t.features["src_failed_logins_10m"] for t in before if t.entity.value == ATTACKER]
