@@ -46,9 +46,9 @@ class Released:
     hops: list[tuple[Hashable, Any]] = field(default_factory=list)
     done: list[Any] = field(default_factory=list)
     forced: int = 0  # hops released by `max_hold_s`, `max_held` or a flush, not by the floor
-    # What `HopHold.give_back` needs: (partition, entry, index, event time, payload) per hop, and
-    # the entries popped as done, in the order taken.
-    _taken: list[tuple[Hashable, _Entry, int, int, Any]] = field(default_factory=list)
+    # What `HopHold.give_back` needs: the entry of each hop in `hops` (a reference, no tuple: this
+    # runs per hop), and the entries popped as done, in the order taken.
+    _entries: list[_Entry] = field(default_factory=list)
     _popped: list[tuple[Hashable, _Entry]] = field(default_factory=list)
 
 
@@ -117,9 +117,8 @@ class HopHold:
                 ts, _, part = heap[i]
             q = self._parts[part]
             entry = q[0]
-            payload = entry.hops[entry.next][1]
-            out.hops.append((part, payload))
-            out._taken.append((part, entry, entry.next, ts, payload))
+            out.hops.append((part, entry.hops[entry.next][1]))
+            out._entries.append(entry)
             out.forced += flushed or (limit is not None and ts > limit)
             entry.hops[entry.next] = (ts, None)  # the entry lives until its last hop goes; its payloads need not
             entry.next += 1
@@ -144,11 +143,12 @@ class HopHold:
         """
         for part, entry in reversed(out._popped):
             self._parts.setdefault(part, deque()).appendleft(entry)
-        for _part, entry, index, ts, payload in reversed(out._taken):
-            entry.hops[index] = (ts, payload)
-            entry.next = index
+        # An entry's hops go in index order within a release, so walking back restores them.
+        for (_part, payload), entry in zip(reversed(out.hops), reversed(out._entries)):
+            entry.next -= 1
+            entry.hops[entry.next] = (entry.hops[entry.next][0], payload)
             self._held += 1
-        out._taken.clear()
+        out._entries.clear()
         out._popped.clear()
 
     def drop(self, *, generation: int, keep: set[Hashable] | None = None) -> int:
