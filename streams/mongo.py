@@ -1,17 +1,30 @@
-"""MongoDB access shared by the sink and the registry store: connect, TTL indexes."""
+"""MongoDB from the worker's side: connect, TTL indexes, and the sink of threats and actions.
+
+The sink writes enriched threats and healing actions in batches, idempotently. Documents
+keep the wire record's fields and add BSON datetimes (`detected_at`, `event_time`,
+`issued_at`) for time queries and expiry. The `_id` is the record's own deterministic id
+(`event_id`, `action_id`), so a batch written twice after a restart replaces itself.
+(`registry.mongo`, the model store, talks to MongoDB on its own: the registry imports
+nothing of `streams`.)
+"""
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from pymongo import ASCENDING, MongoClient
+from pydantic import BaseModel, ValidationError
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReplaceOne
 from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
-from .errors import InfraUnavailable
+from .errors import InfraUnavailable, StreamsError
+from .wire import HealingAction, ThreatEvent
 
-__all__ = ["TtlMode", "connect_mongo", "ensure_ttl_index", "purge_expired"]
+__all__ = ["ACTIONS", "THREATS", "MongoSink", "SinkError", "TtlMode", "action_document", "connect_mongo",
+           "ensure_ttl_index", "purge_expired", "threat_document"]
 
 # Server answer "NotImplemented": FerretDB 1.x has no TTL indexes (FerretDB issue #2415).
 _NOT_IMPLEMENTED = 238
@@ -60,3 +73,90 @@ def _redact(uri: str) -> str:
         scheme, rest = uri.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return uri
+
+
+# --- the sink ------------------------------------------------------------------------------
+
+THREATS = "threats"
+ACTIONS = "actions"
+
+
+class SinkError(StreamsError):
+    """A MongoDB write that failed (the batch is retried; nothing is committed before it succeeds)."""
+
+
+def _dt(ms: int) -> datetime:
+    """Milliseconds since the epoch as a UTC datetime."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _document(raw: bytes, model: type[BaseModel], what: str, id_field: str,
+              times: dict[str, str]) -> dict[str, Any]:
+    """A wire record as stored: its fields, `_id` from `id_field`, and BSON datetimes from ms fields."""
+    try:
+        rec = model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValueError(f"not a {what}: {exc.errors()[0]['msg']}") from None
+    doc = rec.model_dump(mode="json")
+    doc["_id"] = doc[id_field]
+    doc.update({name: _dt(doc[ms]) for name, ms in times.items()})
+    return doc
+
+
+def threat_document(raw: bytes) -> dict[str, Any]:
+    """The stored form of one `threats.enriched` record; raises ValueError if it is not one."""
+    return _document(raw, ThreatEvent, "threat event", "event_id",
+                     {"detected_at": "detected_at_ms", "event_time": "event_time_ms"})
+
+
+def action_document(raw: bytes) -> dict[str, Any]:
+    """The stored form of one `actions.healing` record; raises ValueError if it is not one."""
+    return _document(raw, HealingAction, "healing action", "action_id", {"issued_at": "issued_at_ms"})
+
+
+class MongoSink:
+    """Batched, idempotent writes of threats and actions, with the indexes a SOC queries by."""
+
+    def __init__(self, db: Database, *, ttl_days: float = 0.0) -> None:
+        self.db = db
+        self.ttl_s = int(ttl_days * 86400)
+        self.ttl_modes: dict[str, TtlMode] = {}
+        try:
+            t, a = db[THREATS], db[ACTIONS]
+            # By entity, by time, by label: the three questions an analyst starts with.
+            t.create_index([("entity.value", ASCENDING), ("detected_at", DESCENDING)], name="entity_time")
+            t.create_index([("ml_predicted_label", ASCENDING), ("detected_at", DESCENDING)], name="label_time")
+            t.create_index([("severity", ASCENDING), ("detected_at", DESCENDING)], name="severity_time")
+            a.create_index([("target", ASCENDING), ("issued_at", DESCENDING)], name="target_time")
+            a.create_index([("action", ASCENDING), ("issued_at", DESCENDING)], name="action_time")
+            for coll, field in ((t, "detected_at"), (a, "issued_at")):
+                if self.ttl_s:
+                    self.ttl_modes[coll.name] = ensure_ttl_index(coll, field, self.ttl_s)
+                else:
+                    coll.create_index([(field, DESCENDING)], name=f"{field}_desc")
+        except PyMongoError as exc:
+            raise SinkError(f"cannot prepare MongoDB collections in {db.name!r}: {exc}") from exc
+
+    def write(self, collection: str, docs: list[dict[str, Any]]) -> int:
+        """Upsert documents by `_id`; returns how many were written."""
+        if not docs:
+            return 0
+        # The last copy of an id in the batch wins, as it would in sequence.
+        by_id = {d["_id"]: d for d in docs}
+        ops = [ReplaceOne({"_id": k}, d, upsert=True) for k, d in by_id.items()]
+        try:
+            self.db[collection].bulk_write(ops, ordered=False)
+        except PyMongoError as exc:
+            raise SinkError(f"writing {len(ops)} document(s) to {collection!r} failed: {exc}") from exc
+        return len(ops)
+
+    def purge(self, now: datetime) -> int:
+        """Delete expired documents where the server has no TTL indexes (FerretDB 1.x)."""
+        gone = 0
+        for name, field in ((THREATS, "detected_at"), (ACTIONS, "issued_at")):
+            if self.ttl_modes.get(name) is TtlMode.PURGE:
+                try:
+                    gone += purge_expired(self.db[name], field, self.ttl_s, now)
+                except PyMongoError as exc:
+                    raise SinkError(f"purging {name!r} failed: {exc}") from exc
+        return gone

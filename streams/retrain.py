@@ -26,14 +26,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from .control import Command, ControlRejected, Envelope, Verifier, sign
 from .errors import StreamsError
 from .metrics import RetrainMetrics
-from .models import ModelRefused, artifact_cache, load_version, open_store, register_trained
+from .model_store import ModelRefused, artifact_cache, load_version, open_store, register_trained
 from .settings import Settings
 from .topics import topic_names
+from .wire import StatusReply
 
 __all__ = ["RetrainOptions", "RetrainWorker"]
 
@@ -154,11 +153,11 @@ class RetrainWorker:
 
     def _reply(self, env: Envelope | None, outcome: str, reason: str, detail: str) -> None:
         active = self.store.active(self.s.model_name)
-        reply = {"worker": self.worker_id, "app_id": "retrain-worker", "at_ms": self._now_ms(),
-                 "nonce": env.nonce if env else None, "op": "retrain", "outcome": outcome, "reason": reason,
-                 "detail": detail,
-                 "state": {"model": {"name": self.s.model_name, "version": active.version if active else None}}}
-        self._produce(self.names.status, self.worker_id.encode(), orjson.dumps(reply))
+        reply = StatusReply(worker=self.worker_id, app_id="retrain-worker", at_ms=self._now_ms(),
+                            nonce=env.nonce if env else None, op="retrain", outcome=outcome, reason=reason,
+                            detail=detail,
+                            state={"model": {"name": self.s.model_name, "version": active.version if active else None}})
+        self._produce(self.names.status, self.worker_id.encode(), reply.model_dump_json().encode())
 
     def handle(self, raw: bytes) -> None:
         """Act on one message of the control or retrain topic (only signed `retrain` requests matter)."""

@@ -1,4 +1,11 @@
-"""JSON wire contracts (pydantic), shared by the worker and the offline CLI."""
+"""JSON wire contracts (pydantic) of the public topics, shared by the worker and the CLI.
+
+Outputs: `ThreatEvent` (threats.enriched, events.scored, threats.shadow), `HealingAction`
+(actions.healing), `DeadLetter` (ops.deadletter). Operator side: `control.Envelope`
+(ops.control, and model announcements and retrain requests on models.retrain) and
+`StatusReply` (ops.status). `streamguard schemas` writes each one's JSON Schema
+(`docs/schemas/`); the worker's internal messages are in `streams.internal`.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.events import Event
 from scoring.batch import ScoreResult
 
+from .control import Envelope
+
 __all__ = [
     "DeadLetter",
     "EntityRef",
     "HealingAction",
     "ModelRef",
+    "StatusReply",
     "ThreatEvent",
     "WIRE_MODELS",
     "dead_letter",
@@ -161,8 +171,27 @@ class HealingAction(BaseModel):
     issued_at_ms: int
 
 
+class StatusReply(BaseModel):
+    """A worker's answer to a control message on `ops.status` (the retrain worker's report of a run, too)."""
+
+    model_config = ConfigDict(extra="forbid")
+    worker: str = Field(description="Who answers: host:pid of a worker, retrain@host:pid of the retrain worker.")
+    app_id: str
+    at_ms: int
+    nonce: str | None = Field(description="The nonce of the command answered; null for a message that was refused "
+                              "before it could be read.")
+    op: str | None
+    outcome: Literal["applied", "rejected", "failed"]
+    reason: str = Field(description="The op applied, or a short code saying why not (bad_signature, stale, ...).")
+    detail: str
+    state: dict[str, Any] = Field(description="What the worker serves after the command: model, challenger, "
+                                  "threshold, dry run, paused, allowlist.")
+
+
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "threat_event": ThreatEvent,
     "healing_action": HealingAction,
     "dead_letter": DeadLetter,
+    "control_envelope": Envelope,
+    "status_reply": StatusReply,
 }

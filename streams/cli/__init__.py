@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# ruff: noqa: I001 - the imports register the commands, and `--help` lists them in this order.
 from ..errors import StreamsError
 from . import _models  # noqa: F401 - registers the model commands
 from . import _schemas  # noqa: F401 - registers the schemas command

@@ -16,7 +16,7 @@ from ..control import Command, ControlRejected, sign
 from ..settings import get_settings
 from ..topics import topic_names
 from ._app import app
-from ._traffic import Sender, connect, fail, say
+from ._common import Sender, connect, fail, registry, say
 
 __all__ = ["send_signed"]
 
@@ -112,11 +112,10 @@ def promote(version: str = typer.Argument(..., help="A registered version (see `
     conformance checks before it serves the version; a refused version leaves the current
     one serving and is reported.
     """
-    from ._models import _registry
 
     s = get_settings()
-    reg = _registry()
-    from ..models import artifact_cache
+    reg = registry()
+    from ..model_store import artifact_cache
 
     # Refuses a missing or altered artifact before anything changes.
     reg.fetch_artifact(s.model_name, version, artifact_cache(s))
@@ -128,10 +127,9 @@ def promote(version: str = typer.Argument(..., help="A registered version (see `
 def rollback(to: str = typer.Option(None, "--to", help="Version to return to (default: the previous one)."),
              wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Return the registry to the previous (or a named) version and swap it in on every worker."""
-    from ._models import _registry
 
     s = get_settings()
-    info = _registry().rollback(s.model_name, to)
+    info = registry().rollback(s.model_name, to)
     _send(Command(op="rollback", version=info.version), wait, expect or None)
 
 
@@ -153,12 +151,11 @@ def challenger(version: str = typer.Argument(None, help="A registered version to
     if stop == (version is not None):
         raise fail("give a VERSION to start a challenger, or --stop (not both)")
     if version is not None:
-        from ._models import _registry
-        from ..models import artifact_cache
+        from ..model_store import artifact_cache
 
         s = get_settings()
         # Refuses an unknown version or an altered artifact before anything is sent.
-        _registry().fetch_artifact(s.model_name, version, artifact_cache(s))
+        registry().fetch_artifact(s.model_name, version, artifact_cache(s))
     _send(Command(op="challenger", version=version, fraction=ab if version is not None else None), wait,
           expect or None)
 

@@ -85,10 +85,10 @@ def demo(
     """
     from rich.live import Live
 
-    from ..kafka import ping_kafka
     from ..errors import InfraUnavailable
-    from ._models import _registry
-    from ._tail import View, _decode
+    from ..kafka import ping_kafka
+    from ._common import registry
+    from ._view import View, decode_record
 
     s = get_settings()
     port = port or s.metrics_port
@@ -104,7 +104,7 @@ def demo(
             console.print("starting the embedded Kafka broker ...")
             subprocess.run(["bash", str(_KAFKA_SH), "up"], check=True)
             started_kafka = True
-        if _registry().active(s.model_name) is None:
+        if registry().active(s.model_name) is None:
             console.print(f"[red]error[/] no active model {s.model_name!r}: run `make models` first")
             raise typer.Exit(1)
 
@@ -152,7 +152,7 @@ def demo(
                 for msg in consumer.consume(500, 0.25):
                     if msg.error() is None and msg.topic() in wanted:
                         kind, model = wanted[msg.topic()]
-                        view.add(_decode(msg, kind, model))
+                        view.add(decode_record(msg, kind, model))
                 if time.monotonic() - last_draw > 0.5:
                     live.update(view.render(), refresh=True)
                     last_draw = time.monotonic()

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import typer
 
-from ..models import describe_store, register_trained
+from ..model_store import describe_store, register_trained
 from ..settings import get_settings
 from ._app import app, console
+from ._common import ints, load_active, registry
 
 __all__: list[str] = []
 
@@ -32,30 +33,11 @@ class FeatureSet(str, Enum):
     event = "event"
 
 
-def _registry():
-    """The configured model store (local directory or MongoDB); a clear error if it cannot be opened."""
-    from ..errors import StreamsError
-    from ..models import open_store
-
-    try:
-        return open_store(get_settings())
-    except StreamsError as exc:
-        console.print(f"[red]error[/] {exc}")
-        raise typer.Exit(1) from None
-
-
 def _progress(started: float):
     def report(message: str) -> None:
         console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}")
 
     return report
-
-
-def _ints(text: str, option: str) -> list[int]:
-    try:
-        return [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from None
 
 
 @app.command()
@@ -100,7 +82,7 @@ def train(
     use_generator = generator if generator is not None else not (flows or logs)
     parts: list[TrainingData] = []
     if use_generator:
-        parts.append(generator_data(_ints(seeds, "--seeds"), duration, _ints(eval_seeds, "--eval-seeds"),
+        parts.append(generator_data(ints(seeds, "--seeds"), duration, ints(eval_seeds, "--eval-seeds"),
                                     progress=progress))
     if flows or logs:
         parts.append(file_data(flows, logs, split=split.value, test_fraction=test_fraction,
@@ -116,7 +98,7 @@ def train(
         result = run_training(data, name=name, out_dir=Path(out), feature_set=features.value, progress=progress,
                               params=params)
         b = result.bundle
-        reg = _registry()
+        reg = registry()
         info = register_trained(reg, result, name=name, feature_set=features.value, description=data.description)
     if publish or activate or (activate is None and reg.active(name) is None):
         info = reg.activate(name, b.version)
@@ -142,7 +124,7 @@ def train(
 @models_app.command("list")
 def models_list(name: str = typer.Option("streamguard", help="Model name.")) -> None:
     """List the registered versions of a model, newest last, with their status and headline metrics."""
-    for info in _registry().list(name):
+    for info in registry().list(name):
         m = info.metrics
         typer.echo(f"{info.version}\t{info.status}\tmacro_f1={m.get('macro_f1', 0):.4f}\t"
                    f"anomaly_auc={m.get('anomaly_roc_auc') or 0:.4f}\tsha256={info.sha256[:12]}")
@@ -154,7 +136,7 @@ def models_show(version: str = typer.Argument(None, help="Version (default: the 
     """Show one version's metadata as JSON."""
     from dataclasses import asdict
 
-    reg = _registry()
+    reg = registry()
     info = reg.get(name, version) if version else reg.active(name)
     if info is None:
         console.print(f"[red]error[/] model {name!r} has no active version; run `streamguard train`")
@@ -170,7 +152,7 @@ _RESTART_NOTE = ("Running workers serve it from their next restart; `streamguard
 def models_promote(version: str = typer.Argument(..., help="Version to make active."),
                    name: str = typer.Option("streamguard", help="Model name.")) -> None:
     """Make a registered version active; the one it replaces becomes the rollback target."""
-    info = _registry().activate(name, version)
+    info = registry().activate(name, version)
     console.print(f"{name} {info.version} is active. {_RESTART_NOTE}")
 
 
@@ -178,7 +160,7 @@ def models_promote(version: str = typer.Argument(..., help="Version to make acti
 def models_rollback(to: str = typer.Option(None, "--to", help="Version to return to (default: the previous one)."),
                     name: str = typer.Option("streamguard", help="Model name.")) -> None:
     """Return to the previous version (or a named one); the version rolled back from becomes previous."""
-    info = _registry().rollback(name, to)
+    info = registry().rollback(name, to)
     console.print(f"{name} {info.version} is active. {_RESTART_NOTE}")
 
 
@@ -186,7 +168,7 @@ def models_rollback(to: str = typer.Option(None, "--to", help="Version to return
 def models_delete(version: str = typer.Argument(..., help="Version to delete."),
                   name: str = typer.Option("streamguard", help="Model name.")) -> None:
     """Delete a version and its report; the active and previous versions are refused."""
-    _registry().delete(name, version)
+    registry().delete(name, version)
     console.print(f"deleted {name} {version}")
 
 
@@ -194,26 +176,8 @@ def models_delete(version: str = typer.Argument(..., help="Version to delete."),
 def models_prune(keep: int = typer.Option(5, min=0, help="How many of the newest versions to keep."),
                  name: str = typer.Option("streamguard", help="Model name.")) -> None:
     """Apply retention: delete all but the newest KEEP versions, never the active or previous one."""
-    gone = _registry().apply_retention(name, keep)
+    gone = registry().apply_retention(name, keep)
     console.print(f"deleted {len(gone)} version(s)" + (": " + ", ".join(gone) if gone else ""))
-
-
-def _load_active(name: str, version: str | None, reg=None):
-    """The active (or named) version, verified and loaded; a clear error and exit 1 if there is none."""
-    from ..models import ModelRefused, artifact_cache, describe_store, load_version
-
-    s = get_settings()
-    reg = reg if reg is not None else _registry()
-    info = reg.get(name, version) if version else reg.active(name)
-    if info is None:
-        console.print(f"[red]error[/] model {name!r} has no active version in {describe_store(s)}; run "
-                      "`make models` or `streamguard train`")
-        raise typer.Exit(1)
-    try:
-        return load_version(reg, name, info.version, artifact_cache(s))
-    except ModelRefused as exc:
-        console.print(f"[red]error[/] {exc}")
-        raise typer.Exit(1) from None
 
 
 def _read_input(path: str, now: datetime):
@@ -268,7 +232,7 @@ def score(
     from ..wire import event_id_for, threat_from
 
     started = time.monotonic()
-    bundle = _load_active(name, version)
+    bundle = load_active(name, version)
     now = datetime.now(timezone.utc)
     items = list(_read_input(file, now))
     good = [(origin, ev) for origin, ev in items if not isinstance(ev, Exception)]

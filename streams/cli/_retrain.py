@@ -10,7 +10,7 @@ import typer
 
 from ..settings import get_settings
 from ._app import app, console
-from ._models import _ints
+from ._common import ints
 
 __all__: list[str] = []
 
@@ -47,7 +47,7 @@ def retrain_worker(
         console.print("[red]error[/] nothing to train on: use --generator and/or --flows/--logs")
         raise typer.Exit(2)
     options = RetrainOptions(generator=generator, seeds_per_run=seeds_per_run, duration_s=duration,
-                             eval_seeds=tuple(_ints(eval_seeds, "--eval-seeds")), flows=tuple(flows), logs=tuple(logs),
+                             eval_seeds=tuple(ints(eval_seeds, "--eval-seeds")), flows=tuple(flows), logs=tuple(logs),
                              max_regression=max_regression)
     worker = RetrainWorker(s, options, progress=lambda m: console.print(f"[dim]retrain[/] {m}"))
     if once:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-import re
 import sys
 import time
 from collections import Counter
@@ -20,17 +19,14 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from ..errors import InfraUnavailable, StreamsError
-from ..settings import Settings, get_settings
+from ..errors import StreamsError
+from ..settings import get_settings
 from ..topics import topic_names
 from ._app import app, console
+from ._common import Sender, connect, fail, kafka_detail, say
 
-__all__: list[str] = []  # commands register on `app`; `connect`, `fail`, `say`, `kafka_detail` are shared with _tail
+__all__: list[str] = []
 
-# How long to wait for the broker to answer before giving up with one clear line.
-CONNECT_TIMEOUT_S = 10.0
-# How long to wait, at the end, for the delivery reports of what was produced.
-FLUSH_TIMEOUT_S = 60.0
 # The progress line is redrawn at most this often (seconds).
 _REFRESH_S = 0.25
 # --rate 0 / --as-fast-as-possible still need a traffic volume for the generator.
@@ -43,37 +39,6 @@ class RawTopic(str, Enum):
     flows = "flows"
 
 
-def say(message: str) -> None:
-    """Print one message on stderr; long lines are not wrapped (so they stay one line in logs and pipes)."""
-    console.print(message, soft_wrap=True)
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one clear error line (never wrapped); returns the `typer.Exit` to raise."""
-    say(f"[red]error[/] {escape(' '.join(message.split()))}")
-    return typer.Exit(code)
-
-
-def kafka_detail(detail: str) -> str:
-    """The human part of a librdkafka error string (`KafkaError{...,str="..."}` -> `...`)."""
-    match = re.search(r'str="([^"]*)"', detail)
-    return match.group(1) if match else detail
-
-
-def connect(settings: Settings, topics: list[str]) -> None:
-    """Check the broker answers (quickly) and create the missing topics; one clear line and exit 1 if not."""
-    from ..kafka import ensure_topics, ping_kafka
-
-    try:
-        ping_kafka(settings.kafka_bootstrap, CONNECT_TIMEOUT_S)
-        ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
-    except InfraUnavailable as exc:
-        raise fail(f"{exc.service} at {exc.address} did not answer within {CONNECT_TIMEOUT_S:g} s "
-                   f"({kafka_detail(exc.detail)}); is the broker up and STREAMGUARD_KAFKA_BOOTSTRAP right?") from None
-    except StreamsError as exc:
-        raise fail(str(exc)) from None
-
-
 def _line_bytes(raw: bytes) -> bytes:
     """A line without its terminator (`\\n` or `\\r\\n`), otherwise unchanged."""
     if raw.endswith(b"\n"):
@@ -81,71 +46,6 @@ def _line_bytes(raw: bytes) -> bytes:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
     return raw
-
-
-class Sender:
-    """A confluent-kafka producer that counts delivery reports."""
-
-    def __init__(self, bootstrap: str) -> None:
-        from confluent_kafka import Producer
-
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 20,
-            "enable.idempotence": True,  # no duplicates, order kept per partition on retries
-            "message.timeout.ms": 30_000,  # a broker that goes away fails deliveries in 30 s, not 5 min
-            "log_level": 0,  # librdkafka's own log lines would garble the progress line; errors come via callbacks
-            "error_cb": self._on_error,
-        })
-        self.sent = 0
-        self.delivered = 0
-        self.failed = 0
-        self.first_error: str | None = None
-        self.fatal: str | None = None
-        self.per_topic: Counter[str] = Counter()
-
-    def _on_error(self, err: Any) -> None:
-        if err.fatal():
-            self.fatal = str(err)
-        self.first_error = self.first_error or str(err)
-
-    def _on_delivery(self, err: Any, msg: Any) -> None:
-        if err is None:
-            self.delivered += 1
-        else:
-            self.failed += 1
-            self.first_error = self.first_error or str(err)
-
-    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        """Queue one message; waits (serving delivery reports) while the local queue is full."""
-        from confluent_kafka import KafkaException
-
-        if self.fatal:
-            raise StreamsError(f"the producer failed: {self.fatal}")
-        while True:
-            try:
-                self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
-                break
-            except BufferError:
-                self.producer.poll(0.1)
-            except KafkaException as exc:  # e.g. a message larger than the broker accepts
-                self.failed += 1
-                self.first_error = self.first_error or str(exc.args[0] if exc.args else exc)
-                break
-        self.sent += 1
-        self.per_topic[topic] += 1
-        self.producer.poll(0)
-
-    def wait(self, seconds: float) -> None:
-        """Sleep up to `seconds`, serving delivery reports meanwhile."""
-        self.producer.poll(max(0.0, seconds))
-
-    def flush(self) -> None:
-        """Wait for every delivery report; what is still queued after the timeout counts as failed."""
-        left = self.producer.flush(FLUSH_TIMEOUT_S)
-        if left:
-            self.failed += left
-            self.first_error = self.first_error or f"{left} message(s) not delivered within {FLUSH_TIMEOUT_S:.0f} s"
 
 
 class Meter:

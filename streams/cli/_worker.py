@@ -29,9 +29,9 @@ def worker(
     """
     from ..app import Pipeline
     from ..kafka import ensure_topics, ping_kafka
-    from ..models import describe_store
+    from ..model_store import describe_store
     from ..topics import topic_names
-    from ._models import _load_active, _registry
+    from ._common import load_active, registry
 
     s = get_settings()
     logging.basicConfig(level=s.log_level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
@@ -44,8 +44,8 @@ def worker(
     created = ensure_topics(s.kafka_bootstrap, topic_names(s).all(), s.topic_partitions)
     if created:
         console.print(f"created topics: {', '.join(created)}")
-    store = _registry()
-    bundle = _load_active(s.model_name, None, store)
+    store = registry()
+    bundle = load_active(s.model_name, None, store)
     console.print(f"streamguard worker {s.app_id}: model {bundle.name} {bundle.version} from "
                   f"{describe_store(s)}, Kafka {s.kafka_bootstrap}, metrics on :{s.metrics_port}")
     pipeline = Pipeline(s, bundle, store=store)

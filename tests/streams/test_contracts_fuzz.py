@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from features.parsing import TimeBounds
+from streams.agents.ingest import Ingested, ingest
 from streams.control import Command, ControlRejected, Verifier, sign
-from streams.stages import Ingested, decode, encode, ingest
+from streams.internal import decode, encode
 from streams.wire import DeadLetter, HealingAction, ThreatEvent
 from tests.features.test_parsing_fuzz import SEEDS_FLOW, SEEDS_LOG, anything, json_mutated, json_values, mutated
 

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from streams.cli._schemas import schemas, write_schemas
-from streams.wire import WIRE_MODELS, DeadLetter, EntityRef, HealingAction, ModelRef, ThreatEvent, dead_letter
+from streams.control import Command, sign
+from streams.wire import (WIRE_MODELS, DeadLetter, EntityRef, HealingAction, ModelRef, StatusReply, ThreatEvent,
+                          dead_letter)
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 _REGENERATE = "run `streamguard schemas` to regenerate docs/schemas/ after changing a wire model"
@@ -75,7 +77,13 @@ def _samples() -> dict[str, Any]:
     letter = dead_letter("bad_json", "bad_json: invalid JSON", topic="flows", partition=2, offset=41,
                          raw=b'{"ts": 1', received_at_ms=1767603602000)
     assert isinstance(letter, DeadLetter)
-    return {"threat_event": threat, "healing_action": action, "dead_letter": letter}
+    envelope = sign(Command(op="set_threshold", value=80), "s3cret", now_ms=1767603602000, issuer="cli@ops",
+                    nonce="0123456789abcdef")
+    reply = StatusReply(worker="host:42", app_id="streamguard", at_ms=1767603602100, nonce=envelope.nonce,
+                        op="set_threshold", outcome="applied", reason="set_threshold", detail="threat threshold 80",
+                        state={"model": {"name": "streamguard", "version": "v1"}, "threat_threshold": 80})
+    return {"threat_event": threat, "healing_action": action, "dead_letter": letter, "control_envelope": envelope,
+            "status_reply": reply}
 
 
 def test_sample_records_validate_against_their_schema() -> None:

@@ -3,7 +3,7 @@
 A stage's input topics are ours: produced without transactions or compaction, so their
 offsets have no holes. Offset N+k after N-1 within one consumer generation means messages
 were lost between fetch and stage; faust 0.15.3's fetch loop did this around rebalances
-(`streams._faust_fixes`, fix 3). `OffsetWatch` is the pure check behind the
+(`streams.faust.fixes`, fix 3). `OffsetWatch` is the pure check behind the
 `streamguard_offset_gaps_total` alarm; the worker has the fetch loop seek back once per hole.
 
 A hole at the end of a partition has no later message to reveal it: `StallWatch` notices a

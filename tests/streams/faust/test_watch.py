@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams._offsets import OffsetWatch, StallWatch
+from streams.faust.watch import OffsetWatch, StallWatch
 
 
 def _feed(w: OffsetWatch, offsets: list[int], *, gen: int = 1, committed: int | None = None) -> list[int]:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from streams.sink import ACTIONS, THREATS, MongoSink, action_document, threat_document
+from streams.mongo import ACTIONS, THREATS, MongoSink, action_document, threat_document
 
 T_MS = 1_767_603_601_000
 

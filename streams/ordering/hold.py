@@ -4,14 +4,14 @@ A hop is applied to its entity (state updated, window features read, hop sent on
 partition that could still bring that entity an earlier event is behind the hop's event time.
 Without this, a DDoS target fed by source partitions on two workers scores the flows of the
 side that arrives first against a window holding only that side's sources: one internal
-message can carry a source partition's flows for minutes of event time (`streams._align`
+message can carry a source partition's flows for minutes of event time (`streams.ordering.align`
 bounds how far partitions drift apart, not how much event time one message spans). Holding
 before applying, not after, also keeps later events out of a window read as of an earlier
 time (a bucket holds everything within its width).
 
 Hops are released per hop partition in arrival order (a hop's delivery position, which the
 entity uses to recognise redeliveries, must keep rising per partition), across partitions
-lowest event time first. The floor (`streams._align`) is the slowest backlogged partition
+lowest event time first. The floor (`streams.ordering.align`) is the slowest backlogged partition
 of any worker, and the lowest held hop of any other worker. A hop held `max_hold_s` (wall
 clock) goes anyway: holding must never stall the pipeline. A held hop's input message is not
 acknowledged, so a crash loses nothing: the message is delivered again. Pure: the worker feeds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams._align import EventTimeAligner, WatermarkBoard
+from streams.ordering.align import EventTimeAligner, WatermarkBoard
 
 
 def test_partitions_ahead_of_the_slowest_backlogged_one_are_paused() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams._hold import HopHold
+from streams.ordering.hold import HopHold
 
 
 @pytest.fixture

@@ -36,6 +36,11 @@ but never processed, or a partition stopped committing for good.
    ingest for good. We deliver such records (pausing is about later fetches).
 
 `apply()` is idempotent; `skipped_unacked()` counts fixes 1 and 3 at work and `on_skip` hears of each.
+Call it through `streams.faust.apply`, which first checks the installed versions.
+
+Two private attributes of ours live on faust's Consumer: `REWIND_ATTR` (partition -> offset a
+stage asked the fetch loop to seek back to, see `request_rewind`) and `SKIPPED_ATTR` (partition
+-> lowest offset a stream skipped without acking, fix 1).
 """
 
 from __future__ import annotations
@@ -47,11 +52,14 @@ from typing import Any
 
 from faust.transport import consumer as _consumer
 
-__all__ = ["apply", "request_rewind", "skipped_unacked"]
+__all__ = ["REWIND_ATTR", "SKIPPED_ATTR", "apply", "pending_rewind", "request_rewind", "skipped_unacked"]
 
 log = logging.getLogger("streamguard.worker")
 
 _state: dict[str, Any] = {"applied": False, "skipped": 0, "on_skip": None}
+
+REWIND_ATTR = "_sg_rewind"
+SKIPPED_ATTR = "_sg_skipped"
 
 
 def skipped_unacked() -> int:
@@ -65,7 +73,7 @@ def _ack(original: Any) -> Any:
             # Skipped before the stream tracked it: leave it unacked so it is fetched again. The
             # seek that ends a rebalance fetches it again if it comes later; if the skip comes
             # after that seek, only the fetch loop can (see `_drain_messages`).
-            skipped = self.__dict__.setdefault("_sg_skipped", {})
+            skipped = self.__dict__.setdefault(SKIPPED_ATTR, {})
             skipped[message.tp] = min(message.offset, skipped.get(message.tp, message.offset))
             _skipped()
             return False
@@ -110,8 +118,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
             await self.sleep(0)  # getmany may not release the loop
             if not self.should_stop:
                 rewind: dict[Any, int] = {}  # partition -> first offset not delivered
-                asked: dict[Any, int] = self.__dict__.setdefault("_sg_rewind", {})
-                skipped: dict[Any, int] = self.__dict__.setdefault("_sg_skipped", {})
+                asked: dict[Any, int] = self.__dict__.setdefault(REWIND_ATTR, {})
+                skipped: dict[Any, int] = self.__dict__.setdefault(SKIPPED_ATTR, {})
                 while skipped:  # skipped by a stream (fix 1): fetch again unless a seek went back already
                     tp, offset = skipped.popitem()
                     r_offset = get_read_offset(tp)
@@ -204,12 +212,20 @@ def request_rewind(consumer: Any, tp: Any, offset: int) -> None:
     work: messages of the fetch in progress move the read offset forward again, and the
     re-fetched ones are then dropped as already read.
     """
-    asked = consumer.__dict__.setdefault("_sg_rewind", {})
+    asked = consumer.__dict__.setdefault(REWIND_ATTR, {})
     asked[tp] = min(offset, asked.get(tp, offset))
 
 
+def pending_rewind(consumer: Any, tp: Any) -> int | None:
+    """The offset the fetch loop has been asked to seek `tp` back to and has not yet (None: none)."""
+    return consumer.__dict__.get(REWIND_ATTR, {}).get(tp)
+
+
 def apply(on_skip: Callable[[], None] | None = None) -> None:
-    """Patch faust's Consumer once per process; `on_skip` is called for each message left unacked."""
+    """Patch faust's Consumer once per process; `on_skip` is called for each message left unacked.
+
+    Unchecked: use `streams.faust.apply`, which refuses versions the patches were not written for.
+    """
     _state["on_skip"] = on_skip
     if _state["applied"]:
         return

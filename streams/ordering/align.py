@@ -8,7 +8,7 @@ and verdicts change. The same happens one stage later: a busy hop partition (a D
 falls behind the others, and with two workers each races through its own half of the input.
 A destination's distinct-source count is then built from one side's flows before the other
 side's arrive, and attackers on the side that arrives first are scored against a half-empty
-window. (Alignment bounds the drift between partitions; `streams._hold` then orders what
+window. (Alignment bounds the drift between partitions; `streams.ordering.hold` then orders what
 reaches each entity, which alignment alone cannot do when one message spans minutes.)
 
 So ingest reads no raw partition more than `max_skew_ms` ahead of the *floor*: the event time

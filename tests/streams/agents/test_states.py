@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams._states import DecodedStates
+from streams.agents.states import DecodedStates
 
 
 def test_a_state_is_reused_only_for_the_very_bytes_it_was_packed_to() -> None:

@@ -1,0 +1,239 @@
+"""Score: micro-batches of hops that visited all their entities in, threats and scored events out.
+
+One model call per batch (`stream.take` over internal messages of many hops each): a
+scikit-learn call costs milliseconds whatever the batch size. A threat (risk at or above the
+threshold) goes to `threats.enriched` and, as a `ThreatNotice`, to the healing topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features.events import Event, event_from_dict
+from features.extract import assemble, event_features
+from scoring.batch import ScoreResult, score_batch
+from scoring.bundle import ModelBundle
+from scoring.challenger import Comparison, compare, served_by_challenger
+from scoring.drift import DriftMonitor
+from scoring.healing import Threat
+
+from ..control import Command, sign
+from ..internal import encode, threat_notice, unpack
+from ..wire import primary_entity, threat_from
+
+if TYPE_CHECKING:
+    from ..serving import Serving
+    from .context import StageContext
+
+__all__ = ["ScoreStage", "ScoredBatch", "score_messages"]
+
+log = logging.getLogger("streamguard.worker")
+
+
+@dataclass(slots=True)
+class ScoredBatch:
+    """Outputs of one scoring batch, ready to send."""
+
+    threats: list[tuple[bytes, bytes, Threat, Any]]  # (key, value, healing view, wire record)
+    scored: list[tuple[bytes, bytes]]  # every scored event, when requested
+    results: list[ScoreResult]  # the verdicts served (the champion's, or the challenger's for A/B entities)
+    events: list[Event]
+    lags_s: list[float]  # event time to now
+    processing_lags_s: list[float]  # ingest to now
+    model_seconds: float
+    x: np.ndarray  # the full feature rows, in FEATURE_NAMES order (for drift)
+    champion: list[ScoreResult] = field(default_factory=list)
+    challenger: list[ScoreResult] = field(default_factory=list)  # empty without a challenger
+    comparison: Comparison | None = None
+    shadow: list[tuple[bytes, bytes]] = field(default_factory=list)  # the challenger's threats, when requested
+    served_by_challenger: int = 0
+
+
+def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, threshold: int,
+                   emit_scored: bool, now: datetime | None = None, challenger: ModelBundle | None = None,
+                   ab_fraction: float = 0.0, emit_shadow: bool = False) -> ScoredBatch:
+    """Score a batch of hop messages that have visited all their entities.
+
+    With a `challenger`, it scores the same rows; its verdicts are compared with the
+    champion's, go to `shadow` when `emit_shadow`, and are served for real to the entities an
+    A/B split of `ab_fraction` assigns to it.
+    """
+    events = [event_from_dict(m["ev"]) for m in messages]
+    x = np.asarray([assemble(event_features(e), m["parts"]) for e, m in zip(events, messages)], dtype=np.float64)
+    explain_from = 0 if emit_scored else threshold
+    t0 = time.perf_counter()
+    champion = score_batch(bundle, events, x, explain_min_risk=explain_from)
+    contender: list[ScoreResult] = []
+    if challenger is not None:
+        # Reasons cost time: write them only where the challenger's verdict can leave the worker.
+        used = ab_fraction > 0 or emit_shadow
+        contender = score_batch(challenger, events, x, explain_min_risk=explain_from if used else 101)
+    model_seconds = time.perf_counter() - t0
+    now = now or datetime.now(timezone.utc)
+    now_ms = int(now.timestamp() * 1000)
+    threats, scored, shadow, served = [], [], [], []
+    by_challenger = 0
+    for i, (msg, ev) in enumerate(zip(messages, events)):
+        entity = primary_entity(ev)
+        res, model = champion[i], bundle
+        if contender and served_by_challenger(entity.value, ab_fraction):
+            res, model = contender[i], challenger
+            by_challenger += 1
+        served.append(res)
+        rec = threat_from(ev, res, event_id=msg["id"], detected_at_ms=now_ms,
+                          feature_schema_version=model.feature_schema_version)
+        value = rec.model_dump_json().encode()
+        key = entity.value.encode()
+        if res.risk >= threshold:
+            view = Threat(event_id=msg["id"], label=res.label, risk=res.risk, target_type=entity.type,
+                          target=entity.value, evidence=res.features, detected_at=now)
+            threats.append((key, value, view, rec))
+        if emit_scored:
+            scored.append((key, value))
+        if emit_shadow and contender and (emit_scored or contender[i].risk >= threshold):
+            shadow.append((key, value if model is challenger else threat_from(
+                ev, contender[i], event_id=msg["id"], detected_at_ms=now_ms,
+                feature_schema_version=challenger.feature_schema_version).model_dump_json().encode()))
+    return ScoredBatch(
+        threats=threats,
+        scored=scored,
+        results=served,
+        events=events,
+        lags_s=[(now_ms - e.ts_ms) / 1000.0 for e in events],
+        processing_lags_s=[(now_ms - m["in"]) / 1000.0 for m in messages],
+        model_seconds=model_seconds,
+        x=x,
+        champion=champion,
+        challenger=contender,
+        comparison=compare(champion, contender, threshold=threshold) if contender else None,
+        shadow=shadow,
+        served_by_challenger=by_challenger,
+    )
+
+
+class ScoreStage:
+    """Scores micro-batches with the served bundle (and a challenger), sends the verdicts, watches drift."""
+
+    def __init__(self, ctx: StageContext, serving: Serving) -> None:
+        self.ctx = ctx
+        self.serving = serving
+
+    async def run(self, stream: Any) -> None:
+        """The agent: each message holds many events; take few messages, score them in batches of `batch_size`."""
+        ctx, s = self.ctx, self.ctx.settings
+        async for batch in stream.take_events(max(1, s.batch_size // 100), within=s.batch_timeout_s):
+            ctx.delivery.check("score", batch)
+            pending: list[tuple[dict[str, Any], Any]] = []
+            for event in batch:
+                try:
+                    pending += [(msg, event) for msg in unpack(event.value)]
+                except Exception as exc:  # noqa: BLE001 - a corrupt internal message costs itself only
+                    await ctx.dead_letter_internal(event.message, event.value, exc)
+            for start in range(0, len(pending), s.batch_size):
+                chunk = pending[start:start + s.batch_size]
+                await self._score_chunk([msg for msg, _ in chunk], [event for _, event in chunk])
+
+    async def _score_chunk(self, messages: list[dict[str, Any]], good: list[Any]) -> None:
+        """Score one micro-batch and send its outputs; `good` is the Faust event each message came in."""
+        m, topics = self.ctx.metrics, self.ctx.topics
+        out = await self._score_isolating(messages, good)
+        if out is None:
+            return
+        self._count_challenge(out)  # before any await: the challenger may change while we send
+        messages = [msg for msg in messages if msg is not None]
+        m.batch_size.observe(len(messages))
+        m.scoring_seconds.observe(out.model_seconds)
+        for key, value, view, rec in out.threats:
+            await topics.threats.send(key=key, value=value)
+            await topics.healing.send(key=b"threats", value=threat_notice(view))
+            m.threats.labels(rec.severity, rec.ml_predicted_label).inc()
+        for key, value in out.scored:
+            await topics.scored.send(key=key, value=value)
+        for key, value in out.shadow:
+            await topics.shadow.send(key=key, value=value)
+        for lag, plag in zip(out.lags_s, out.processing_lags_s):
+            m.lag.observe(max(lag, 0.0))
+            m.processing_lag.observe(max(plag, 0.0))
+        m.events.labels("scored").inc(len(messages))
+        if self.serving.drift is not None:
+            await self._watch_drift(out.x)
+
+    def _score(self, messages: list[dict[str, Any]], emit_scored: bool) -> ScoredBatch:
+        sv, s = self.serving, self.ctx.settings
+        return score_messages(messages, sv.bundle, threshold=sv.threshold, emit_scored=emit_scored,
+                              now=self.ctx.clock(), challenger=sv.challenger, ab_fraction=sv.ab_fraction,
+                              emit_shadow=s.emit_shadow)
+
+    async def _score_isolating(self, messages: list[Any], events: list[Any]) -> ScoredBatch | None:
+        """Score a batch; if that fails, score one by one and dead-letter only the messages that fail."""
+        emit_scored = self.ctx.settings.emit_scored
+        try:
+            return self._score(messages, emit_scored)
+        except Exception:  # noqa: BLE001 - find the culprit instead of losing or crashing the batch
+            log.exception("scoring a batch of %d failed; retrying one by one", len(messages))
+        keep = []
+        for i, (msg, event) in enumerate(zip(messages, events)):
+            try:
+                self._score([msg], False)
+                keep.append(i)
+            except Exception as exc:  # noqa: BLE001
+                await self.ctx.dead_letter_internal(event.message, encode(msg), exc)
+                messages[i] = None
+        if not keep:
+            return None
+        return self._score([messages[i] for i in keep], emit_scored)
+
+    def _count_challenge(self, out: ScoredBatch) -> None:
+        """Export how the challenger compares with the champion on this batch."""
+        m, c, sv = self.ctx.metrics, out.comparison, self.serving
+        m.served.labels("challenger").inc(out.served_by_challenger)
+        m.served.labels("champion").inc(len(out.results) - out.served_by_challenger)
+        if c is None:
+            return
+        for a, b in zip(out.champion, out.challenger):
+            m.challenger_events.labels(str(a.label == b.label).lower(),
+                                       str((a.risk >= sv.threshold) == (b.risk >= sv.threshold)).lower()).inc()
+            m.model_risk.labels("champion").observe(a.risk)
+            m.model_risk.labels("challenger").observe(b.risk)
+        for role, mix in (("champion", c.champion_labels), ("challenger", c.challenger_labels)):
+            for label, n in mix.items():
+                m.model_labels.labels(role, label).inc(n)
+        sv.comparison.add(c)
+        m.challenger_agreement.labels("label").set(sv.comparison.label_agreement)
+        m.challenger_agreement.labels("decision").set(sv.comparison.decision_agreement)
+
+    async def _watch_drift(self, x: Any) -> None:
+        """Count rows into the drift window; at its end export the PSI and, past the threshold, ask for a retrain."""
+        ctx, sv = self.ctx, self.serving
+        s, m = ctx.settings, ctx.metrics
+        report = sv.drift.observe(x) if sv.drift is not None else None
+        if report is None:
+            return
+        for feature, value in report.items():
+            m.feature_psi.labels(feature).set(value)
+        overall = DriftMonitor.overall(report)
+        feature, worst = DriftMonitor.worst(report)
+        m.drift_psi.set(overall)
+        # The first window after a start or a swap is not judged: entity windows are still filling
+        # (on generator traffic its PSI runs up to twice that of later windows).
+        if overall < s.drift_psi_threshold or (sv.drift is not None and sv.drift.completed < 2):
+            return
+        now = time.monotonic()
+        last = sv.last_retrain_request_monotonic
+        if last is not None and now - last < s.drift_cooldown_s:
+            return
+        sv.last_retrain_request_monotonic = now
+        reason = (f"drift: mean feature PSI {overall:.3f} (threshold {s.drift_psi_threshold:g}; highest {worst:.3f} "
+                  f"on {feature}) over the last {s.drift_window_events} events scored by {sv.bundle.version}")
+        env = sign(Command(op="retrain", reason=reason), s.signing_secret.get_secret_value(), now_ms=ctx.now_ms(),
+                   issuer=f"worker:{ctx.worker_id}")
+        await ctx.topics.retrain.send(key=b"retrain", value=env.model_dump_json().encode())
+        m.retrain_requests.labels("drift").inc()
+        log.warning("retrain requested: %s", reason)

@@ -1,0 +1,233 @@
+"""Messages between a worker's stages: entity hops, healing requests, event-time floors.
+
+Three internal topics carry them (named after the app id):
+
+- `<app>-entity-hops` and `<app>-to-score`: a JSON array of `EntityHop`s, one message per
+  destination partition and batch (up to `MAX_HOPS_PER_MESSAGE` hops or 1 MiB), so Kafka and
+  Faust cost per batch, not per event. A hop's delivery position is its message's offset and
+  its index in the message (`position`).
+- `<app>-healing` (one partition): one `ThreatNotice` (a threat the policy decides on) or one
+  `UnblockRequest` (an operator's, relayed by the control consumer) per message.
+- `<app>-watermarks` (one partition): one `FloorReport` per message.
+
+The models below are the types and the JSON Schemas (`streamguard schemas --internal`,
+committed in `docs/schemas/internal/`). On the hot path hops stay plain dicts of that shape:
+validating each one with pydantic would cost more than the rest of the hop stage does. The
+tests hold the stages' output to the schema; the hop stage dead-letters a hop it cannot read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import murmur2
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from scoring.healing import Threat
+
+__all__ = [
+    "INTERNAL_MODELS",
+    "MAX_HOPS_PER_MESSAGE",
+    "EntityHop",
+    "FloorReport",
+    "Hop",
+    "Outbox",
+    "ThreatNotice",
+    "UnblockRequest",
+    "decode",
+    "encode",
+    "floor_report",
+    "partition_for",
+    "position",
+    "read_floor_report",
+    "read_healing",
+    "threat_notice",
+    "unblock_request",
+    "unpack",
+]
+
+_SLOT = 1 << 16
+MAX_HOPS_PER_MESSAGE = 1000
+_MAX_MESSAGE_BYTES = 1024 * 1024  # well under the producer's 4 MiB request limit
+
+
+# --- types ---------------------------------------------------------------------------------
+
+
+class EntityHop(BaseModel):
+    """An event on its way through the entity states it belongs to, then to scoring."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    id: str = Field(description="The event id (deterministic from the raw input position).")
+    ev: dict[str, Any] = Field(description="The normalised event (`features.events.Event.to_dict`).")
+    ingest_ms: int = Field(alias="in", description="When ingest read the raw input (ms since the epoch).")
+    src: tuple[str, int] = Field(description="The raw input: 'topic:partition' and offset.")
+    route: list[tuple[str, str]] = Field(description="The entities to visit, in order: (role, key).")
+    i: int = Field(ge=0, description="Index in `route` of the entity this hop is bound for; len(route): scoring.")
+    parts: dict[str, list[float]] = Field(description="Window features read so far, by entity role, in "
+                                          "`features.extract.ROLE_FEATURES` order.")
+    via: tuple[str, int] | None = Field(None, description="Where the previous entity's hop was read: "
+                                        "'hops:partition' and position (redelivery detection).")
+
+
+class ThreatNotice(BaseModel):
+    """A threat the healing policy decides on (`scoring.healing.Threat`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_id: str
+    label: str
+    risk: int = Field(ge=0, le=100)
+    target_type: str
+    target: str
+    evidence: dict[str, float]
+    detected_at_ms: int
+
+
+class UnblockRequest(BaseModel):
+    """An operator's unblock, relayed to the worker that owns the policy state."""
+
+    model_config = ConfigDict(extra="forbid")
+    unblock: str = Field(description="The IP address to unblock.")
+
+
+class FloorReport(BaseModel):
+    """One worker's event-time floor, for the others' input alignment (`streams.ordering`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    worker: str
+    floor_ms: int | None = Field(description="Event time below which this worker has nothing left to read; "
+                                 "null: no backlog.")
+
+
+INTERNAL_MODELS: dict[str, type[BaseModel]] = {
+    "entity_hop": EntityHop,
+    "threat_notice": ThreatNotice,
+    "unblock_request": UnblockRequest,
+    "floor_report": FloorReport,
+}
+
+_HEALING: TypeAdapter[ThreatNotice | UnblockRequest] = TypeAdapter(ThreatNotice | UnblockRequest)
+
+
+# --- healing requests and floor reports ------------------------------------------------------
+
+
+def threat_notice(t: Threat) -> bytes:
+    """The healing-topic message for a threat."""
+    return orjson.dumps({"event_id": t.event_id, "label": t.label, "risk": t.risk, "target_type": t.target_type,
+                         "target": t.target, "evidence": t.evidence,
+                         "detected_at_ms": int(t.detected_at.timestamp() * 1000)})
+
+
+def unblock_request(target: str) -> bytes:
+    """The healing-topic message for an operator's unblock."""
+    return orjson.dumps({"unblock": target})
+
+
+def read_healing(raw: bytes | None) -> Threat | UnblockRequest:
+    """A healing-topic message as the policy's `Threat`, or an `UnblockRequest`; raises on anything else."""
+    msg = _HEALING.validate_json(raw or b"")
+    if isinstance(msg, UnblockRequest):
+        return msg
+    return Threat(event_id=msg.event_id, label=msg.label, risk=msg.risk, target_type=msg.target_type,
+                  target=msg.target, evidence=dict(msg.evidence),
+                  detected_at=datetime.fromtimestamp(msg.detected_at_ms / 1000, tz=timezone.utc))
+
+
+def floor_report(worker: str, floor_ms: int | None) -> bytes:
+    """The watermarks-topic message for a worker's floor."""
+    return orjson.dumps({"worker": worker, "floor_ms": floor_ms})
+
+
+def read_floor_report(raw: bytes | None) -> FloorReport:
+    """A watermarks-topic message; raises on anything else."""
+    return FloorReport.model_validate_json(raw or b"")
+
+
+# --- entity hops ---------------------------------------------------------------------------
+
+
+def encode(obj: Any) -> bytes:
+    """JSON bytes sized to their length, fit to be kept.
+
+    orjson returns bytes whose allocation is rounded up to a power of two, at least 4 KiB, and
+    never shrunk: a 470-byte hop held as it came from `orjson.dumps` costs 8 KiB of RSS. The copy
+    costs ~0.1 µs (measured: 107 -> 207 ns per 490-byte hop).
+    """
+    return bytes(memoryview(orjson.dumps(obj)))
+
+
+def decode(raw: bytes) -> Any:
+    """The JSON value of an encoded hop."""
+    return orjson.loads(raw)
+
+
+def unpack(raw: bytes | None) -> list[dict[str, Any]]:
+    """The hop messages of one internal message; raises on anything that is not ours."""
+    data = orjson.loads(raw if raw is not None else b"")
+    if isinstance(data, dict):  # one hop, as written before batching
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
+        raise ValueError(f"internal message is a {type(data).__name__}, not a list of hops")
+    return data
+
+
+def position(offset: int, index: int) -> int:
+    """One int that orders hops by (message offset, index in the message), for de-duplication."""
+    return offset * _SLOT + index
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives `key`: where the entity's table shard lives."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(slots=True)
+class Hop:
+    """An `EntityHop` (as a dict) and the key of the entity it goes to next (None: scoring)."""
+
+    key: bytes | None
+    message: dict[str, Any]
+
+
+class Outbox:
+    """Hops on their way out of a stage, packed into one message per destination partition."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._hops: dict[int, list[bytes]] = {}
+        self._score: dict[int, list[bytes]] = {}
+
+    def add(self, hop: Hop, score_partition: int) -> None:
+        """Queue a hop: to its next entity's partition, or to `score_partition` when it is done."""
+        raw = encode(hop.message)  # queued until `drain`: thousands per batch, so sized to fit
+        if hop.key is None:
+            self._score.setdefault(score_partition % self.partitions, []).append(raw)
+        else:
+            self._hops.setdefault(partition_for(hop.key, self.partitions), []).append(raw)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._hops.values())) + sum(map(len, self._score.values()))
+
+    def drain(self) -> list[tuple[str, int, bytes]]:
+        """("hops" or "score", partition, value) messages in queue order per partition; empties the box."""
+        out = [("hops", p, v) for p, hops in sorted(self._hops.items()) for v in _pack(hops)]
+        out += [("score", p, v) for p, hops in sorted(self._score.items()) for v in _pack(hops)]
+        self._hops, self._score = {}, {}
+        return out
+
+
+def _pack(encoded: list[bytes]) -> list[bytes]:
+    chunks, chunk, size = [], [], 0
+    for raw in encoded:
+        if chunk and (len(chunk) >= MAX_HOPS_PER_MESSAGE or size + len(raw) > _MAX_MESSAGE_BYTES):
+            chunks.append(b"[" + b",".join(chunk) + b"]")
+            chunk, size = [], 0
+        chunk.append(raw)
+        size += len(raw) + 1
+    if chunk:
+        chunks.append(b"[" + b",".join(chunk) + b"]")
+    return chunks

@@ -1,0 +1,91 @@
+"""What a worker serves, with one owner: the bundle, a challenger, the threshold, the healing policy.
+
+The score and heal stages read it for every batch; operator commands (`streams.operations`)
+change it only through its methods. A change takes effect from the next batch on: a batch
+reads the bundle once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from features.extract import FEATURE_NAMES
+from scoring.bundle import ModelBundle
+from scoring.challenger import Comparison
+from scoring.drift import DriftMonitor
+from scoring.healing import PolicyConfig, validate
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
+    from .settings import Settings
+
+__all__ = ["Serving"]
+
+
+class Serving:
+    """The live serving state of one worker."""
+
+    def __init__(self, settings: Settings, bundle: ModelBundle, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.challenger: ModelBundle | None = None  # scores beside the served bundle (shadow, A/B)
+        self.ab_fraction = 0.0
+        self.comparison = Comparison()  # champion against challenger since the challenger started
+        self.drift: DriftMonitor | None = None
+        self.last_retrain_request_monotonic: float | None = None
+        self.serve(bundle)
+        self.set_challenger(None)
+        self.threshold = settings.threat_threshold  # operators may change it through the control topic
+        self.policy = PolicyConfig(dry_run=settings.dry_run, allowlist=settings.allowlist_cidrs,
+                                   max_blocks_per_minute=settings.max_blocks_per_minute)
+        validate(self.policy)
+
+    def serve(self, bundle: ModelBundle) -> None:
+        """Serve `bundle` from the next batch on, with fresh drift counts."""
+        self.bundle = bundle
+        self.metrics.model.info({"name": bundle.name, "version": bundle.version,
+                                 "feature_schema_version": bundle.feature_schema_version})
+        ref = bundle.metadata.get("drift_reference")
+        self.drift = DriftMonitor(ref, FEATURE_NAMES, window=self.settings.drift_window_events) if ref else None
+
+    def set_challenger(self, bundle: ModelBundle | None, fraction: float = 0.0) -> None:
+        """Run `bundle` beside the served one from the next batch on (None: stop); A/B for `fraction` of entities."""
+        if bundle is None or self.challenger is None or bundle.version != self.challenger.version:
+            self.comparison = Comparison()
+            for compared in ("label", "decision"):
+                self.metrics.challenger_agreement.labels(compared).set(1.0)
+        self.challenger = bundle
+        self.ab_fraction = fraction if bundle is not None else 0.0
+        self.metrics.challenger.info({"version": bundle.version if bundle else "none",
+                                      "ab_fraction": f"{self.ab_fraction:g}"})
+
+    @property
+    def challenger_version(self) -> str | None:
+        """The challenger's version, if one runs."""
+        return self.challenger.version if self.challenger is not None else None
+
+    def set_threshold(self, value: int) -> None:
+        """Risk at or above which a scored event is a threat, from the next batch on."""
+        self.threshold = value
+
+    def change_policy(self, **changes: Any) -> None:
+        """Replace fields of the healing policy (`dry_run`, `paused`, `allowlist`)."""
+        self.policy = dataclasses.replace(self.policy, **changes)
+
+    def challenger_state(self) -> dict[str, Any] | None:
+        """The challenger and how it compares, for /health and `status`."""
+        if self.challenger is None:
+            return None
+        c = self.comparison
+        return {"version": self.challenger.version, "ab_fraction": self.ab_fraction, "events": c.events,
+                "label_agreement": round(c.label_agreement, 4), "decision_agreement": round(c.decision_agreement, 4),
+                "champion_threats": c.champion_threats, "challenger_threats": c.challenger_threats,
+                "mean_abs_risk_diff": round(c.mean_abs_risk_diff, 2)}
+
+    def status(self) -> dict[str, Any]:
+        """What an operator asks `status` for."""
+        return {"model": {"name": self.bundle.name, "version": self.bundle.version},
+                "challenger": self.challenger_state(),
+                "threat_threshold": self.threshold, "dry_run": self.policy.dry_run, "paused": self.policy.paused,
+                "allowlist": list(self.policy.allowlist)}
