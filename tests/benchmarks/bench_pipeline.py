@@ -223,7 +223,9 @@ def baseline_loop(c: Cluster, n_events: int, *, per_event: bool, limit_s: float)
     from features.windows import WindowConfig
     from registry import LocalRegistry
     from scoring.bundle import load_bundle
-    from streams import stages
+    from streams.agents.hop import apply_hop
+    from streams.agents.ingest import ingest
+    from streams.agents.score import score_messages
     from streams.wire import DeadLetter
 
     reg = LocalRegistry(c.registry)
@@ -253,20 +255,20 @@ def baseline_loop(c: Cluster, n_events: int, *, per_event: bool, limit_s: float)
             if m.error():
                 continue
             seen += 1
-            out = stages.ingest(m.value(), input_kind=m.topic()[len(prefix):].split(".")[0], topic=m.topic(),
+            out = ingest(m.value(), input_kind=m.topic()[len(prefix):].split(".")[0], topic=m.topic(),
                                 partition=m.partition(), offset=m.offset(), now=now, bounds=bounds)
             if isinstance(out, DeadLetter):
                 continue
             hop = out.hop
             while hop.key is not None:
                 key = hop.key
-                states[key], hop, _ = stages.apply_hop(hop.message, states.get(key), cfg=cfg)
+                states[key], hop, _ = apply_hop(hop.message, states.get(key), cfg=cfg)
             ready.append(hop.message)
         groups = [[msg] for msg in ready] if per_event else [ready]
         for group in groups:
             if not group:
                 continue
-            scored = stages.score_messages(group, bundle, threshold=50, emit_scored=False, now=now)
+            scored = score_messages(group, bundle, threshold=50, emit_scored=False, now=now)
             for key, value, _view, _rec in scored.threats:
                 _send(prod, out_topic, key, value)
                 threats += 1
