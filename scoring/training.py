@@ -17,7 +17,7 @@ from features.errors import ParseError
 from features.events import Event
 from features.extract import EVENT_FEATURES, FEATURE_NAMES
 from features.parsing import parse_line, read_cicflowmeter_csv, read_log_file
-from features.scenarios import ScenarioConfig, generate
+from features.simulation import ScenarioConfig, generate
 
 from .bundle import ModelBundle
 from .conformance import check_bundle

@@ -284,7 +284,7 @@ def _parse_start(text: str) -> datetime:
 
 
 def _looks_like_ipv4(s: str) -> bool:
-    # Same test as features.scenarios.normal_sources uses.
+    # Same test as features.simulation.normal_sources uses.
     parts = s.split(".")
     return len(parts) == 4 and all(p.isdigit() for p in parts)
 
@@ -324,7 +324,7 @@ def simulate(
     flushed and summarised (exit 130).
     """
     from features.events import LABEL_BENIGN
-    from features.scenarios import ATTACK_LABELS, TOPIC_LOGS, ScenarioConfig, attackers, iter_generate
+    from features.simulation import ATTACK_LABELS, TOPIC_LOGS, ScenarioConfig, attackers, iter_generate
 
     for name, v in (("--rate", rate), ("--duration", duration), ("--intensity", intensity)):
         if not math.isfinite(v):
