@@ -92,8 +92,7 @@ def train(
     files by time (the last part of each file) or by file. The evaluation report (JSON,
     markdown, confusion matrix and ROC/PR plots) is written beside the bundle.
     """
-    from scoring.train import TrainParams
-    from scoring.training import Dataset, TrainingData, file_data, generator_data, run_training
+    from scoring.train import Dataset, TrainParams, TrainingData, file_data, generator_data, run_training
 
     started = time.monotonic()
     progress = _progress(started)
