@@ -8,7 +8,6 @@ a temporary file and an atomic rename, so a crash never leaves a half-written ve
 from __future__ import annotations
 
 import json
-import re
 import os
 import shutil
 from dataclasses import asdict
@@ -18,12 +17,11 @@ from typing import Any
 from scoring.bundle import sha256_file
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
-from .store import VersionInfo, apply_retention
+from .store import _SAFE, VersionInfo, apply_retention
 
 __all__ = ["LocalRegistry"]
 
 _ARTIFACT = "artifact.bin"
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -9,6 +10,9 @@ from typing import Any, Protocol, runtime_checkable
 from .errors import RegistryError
 
 __all__ = ["ModelStore", "VersionInfo", "apply_retention"]
+
+# Model names and versions every store accepts (they become folder names and GridFS metadata).
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
