@@ -217,7 +217,7 @@ def _load_active(name: str, version: str | None, reg=None):
 
 def _read_input(path: str, now: datetime):
     """(origin, Event | ParseError) for each input row, in input order."""
-    from features.parsing import parse_line, read_cicflowmeter_csv
+    from features.parsing import is_cicflowmeter_header, parse_line, read_cicflowmeter_csv
 
     if path == "-":
         data = sys.stdin.buffer.read()
@@ -225,8 +225,7 @@ def _read_input(path: str, now: datetime):
     else:
         data = Path(path).read_bytes()
         label = Path(path).name
-    first = data.split(b"\n", 1)[0].strip().lstrip(b"\xef\xbb\xbf")
-    if first.startswith((b"Flow ID,", b"Destination Port,", b" Destination Port,")):
+    if is_cicflowmeter_header(data.split(b"\n", 1)[0]):
         with tempfile.NamedTemporaryFile(suffix=".csv") as tmp:
             tmp.write(data)
             tmp.flush()

@@ -35,7 +35,6 @@ FLUSH_TIMEOUT_S = 60.0
 _REFRESH_S = 0.25
 # --rate 0 / --as-fast-as-possible still need a traffic volume for the generator.
 DEFAULT_RATE = 50.0
-_CSV_HEADERS = (b"Flow ID,", b" Destination Port,", b"Destination Port,")
 
 
 class RawTopic(str, Enum):
@@ -432,11 +431,6 @@ def simulate(
 # --------------------------------------------------------------------------------------
 
 
-def _is_cic_header(first: bytes) -> bool:
-    first = first.lstrip(b"\xef\xbb\xbf")
-    return first.startswith(_CSV_HEADERS) or first.strip().startswith(_CSV_HEADERS)
-
-
 def _lines(f: Any, skip_first: bool) -> Iterator[bytes]:
     if skip_first:
         f.readline()
@@ -476,6 +470,8 @@ def replay(
     that cannot be parsed are sent at once (the worker dead-letters them).
     Ctrl-C stops cleanly (exit 130).
     """
+    from features.parsing import is_cicflowmeter_header
+
     if not math.isfinite(speed) or speed < 0:
         raise fail(f"--speed must be >= 0, got {speed:g}", 2)
     if year is not None and not 1970 <= year <= 9999:
@@ -498,7 +494,7 @@ def replay(
         raise fail(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
 
     with f:
-        is_csv = _is_cic_header(first)
+        is_csv = is_cicflowmeter_header(first)
         s = get_settings()
         names = topic_names(s)
         target = names.flows_raw if is_csv else names.logs_raw
