@@ -1,4 +1,4 @@
-"""Pure feature layer: parsing, the normalised event model, windows, feature extraction, scenarios.
+"""Pure feature layer: parsing, the normalised event model, windows, feature extraction, traffic simulation.
 
 Never imports Faust, Kafka clients, pymongo or prometheus_client.
 """

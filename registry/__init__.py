@@ -5,9 +5,9 @@ and MongoDB with GridFS, so workers on several machines share versions.
 """
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
-from .local import LocalRegistry, VersionInfo
+from .local import LocalRegistry
 from .mongo import MongoRegistry
-from .store import ModelStore
+from .store import ModelStore, VersionInfo
 
 __all__ = [
     "IntegrityError",

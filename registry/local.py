@@ -8,37 +8,20 @@ a temporary file and an atomic rename, so a crash never leaves a half-written ve
 from __future__ import annotations
 
 import json
-import re
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from scoring.bundle import sha256_file
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
-from .store import apply_retention
+from .store import _SAFE, VersionInfo, apply_retention
 
-__all__ = ["VersionInfo", "LocalRegistry"]
+__all__ = ["LocalRegistry"]
 
 _ARTIFACT = "artifact.bin"
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """Metadata of one registered version."""
-
-    name: str
-    version: str
-    sha256: str
-    feature_schema_version: str
-    created_ms: int
-    status: str = "registered"  # registered | active | previous | retired
-    metrics: dict[str, Any] = field(default_factory=dict)
-    data_fingerprint: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -40,8 +40,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from .errors import IntegrityError, RegistryError, VersionNotFound
 from scoring.bundle import sha256_file
 
-from .local import _SAFE, VersionInfo
-from .store import apply_retention
+from .store import _SAFE, VersionInfo, apply_retention
 
 __all__ = ["MongoRegistry"]
 

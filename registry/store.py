@@ -1,19 +1,36 @@
-"""The interface every model store implements (local directory, MongoDB)."""
+"""The interface every model store implements (local directory, MongoDB) and the metadata of a version."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from .local import VersionInfo
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import RegistryError
 
-__all__ = ["ModelStore", "apply_retention"]
+__all__ = ["ModelStore", "VersionInfo", "apply_retention"]
+
+# Model names and versions every store accepts (they become folder names and GridFS metadata).
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-def apply_retention(store: "ModelStore", name: str, keep: int) -> list[str]:
+@dataclass(frozen=True)
+class VersionInfo:
+    """Metadata of one registered version."""
+
+    name: str
+    version: str
+    sha256: str
+    feature_schema_version: str
+    created_ms: int
+    status: str = "registered"  # registered | active | previous | retired
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_retention(store: ModelStore, name: str, keep: int) -> list[str]:
     """Delete all but the `keep` newest versions of a store, never the active or previous; returns what went."""
     if keep < 0:
         raise RegistryError(f"retention must keep >= 0 versions, got {keep}", name=name)
@@ -26,28 +43,28 @@ def apply_retention(store: "ModelStore", name: str, keep: int) -> list[str]:
 
 
 @runtime_checkable
-class ModelStore(Protocol):  # VersionInfo: see registry.local
+class ModelStore(Protocol):
     """Model versions: register, inspect, activate, roll back, prune, and fetch verified artifacts.
 
     Statuses: `active` (served), `previous` (what `rollback` returns to), `registered`.
     """
 
-    def register(self, info: "VersionInfo", artifact: Path, report_dir: Path | None = None) -> "VersionInfo":
+    def register(self, info: VersionInfo, artifact: Path, report_dir: Path | None = None) -> VersionInfo:
         """Store an artifact whose sha256 must equal `info.sha256`; idempotent for the same bytes."""
 
-    def get(self, name: str, version: str) -> "VersionInfo":
+    def get(self, name: str, version: str) -> VersionInfo:
         """One version; raises `VersionNotFound`."""
 
-    def list(self, name: str) -> list["VersionInfo"]:
+    def list(self, name: str) -> list[VersionInfo]:
         """Every version of a model, oldest first."""
 
-    def activate(self, name: str, version: str) -> "VersionInfo":
+    def activate(self, name: str, version: str) -> VersionInfo:
         """Promote a version to active; the one it replaces becomes `previous`."""
 
-    def active(self, name: str) -> "VersionInfo | None":
+    def active(self, name: str) -> VersionInfo | None:
         """The active version, or None."""
 
-    def rollback(self, name: str, to: str | None = None) -> "VersionInfo":
+    def rollback(self, name: str, to: str | None = None) -> VersionInfo:
         """Activate `to`, or the previous version; raises `RegistryError` if there is none."""
 
     def delete(self, name: str, version: str) -> None:

@@ -12,7 +12,7 @@ from .errors import SettingsError, StreamsError
 if TYPE_CHECKING:
     from registry import ModelStore, VersionInfo
     from scoring.bundle import ModelBundle
-    from scoring.training import TrainingResult
+    from scoring.train import TrainingResult
 
     from .settings import Settings
 

@@ -83,8 +83,7 @@ class RetrainWorker:
 
     def retrain(self, trigger: str, reason: str) -> dict[str, Any]:
         """One run: train, gate, register, and activate + announce if it passes. Returns the outcome."""
-        from scoring.train import TrainParams
-        from scoring.training import Dataset, TrainingData, file_data, generator_data, run_training
+        from scoring.train import Dataset, TrainParams, TrainingData, file_data, generator_data, run_training
 
         started = time.monotonic()
         self.last_run_monotonic = started

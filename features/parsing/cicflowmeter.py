@@ -15,7 +15,7 @@ from ._common import INT64_MAX, MAX_MESSAGE_BYTES, check_ip, echo
 from ._time import TimeBounds, as_utc_now, check_bounds, cic_ts
 from .flows import normalise_label
 
-__all__ = ["parse_cic_line", "read_cicflowmeter_csv"]
+__all__ = ["is_cicflowmeter_header", "parse_cic_line", "read_cicflowmeter_csv"]
 
 # The 85-column header of the CICIDS2017 GeneratedLabelledFlows files (names stripped).
 HEADER_85: tuple[str, ...] = (
@@ -222,6 +222,22 @@ def _decode(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def _header_layout(line: bytes | str) -> _Layout | None:
+    """The layout a header line names, or None when it is not a CICFlowMeter header."""
+    text = _decode(line) if isinstance(line, bytes) else line
+    names = tuple(name.strip() for name in text.lstrip("\ufeff").strip().split(","))
+    if names == HEADER_85:
+        return _LAYOUT_85
+    if names == HEADER_79:
+        return _LAYOUT_79
+    return _layout(names)
+
+
+def is_cicflowmeter_header(line: bytes | str) -> bool:
+    """Whether a line is a CICFlowMeter CSV header (either variant) that `read_cicflowmeter_csv` accepts."""
+    return _header_layout(line) is not None
+
+
 def read_cicflowmeter_csv(
     path: str | os.PathLike[str], *, now: datetime, bounds: TimeBounds | None = None
 ) -> Iterator[Event | ParseError]:
@@ -234,13 +250,7 @@ def read_cicflowmeter_csv(
         header = _decode(f.readline()).lstrip("\ufeff").strip()
         if not header:
             return
-        names = [name.strip() for name in header.split(",")]
-        if tuple(names) == HEADER_85:
-            layout: _Layout | None = _LAYOUT_85
-        elif tuple(names) == HEADER_79:
-            layout = _LAYOUT_79
-        else:
-            layout = _layout(names)
+        layout = _header_layout(header)
         if layout is None:
             yield ParseError(Reason.UNKNOWN_FORMAT, f"line 1: not a CICFlowMeter header: {echo(header)}")
             return

@@ -74,8 +74,7 @@ def train(
     files by time (the last part of each file) or by file. The evaluation report (JSON,
     markdown, confusion matrix and ROC/PR plots) is written beside the bundle.
     """
-    from scoring.train import TrainParams
-    from scoring.training import Dataset, TrainingData, file_data, generator_data, run_training
+    from scoring.train import Dataset, TrainParams, TrainingData, file_data, generator_data, run_training
 
     started = time.monotonic()
     progress = _progress(started)
@@ -182,7 +181,7 @@ def models_prune(keep: int = typer.Option(5, min=0, help="How many of the newest
 
 def _read_input(path: str, now: datetime):
     """(origin, Event | ParseError) for each input row, in input order."""
-    from features.parsing import parse_line, read_cicflowmeter_csv
+    from features.parsing import is_cicflowmeter_header, parse_line, read_cicflowmeter_csv
 
     if path == "-":
         data = sys.stdin.buffer.read()
@@ -190,8 +189,7 @@ def _read_input(path: str, now: datetime):
     else:
         data = Path(path).read_bytes()
         label = Path(path).name
-    first = data.split(b"\n", 1)[0].strip().lstrip(b"\xef\xbb\xbf")
-    if first.startswith((b"Flow ID,", b"Destination Port,", b" Destination Port,")):
+    if is_cicflowmeter_header(data.split(b"\n", 1)[0]):
         with tempfile.NamedTemporaryFile(suffix=".csv") as tmp:
             tmp.write(data)
             tmp.flush()

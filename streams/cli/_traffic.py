@@ -31,7 +31,6 @@ __all__: list[str] = []
 _REFRESH_S = 0.25
 # --rate 0 / --as-fast-as-possible still need a traffic volume for the generator.
 DEFAULT_RATE = 50.0
-_CSV_HEADERS = (b"Flow ID,", b" Destination Port,", b"Destination Port,")
 
 
 class RawTopic(str, Enum):
@@ -184,7 +183,7 @@ def _parse_start(text: str) -> datetime:
 
 
 def _looks_like_ipv4(s: str) -> bool:
-    # Same test as features.scenarios.normal_sources uses.
+    # Same test as features.simulation.normal_sources uses.
     parts = s.split(".")
     return len(parts) == 4 and all(p.isdigit() for p in parts)
 
@@ -224,7 +223,7 @@ def simulate(
     flushed and summarised (exit 130).
     """
     from features.events import LABEL_BENIGN
-    from features.scenarios import ATTACK_LABELS, TOPIC_LOGS, ScenarioConfig, attackers, iter_generate
+    from features.simulation import ATTACK_LABELS, TOPIC_LOGS, ScenarioConfig, attackers, iter_generate
 
     for name, v in (("--rate", rate), ("--duration", duration), ("--intensity", intensity)):
         if not math.isfinite(v):
@@ -332,11 +331,6 @@ def simulate(
 # --------------------------------------------------------------------------------------
 
 
-def _is_cic_header(first: bytes) -> bool:
-    first = first.lstrip(b"\xef\xbb\xbf")
-    return first.startswith(_CSV_HEADERS) or first.strip().startswith(_CSV_HEADERS)
-
-
 def _lines(f: Any, skip_first: bool) -> Iterator[bytes]:
     if skip_first:
         f.readline()
@@ -376,6 +370,8 @@ def replay(
     that cannot be parsed are sent at once (the worker dead-letters them).
     Ctrl-C stops cleanly (exit 130).
     """
+    from features.parsing import is_cicflowmeter_header
+
     if not math.isfinite(speed) or speed < 0:
         raise fail(f"--speed must be >= 0, got {speed:g}", 2)
     if year is not None and not 1970 <= year <= 9999:
@@ -398,7 +394,7 @@ def replay(
         raise fail(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
 
     with f:
-        is_csv = _is_cic_header(first)
+        is_csv = is_cicflowmeter_header(first)
         s = get_settings()
         names = topic_names(s)
         target = names.flows_raw if is_csv else names.logs_raw

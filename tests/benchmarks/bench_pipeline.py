@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from features.scenarios import ScenarioConfig, generate
+from features.simulation import ScenarioConfig, generate
 from tests.streams.conftest import (BIN, Worker, free_port, group_lag, metric_sum, pipeline_topics,
                                     unique_prefix)
 

@@ -20,7 +20,7 @@ import sklearn
 from features.dataset import build_dataset
 from features.extract import WindowStore
 from features.parsing import parse_line
-from features.scenarios import ScenarioConfig, generate
+from features.simulation import ScenarioConfig, generate
 from registry import LocalRegistry
 from scoring.batch import score_batch
 from scoring.bundle import load_bundle

@@ -9,7 +9,7 @@ import pytest
 
 from features.errors import ParseError, Reason
 from features.events import Event, EventKind
-from features.parsing import parse_flow, parse_line, read_cicflowmeter_csv
+from features.parsing import is_cicflowmeter_header, parse_flow, parse_line, read_cicflowmeter_csv
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
@@ -187,3 +187,57 @@ def test_bounds_apply_to_timestamped_rows() -> None:
         parse_flow(row, now=datetime(2016, 1, 1, tzinfo=UTC))
     assert info.value.reason is Reason.TIME_OUT_OF_RANGE
     assert parse_flow(row, now=datetime(2016, 1, 1, tzinfo=UTC), bounds=None).ts.year == 2017
+
+
+# --- header detection ------------------------------------------------------------------------
+
+
+def _first_line(path: Path) -> bytes:
+    return path.read_bytes().split(b"\n", 1)[0]
+
+
+@pytest.mark.parametrize("path", [DDOS, PORTSCAN, BENIGN], ids=["85-ddos", "85-portscan", "79-benign"])
+def test_header_of_either_variant_is_recognised(path: Path) -> None:
+    line = _first_line(path)
+    assert is_cicflowmeter_header(line)
+    assert is_cicflowmeter_header(line.decode("utf-8"))
+    assert is_cicflowmeter_header(line + b"\r\n")
+
+
+def test_header_may_start_with_a_bom_or_spaces() -> None:
+    assert _first_line(BENIGN).startswith(b" Destination Port, Flow Duration,")  # the 79-column files do
+    for path in (DDOS, BENIGN):
+        line = _first_line(path)
+        assert is_cicflowmeter_header(b"\xef\xbb\xbf" + line)
+        assert is_cicflowmeter_header("\ufeff" + line.decode("utf-8"))
+        assert is_cicflowmeter_header(b"   " + line.lstrip())
+
+
+def test_rows_and_other_csv_headers_are_not_headers() -> None:
+    assert not is_cicflowmeter_header(DDOS.read_bytes().split(b"\n")[1])  # an 85-column data row
+    assert not is_cicflowmeter_header(BENIGN.read_bytes().split(b"\n")[1])  # a 79-column data row
+    assert not is_cicflowmeter_header(INFINITY_ROW)
+    assert not is_cicflowmeter_header(b"id,name,email,created_at")
+    assert not is_cicflowmeter_header(b"Flow ID,Source IP,Source Port,Destination IP")  # a prefix is not enough
+    assert not is_cicflowmeter_header(b"\xef\xbb\xbf")
+    assert not is_cicflowmeter_header(b"")
+    assert not is_cicflowmeter_header(b"Jan  5 09:00:01 bastion sshd[4242]: Accepted publickey for deploy")
+
+
+def test_header_detection_agrees_with_the_file_reader(tmp_path: Path) -> None:
+    """A first line is a header exactly when the reader accepts it (it yields nothing for a header alone)."""
+    names_85 = _first_line(DDOS).decode("utf-8").split(",")
+    lines = [
+        _first_line(DDOS),
+        _first_line(BENIGN),
+        b"\xef\xbb\xbf" + _first_line(PORTSCAN),
+        ",".join(reversed(names_85)).encode(),  # every column a flow needs, in another order
+        b"a,b,c",
+        b"Flow ID,Source IP,Source Port,Destination IP",
+        DDOS.read_bytes().split(b"\n")[1],
+    ]
+    for i, line in enumerate(lines):
+        path = tmp_path / f"{i}.csv"
+        path.write_bytes(line + b"\n")
+        accepted = list(read_cicflowmeter_csv(path, now=NOW)) == []
+        assert is_cicflowmeter_header(line) is accepted, line[:40]

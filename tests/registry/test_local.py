@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from registry.errors import IntegrityError, RegistryError, VersionNotFound
-from registry.local import LocalRegistry, VersionInfo
+from registry.local import LocalRegistry
+from registry.store import VersionInfo
 
 NAME = "detector"
 
@@ -299,7 +300,7 @@ def test_crash_leftover_staging_folder_is_not_listed(registry: LocalRegistry, ar
 
 
 def _register_n(reg, tmp_path, n: int, name: str = "m"):
-    from registry.local import VersionInfo
+    from registry.store import VersionInfo
     from scoring.bundle import sha256_file
 
     versions = []

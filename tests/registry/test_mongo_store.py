@@ -15,9 +15,9 @@ from bson import Binary
 from pymongo import MongoClient
 
 from registry.errors import IntegrityError, RegistryError, VersionNotFound
-from registry.local import LocalRegistry, VersionInfo
+from registry.local import LocalRegistry
 from registry.mongo import MongoRegistry
-from registry.store import ModelStore
+from registry.store import ModelStore, VersionInfo
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,7 @@ from features.events import Event
 from features.extract import WindowStore
 from features.parsing import parse_line
 from scoring.bundle import ModelBundle
-from scoring.train import TrainParams
-from scoring.training import TrainingData, TrainingResult, generator_data, run_training
+from scoring.train import TrainParams, TrainingData, TrainingResult, generator_data, run_training
 
 TRAIN_SEEDS = (0, 1)
 EVAL_SEEDS = (100,)

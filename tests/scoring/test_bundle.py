@@ -14,7 +14,7 @@ from features.extract import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from scoring.batch import score_batch
 from scoring.bundle import BatchScores, ModelBundle, load_bundle, risk_from, severity_for, sha256_file
 from scoring.errors import BundleError, ScoringError
-from scoring.training import TrainingData
+from scoring.train import TrainingData
 
 WIDTH = len(FEATURE_NAMES)
 

@@ -14,7 +14,7 @@ from features.extract import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from scoring.bundle import ModelBundle, load_bundle
 from scoring.conformance import check_bundle
 from scoring.errors import ConformanceError
-from scoring.training import TrainingData, TrainingResult
+from scoring.train import TrainingData, TrainingResult
 
 
 class RandomProbaClassifier:

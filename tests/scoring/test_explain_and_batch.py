@@ -13,7 +13,7 @@ from features.extract import EVENT_FEATURES, FEATURE_NAMES
 from scoring.batch import ScoreResult, score_batch
 from scoring.bundle import ModelBundle, severity_for
 from scoring.explain import explain
-from scoring.training import TrainingData
+from scoring.train import TrainingData
 
 BruteForce = Callable[..., tuple[list[Event], np.ndarray]]
 ATTACKER = "203.0.113.50"

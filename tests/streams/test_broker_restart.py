@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from features.scenarios import ScenarioConfig, generate
+from features.simulation import ScenarioConfig, generate
 from streams.wire import ThreatEvent
 from tests.streams.conftest import drain, free_port, metric_sum, produce, unique_prefix, wait_for, wait_pipeline_idle
 

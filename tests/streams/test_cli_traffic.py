@@ -91,7 +91,7 @@ def test_produce_sends_stdin_lines_verbatim(cli_env, make_consumer) -> None:
 
 
 def test_simulate_sends_the_generators_traffic_rebased_to_now(cli_env, make_consumer, tmp_path: Path) -> None:
-    from features.scenarios import ScenarioConfig, attackers, generate
+    from features.simulation import ScenarioConfig, attackers, generate
 
     truth_path = tmp_path / "truth.json"
     before_ms = int(time.time() * 1000)

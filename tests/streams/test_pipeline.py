@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from features.extract import ROLE_FEATURES
-from features.scenarios import ScenarioConfig, attackers, generate, normal_sources
+from features.simulation import ScenarioConfig, attackers, generate, normal_sources
 from streams.wire import DeadLetter, HealingAction, ThreatEvent
 from tests.streams.conftest import drain, metric_sum, produce_mixed, unique_prefix, wait_pipeline_idle
 

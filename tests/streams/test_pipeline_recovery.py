@@ -16,7 +16,7 @@ import pytest
 
 from features.extract import FEATURE_NAMES, WindowStore
 from features.parsing import parse_line
-from features.scenarios import ScenarioConfig, generate
+from features.simulation import ScenarioConfig, generate
 from streams.internal import unpack
 from streams.wire import HealingAction, ThreatEvent, event_id_for
 from tests.streams.conftest import BIN, drain, metric_sum, unique_prefix, wait_for, wait_pipeline_idle

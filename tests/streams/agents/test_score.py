@@ -22,8 +22,7 @@ from tests.streams.agents.helpers import NOW, ingested, sshd_failure, walk
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     """A tiny bundle trained on one generator seed (a few seconds)."""
-    from scoring.train import TrainParams
-    from scoring.training import generator_data, run_training
+    from scoring.train import TrainParams, generator_data, run_training
 
     data = generator_data(seeds=(0,), duration_s=180, eval_seeds=(100,))
     out: Path = tmp_path_factory.mktemp("stage-models")
@@ -91,8 +90,7 @@ def test_scored_output_is_optional_and_does_not_change_threats(
 @pytest.fixture(scope="module")
 def other_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     """A second, different version: event features only (it cannot see the windows a brute force fills)."""
-    from scoring.train import TrainParams
-    from scoring.training import generator_data, run_training
+    from scoring.train import TrainParams, generator_data, run_training
 
     data = generator_data(seeds=(1,), duration_s=180, eval_seeds=(100,))
     out: Path = tmp_path_factory.mktemp("stage-models-other")

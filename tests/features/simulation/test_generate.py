@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from features.events import LABEL_BENIGN
-from features.scenarios import (
+from features.simulation import (
     SCENARIO_LABELS,
     RawEvent,
     ScenarioConfig,
@@ -28,7 +28,7 @@ from features.scenarios import (
     normal_sources,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEFAULT = ScenarioConfig()
 SMALL = ScenarioConfig(seed=7, duration_s=180.0, benign_eps=20.0)
 DOC_NETS = tuple(ipaddress.ip_network(n) for n in ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24"))
@@ -118,7 +118,7 @@ def test_byte_identical_across_processes_and_hash_seeds() -> None:
     expected = _digest(generate(SMALL))
     code = (
         "import hashlib\n"
-        "from features.scenarios import ScenarioConfig, generate\n"
+        "from features.simulation import ScenarioConfig, generate\n"
         "h = hashlib.sha256()\n"
         "for e in generate(ScenarioConfig(seed=7, duration_s=180.0, benign_eps=20.0)):\n"
         "    h.update(f'{e.topic}|{e.ts_ms}|{e.label}|{e.actor}|'.encode()); h.update(e.payload); h.update(b'\\n')\n"
