@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["Event", "EventKind", "AuthOutcome", "LABEL_BENIGN", "event_from_dict"]
@@ -118,7 +118,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     """Inverse of `Event.to_dict` for trusted data (snapshots, tests); parsers validate raw input."""
     d = dict(data)
     d["kind"] = EventKind(d["kind"])
-    d["ts"] = datetime.fromtimestamp(d["ts"] / 1000, tz=timezone.utc)
+    d["ts"] = datetime.fromtimestamp(d["ts"] / 1000, tz=UTC)
     if d.get("auth_outcome") is not None:
         d["auth_outcome"] = AuthOutcome(d["auth_outcome"])
     return Event(**d)

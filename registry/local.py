@@ -47,7 +47,8 @@ class LocalRegistry:
         """Copy an artifact in and record its metadata; the sha256 must match the file."""
         actual = sha256_file(artifact)
         if actual != info.sha256:
-            raise IntegrityError(f"artifact sha256 {actual} != declared {info.sha256}", name=info.name, version=info.version)
+            raise IntegrityError(f"artifact sha256 {actual} != declared {info.sha256}",
+                                 name=info.name, version=info.version)
         dest = self._dir(info.name, info.version)
         if (dest / "meta.json").exists():
             existing = self.get(info.name, info.version)
@@ -68,7 +69,8 @@ class LocalRegistry:
     def get(self, name: str, version: str) -> VersionInfo:
         meta = self._dir(name, version) / "meta.json"
         if not meta.exists():
-            raise VersionNotFound(f"no version {version!r} of model {name!r} in {self.root}", name=name, version=version)
+            raise VersionNotFound(f"no version {version!r} of model {name!r} in {self.root}",
+                                  name=name, version=version)
         info = VersionInfo(**json.loads(meta.read_text()))
         return self._with_status(info)
 
@@ -140,7 +142,8 @@ class LocalRegistry:
         info = self.get(name, version)
         path = self._dir(name, version) / _ARTIFACT
         if verify and sha256_file(path) != info.sha256:
-            raise IntegrityError(f"artifact of {name} {version} is corrupt (sha256 mismatch)", name=name, version=version)
+            raise IntegrityError(f"artifact of {name} {version} is corrupt (sha256 mismatch)",
+                                 name=name, version=version)
         return path
 
     def report_dir(self, name: str, version: str) -> Path:

@@ -37,9 +37,9 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from .errors import IntegrityError, RegistryError, VersionNotFound
 from scoring.bundle import sha256_file
 
+from .errors import IntegrityError, RegistryError, VersionNotFound
 from .store import _SAFE, VersionInfo, apply_retention
 
 __all__ = ["MongoRegistry"]

@@ -174,8 +174,8 @@ def load_bundle(path: Path, expected_sha256: str | None = None) -> ModelBundle:
             raise BundleError(f"sha256 mismatch for {path}: expected {expected_sha256}, got {actual}")
     try:
         with open(path, "rb") as fh:
-            bundle = pickle.load(fh)  # noqa: S301 - integrity checked above by the registry
-    except Exception as exc:  # noqa: BLE001 - a corrupt pickle raises almost anything
+            bundle = pickle.load(fh)
+    except Exception as exc:
         raise BundleError(f"cannot load bundle from {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(bundle, ModelBundle):
         raise BundleError(f"{path} does not hold a ModelBundle")
@@ -183,6 +183,6 @@ def load_bundle(path: Path, expected_sha256: str | None = None) -> ModelBundle:
         _ = bundle.columns  # schema version and feature names checked now, not on the first event
     except BundleError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a half-formed object from an old or damaged pickle
+    except Exception as exc:
         raise BundleError(f"{path} holds an unusable bundle: {type(exc).__name__}: {exc}") from exc
     return bundle

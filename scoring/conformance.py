@@ -26,7 +26,8 @@ def check_bundle(bundle: ModelBundle, fixture: Dataset | None = None, *, min_auc
     if fixture is None:
         if bundle.fixture_x is None or bundle.fixture_y is None:
             raise ConformanceError(["bundle carries no fixture set and none was given"], version=bundle.version)
-        fixture = Dataset(np.asarray(bundle.fixture_x, dtype=np.float64), np.asarray(bundle.fixture_y, dtype=object), [])
+        fixture = Dataset(np.asarray(bundle.fixture_x, dtype=np.float64),
+                          np.asarray(bundle.fixture_y, dtype=object), [])
     figures: dict[str, float] = {}
 
     if bundle.feature_schema_version != FEATURE_SCHEMA_VERSION:
@@ -54,7 +55,8 @@ def check_bundle(bundle: ModelBundle, fixture: Dataset | None = None, *, min_auc
 
     x = fixture.x
     if x.ndim != 2 or x.shape[1] != len(FEATURE_NAMES):
-        raise ConformanceError([f"fixture has shape {x.shape}, expected (n, {len(FEATURE_NAMES)})"], version=bundle.version)
+        raise ConformanceError([f"fixture has shape {x.shape}, expected (n, {len(FEATURE_NAMES)})"],
+                               version=bundle.version)
     first = bundle.score(x)
     second = bundle.score(x)
     for name in ("anomaly", "confidence", "p_attack", "risk"):

@@ -49,7 +49,8 @@ def _plots(folder: Path, metrics: dict[str, Any]) -> list[str]:
             pr_ax.plot(rec, prec, label=name)
         thr_fpr = metrics["anomaly"]["false_positive_rate"]
         thr_tpr = metrics["anomaly"]["detection_rate"]
-        roc_ax.scatter([thr_fpr], [thr_tpr], color="red", zorder=3, label=f"anomaly threshold {metrics['anomaly']['threshold']}")
+        roc_ax.scatter([thr_fpr], [thr_tpr], color="red", zorder=3,
+                       label=f"anomaly threshold {metrics['anomaly']['threshold']}")
         roc_ax.plot([0, 1], [0, 1], ls=":", color="grey")
         roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (attack vs benign)")
         pr_ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (attack vs benign)")
@@ -76,7 +77,8 @@ def _markdown(title: str, metrics: dict[str, Any], context: dict[str, Any], pngs
     lines += [" ".join(f"{v:7d}" for v in row) for row in c["confusion_matrix"]]
     lines += ["```", "", "## Anomaly model (trained on benign rows only)", ""]
     if "roc_auc" in a:
-        lines.append(f"- ROC AUC (attack vs benign): **{a['roc_auc']:.4f}**; average precision {a['average_precision']:.4f}")
+        lines.append(f"- ROC AUC (attack vs benign): **{a['roc_auc']:.4f}**; "
+                     f"average precision {a['average_precision']:.4f}")
     if "oracle_detection_at_1pct_fpr" in a:
         lines.append(f"- best detection at <= 1 % false positives with a threshold picked on these rows (oracle): "
                      f"{a['oracle_detection_at_1pct_fpr']:.4f}")
@@ -95,7 +97,8 @@ def write_report(folder: Path, title: str, metrics: dict[str, Any], context: dic
     folder.mkdir(parents=True, exist_ok=True)
     pngs = _plots(folder, metrics)
     public = {k: v for k, v in metrics.items() if not k.startswith("_")}
-    (folder / "report.json").write_text(json.dumps({"title": title, "context": context, **public}, indent=2, default=str))
+    (folder / "report.json").write_text(json.dumps({"title": title, "context": context, **public},
+                                                   indent=2, default=str))
     md = folder / "report.md"
     md.write_text(_markdown(title, public, context, pngs))
     return md

@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +250,7 @@ def _generated_events(seed: int, duration_s: float, progress: Progress) -> list[
     raws = generate(cfg)
     progress(f"generated {len(raws):,} raw events (seed {seed}, {duration_s:.0f} s of traffic)")
     events: list[Event] = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for raw in raws:
         # Generated payloads must parse: a failure here is a bug in the generator or a parser.
         ev = parse_line(raw.payload, now=now, bounds=None)
@@ -278,8 +278,9 @@ def generator_data(seeds: Sequence[int] = (0, 1, 2, 3), duration_s: float = 900.
 
 
 def _file_events(path: Path, kind: str, progress: Progress) -> tuple[list[Event], int]:
-    now = datetime.now(timezone.utc)
-    reader = read_cicflowmeter_csv(path, now=now, bounds=None) if kind == "flows" else read_log_file(path, now=now, bounds=None)
+    now = datetime.now(UTC)
+    reader = (read_cicflowmeter_csv(path, now=now, bounds=None) if kind == "flows"
+              else read_log_file(path, now=now, bounds=None))
     events, bad = [], 0
     for item in reader:
         if isinstance(item, ParseError):
@@ -337,11 +338,12 @@ def run_training(data: TrainingData, *, name: str, out_dir: Path, feature_set: s
     """Train a bundle, run the conformance check, evaluate and write the report beside the artifact."""
     if feature_set not in FEATURE_SETS:
         raise ScoringError(f"feature set must be one of {sorted(FEATURE_SETS)}, got {feature_set!r}")
-    trained_at = trained_at or datetime.now(timezone.utc)
+    trained_at = trained_at or datetime.now(UTC)
     fingerprint = data.train.fingerprint()
     version = f"{trained_at:%Y%m%d-%H%M%S}-{fingerprint[:8]}"
     counts = Counter(map(str, data.train.y))
-    progress(f"training {name} {version} on {len(data.train):,} rows: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+    progress(f"training {name} {version} on {len(data.train):,} rows: "
+             + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
     bundle = train_bundle(data.train, name=name, version=version, trained_at=trained_at,
                           feature_names=FEATURE_SETS[feature_set], params=params)
     fixture = _fixture(data.test)

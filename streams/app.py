@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -51,7 +51,7 @@ _FETCH_BYTES = 128 * 1024  # per partition and fetch
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _faust_app(s: Settings) -> faust.App:

@@ -19,7 +19,7 @@ tests hold the stages' output to the schema; the hop stage dead-letters a hop it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -134,7 +134,7 @@ def read_healing(raw: bytes | None) -> Threat | UnblockRequest:
         return msg
     return Threat(event_id=msg.event_id, label=msg.label, risk=msg.risk, target_type=msg.target_type,
                   target=msg.target, evidence=dict(msg.evidence),
-                  detected_at=datetime.fromtimestamp(msg.detected_at_ms / 1000, tz=timezone.utc))
+                  detected_at=datetime.fromtimestamp(msg.detected_at_ms / 1000, tz=UTC))
 
 
 def floor_report(worker: str, floor_ms: int | None) -> bytes:

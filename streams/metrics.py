@@ -18,30 +18,39 @@ class Metrics:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.feature_psi = Gauge("streamguard_feature_psi", "PSI of each model feature in the last drift window "
                                  "against the training data.", ["feature"], registry=r)
-        self.drift_psi = Gauge("streamguard_drift_psi", "Mean feature PSI in the last drift window (the drift signal).", registry=r)
+        self.drift_psi = Gauge("streamguard_drift_psi", "Mean feature PSI in the last drift window (the drift signal).",
+                               registry=r)
         self.retrain_requests = Counter("streamguard_retrain_requests_total", "Retrain requests sent, by reason.",
                                         ["reason"], registry=r)
         self.sink_written = Counter("streamguard_sink_documents_total", "Documents written to MongoDB, by collection.",
                                     ["collection"], registry=r)
-        self.sink_errors = Counter("streamguard_sink_errors_total", "Failed MongoDB batch writes (retried), by collection.",
+        self.sink_errors = Counter("streamguard_sink_errors_total",
+                                   "Failed MongoDB batch writes (retried), by collection.",
                                    ["collection"], registry=r)
-        self.events_in = Counter("streamguard_events_in_total", "Raw input messages consumed, by input.", ["input"], registry=r)
+        self.events_in = Counter("streamguard_events_in_total", "Raw input messages consumed, by input.",
+                                 ["input"], registry=r)
         self.events = Counter("streamguard_events_total", "Input events by final outcome.", ["outcome"], registry=r)
-        self.deadletters = Counter("streamguard_deadletters_total", "Dead-lettered inputs by reason.", ["reason"], registry=r)
+        self.deadletters = Counter("streamguard_deadletters_total", "Dead-lettered inputs by reason.",
+                                   ["reason"], registry=r)
         self.threats = Counter("streamguard_threats_total", "Threat events emitted.", ["severity", "label"], registry=r)
-        self.actions = Counter("streamguard_actions_total", "Healing actions emitted.", ["action", "dry_run"], registry=r)
-        self.batch_size = Histogram("streamguard_batch_size", "Events per scoring batch.", buckets=_BATCH_BUCKETS, registry=r)
+        self.actions = Counter("streamguard_actions_total", "Healing actions emitted.",
+                               ["action", "dry_run"], registry=r)
+        self.batch_size = Histogram("streamguard_batch_size", "Events per scoring batch.",
+                                    buckets=_BATCH_BUCKETS, registry=r)
         self.scoring_seconds = Histogram("streamguard_scoring_seconds", "Model time per scoring batch.", registry=r)
         self.lag = Histogram("streamguard_end_to_end_lag_seconds", "Event time to emit time of scored events.",
                              buckets=_LAG_BUCKETS, registry=r)
         self.processing_lag = Histogram("streamguard_processing_lag_seconds", "Ingest to emit time of scored events.",
                                         buckets=_LAG_BUCKETS, registry=r)
-        self.entities = Gauge("streamguard_entities_tracked", "Entities with window state on this worker.", ["role"], registry=r)
+        self.entities = Gauge("streamguard_entities_tracked", "Entities with window state on this worker.",
+                              ["role"], registry=r)
         self.states_unreadable = Counter("streamguard_entity_states_unreadable_total",
-                                         "Entity states in the table that could not be decoded (the entity starts afresh).",
+                                         "Entity states in the table that could not be decoded "
+                                         "(the entity starts afresh).",
                                          registry=r)
         self.hop_outcomes = Counter("streamguard_window_skips_total",
-                                    "Entity updates skipped: 'late' (beyond allowed lateness) or 'duplicate' (redelivered input).",
+                                    "Entity updates skipped: 'late' (beyond allowed lateness) or 'duplicate' "
+                                    "(redelivered input).",
                                     ["reason"], registry=r)
         self.rebalance_refetch = Counter(
             "streamguard_rebalance_refetch_total",

@@ -11,7 +11,7 @@ nothing of `streams`.)
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -87,7 +87,7 @@ class SinkError(StreamsError):
 
 def _dt(ms: int) -> datetime:
     """Milliseconds since the epoch as a UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _document(raw: bytes, model: type[BaseModel], what: str, id_field: str,

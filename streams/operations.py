@@ -150,7 +150,8 @@ class Operations:
             sv.set_challenger(None)
             return f"challenger {was} stopped" if was else "no challenger was running"
         if version == sv.bundle.version:
-            raise ControlRejected("is_champion", f"{version} is the serving model; a challenger must be another version")
+            raise ControlRejected("is_champion",
+                                  f"{version} is the serving model; a challenger must be another version")
         if version == sv.challenger_version:
             sv.set_challenger(sv.challenger, fraction)  # only the split changes
         else:

@@ -83,6 +83,6 @@ async def keep_running(what: str, run: Callable[[], Awaitable[None]], retry_s: f
             await run()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - these readers must outlive a broker restart
+        except Exception:
             log.exception("%s failed; restarting in %.0f s", what, retry_s)
             await asyncio.sleep(retry_s)

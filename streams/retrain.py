@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class RetrainWorker:
     """Consumes retrain triggers and runs them; `run_once` and `retrain` are usable on their own."""
 
     def __init__(self, settings: Settings, options: RetrainOptions, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  progress: Callable[[str], None] = log.info) -> None:
         self.s = settings
         self.o = options
@@ -83,7 +83,7 @@ class RetrainWorker:
 
     def retrain(self, trigger: str, reason: str) -> dict[str, Any]:
         """One run: train, gate, register, and activate + announce if it passes. Returns the outcome."""
-        from scoring.train import Dataset, TrainParams, TrainingData, file_data, generator_data, run_training
+        from scoring.train import Dataset, TrainingData, TrainParams, file_data, generator_data, run_training
 
         started = time.monotonic()
         self.last_run_monotonic = started
@@ -130,7 +130,8 @@ class RetrainWorker:
             return {"outcome": "kept", "version": info.version, "detail": detail}
         self.store.activate(name, info.version)
         self._send(self.names.retrain, b"announce", Command(
-            op="announce", version=info.version, sha256=info.sha256, feature_schema_version=info.feature_schema_version))
+            op="announce", version=info.version, sha256=info.sha256,
+            feature_schema_version=info.feature_schema_version))
         self.metrics.runs.labels(trigger, "promoted").inc()
         detail = f"trained {info.version} in {took:.0f} s; promoted and announced ({why})"
         self.progress(detail)
@@ -185,7 +186,7 @@ class RetrainWorker:
     def _run(self, trigger: str, reason: str, env: Envelope | None) -> None:
         try:
             out = self.retrain(trigger, reason)
-        except Exception as exc:  # noqa: BLE001 - a failed run is reported; the worker keeps serving requests
+        except Exception as exc:
             self.metrics.runs.labels(trigger, "failed").inc()
             log.exception("retrain failed")
             self._reply(env, "failed", "retrain", f"{type(exc).__name__}: {exc}")

@@ -54,7 +54,8 @@ class Settings(BaseSettings):
         30.0, ge=6, le=300,
         description="How long a silent worker keeps its partitions before the group hands them to another "
                     "(also how long a restarted worker waits for a crashed one's).")
-    allowed_lateness_s: int = Field(300, ge=0, description="Events older than an entity's watermark minus this are not counted.")
+    allowed_lateness_s: int = Field(300, ge=0, description="Events older than an entity's watermark minus this "
+                                                           "are not counted.")
     max_input_skew_s: float = Field(
         30.0, ge=0,
         description="While reading a backlog, input partitions more than this ahead (event time) of the slowest "
@@ -64,7 +65,8 @@ class Settings(BaseSettings):
         description="A hop is applied to its entity once no partition of any worker is behind it (event time); "
                     "it waits at most this long (wall clock) for that (0: applied on arrival). "
                     "Needs input alignment (max_input_skew_s > 0).")
-    idle_ttl_s: int = Field(900, ge=1, description="Entities unseen this long (event time) are dropped from the tables.")
+    idle_ttl_s: int = Field(900, ge=1, description="Entities unseen this long (event time) "
+                                                   "are dropped from the tables.")
     max_future_s: int = Field(86400, ge=0, description="Events further than this in the future are dead-lettered.")
     not_before: str = Field("2000-01-01T00:00:00Z", description="Events before this instant are dead-lettered.")
 
@@ -72,7 +74,8 @@ class Settings(BaseSettings):
     drift_window_events: int = Field(5000, ge=100, description="Scored events per drift (PSI) measurement window.")
     drift_psi_threshold: float = Field(0.25, gt=0, description="Mean feature PSI at or above which a worker asks "
                                                                "for a retrain on models.retrain.")
-    drift_cooldown_s: float = Field(3600.0, ge=0, description="Least time between two drift retrain requests of a worker.")
+    drift_cooldown_s: float = Field(3600.0, ge=0, description="Least time between two drift retrain "
+                                                              "requests of a worker.")
 
     # Retraining (streamguard retrain-worker)
     auto_retrain_hours: float = Field(0.0, ge=0, description="Retrain on this interval (0: only on request).")
@@ -80,9 +83,11 @@ class Settings(BaseSettings):
                                                                    "soon after the last run.")
 
     # Healing
-    dry_run: bool = Field(False, description="Emit actions with dry_run=true: enforcement agents log instead of acting.")
+    dry_run: bool = Field(False, description="Emit actions with dry_run=true: enforcement agents log "
+                                             "instead of acting.")
     allowlist: str = Field("", description="Comma-separated CIDRs never acted on, e.g. 10.0.0.0/8,192.168.0.0/16.")
-    max_blocks_per_minute: int = Field(20, ge=0, description="Circuit breaker: more blocking actions per minute become alerts.")
+    max_blocks_per_minute: int = Field(20, ge=0, description="Circuit breaker: more blocking actions "
+                                                             "per minute become alerts.")
 
     # Storage
     mongo_uri: SecretStr | None = Field(None, description="MongoDB URI; unset means no MongoDB sink or store.")

@@ -122,7 +122,9 @@ class DeadLetter(BaseModel):
     """An input that could not be scored, on `ops.deadletter`, with everything needed to replay it."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(description="Reason code from a fixed set (features.errors.Reason; 'internal'; 'unreadable_output' for a foreign record on an output topic the MongoDB sink reads).")
+    reason: str = Field(description="Reason code from a fixed set (features.errors.Reason; 'internal'; "
+                                    "'unreadable_output' for a foreign record on an output topic the MongoDB sink "
+                                    "reads).")
     error: str
     source_topic: str
     source_partition: int

@@ -94,7 +94,7 @@ def _guarded(parse: Callable[..., Event], raw: bytes | str, now: datetime, *args
         return parse(raw, now, *args)
     except ParseError:
         raise
-    except Exception as exc:  # noqa: BLE001 - last line of defence, never kill the stream
+    except Exception as exc:
         raise ParseError(Reason.UNKNOWN_FORMAT, f"unparseable input ({type(exc).__name__}: {echo(str(exc))})") from exc
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from ..errors import ParseError, Reason
 from ._common import echo
 
 __all__ = ["TimeBounds", "DEFAULT_BOUNDS", "EPOCH"]
 
-UTC = timezone.utc
+UTC = UTC
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Below this an epoch number is taken as seconds: 1e11 ms is 1973, 1e11 s is year 5138.
 _SECONDS_BELOW = 10**11

@@ -131,7 +131,8 @@ def _int(text: str, name: str, lo: int = 0, hi: int = INT64_MAX) -> int:
         except ValueError:
             raise _not_a_number(name, text) from None
         if not math.isfinite(value) or not value.is_integer():
-            raise ParseError(Reason.BAD_VALUE, f"column {name!r} is not a whole number: {echo(text)}", field=name)
+            raise ParseError(Reason.BAD_VALUE, f"column {name!r} is not a whole number: {echo(text)}",
+                             field=name) from None
         number = int(value)
     if not lo <= number <= hi:
         raise ParseError(Reason.BAD_VALUE, f"column {name!r} = {number} is outside {lo}..{hi}", field=name)

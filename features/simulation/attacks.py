@@ -12,8 +12,8 @@ from .formats import (
     _access_ev,
     _eph,
     _flow_ev,
-    _lognorm,
     _login_api_event,
+    _lognorm,
     _product_id,
     _ssh_accepted,
     _ssh_failed,
@@ -57,8 +57,8 @@ def _brute_force(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
         dur = max(0.0, min(t, a.end_ms - 1) - t_conn)
         n = 6 + int(dur / 150)
         evs.append(_flow_ev(int(t_conn), ip, port, dst, 22, "tcp", dur, n, n - 1, n * rng.randint(80, 110),
-                            (n - 1) * rng.randint(90, 160), lab, syn=1, ack=2 * n - 2, fin=rng.randint(0, 2), rst=rng.randint(0, 1),
-                            psh=n))
+                            (n - 1) * rng.randint(90, 160), lab, syn=1, ack=2 * n - 2, fin=rng.randint(0, 2),
+                            rst=rng.randint(0, 1), psh=n))
         t += rng.uniform(100.0, 1800.0) / speed
     if evs and rng.random() < 0.12:  # a rare success at the end
         t_ok = max(a.start_ms, a.end_ms - int(rng.uniform(200, 2000)))
@@ -100,9 +100,11 @@ def _password_spraying(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEve
         if use_ssh:
             user = ssh_users[k]
             port = _eph(rng)
-            evs.append(_sshd_ev(int(t), host, rng.randint(1200, 64000), _ssh_failed(user, user in pop.valid_ssh_users, ip, port), lab, ip))
-            evs.append(_flow_ev(int(t) - rng.randint(50, 400), ip, port, dst, 22, "tcp", rng.uniform(1500, 4000), 12, 10,
-                                rng.randint(1900, 2400), rng.randint(2400, 3200), lab, syn=1, ack=21, fin=2, rst=0, psh=8))
+            evs.append(_sshd_ev(int(t), host, rng.randint(1200, 64000),
+                                _ssh_failed(user, user in pop.valid_ssh_users, ip, port), lab, ip))
+            evs.append(_flow_ev(int(t) - rng.randint(50, 400), ip, port, dst, 22, "tcp", rng.uniform(1500, 4000),
+                                12, 10, rng.randint(1900, 2400), rng.randint(2400, 3200), lab,
+                                syn=1, ack=21, fin=2, rst=0, psh=8))
         else:
             evs.append(_login_api_event(rng, t, ip, api_users[k], ok=False, label=lab))
         t += rng.uniform(0.5, 1.5) * 1000.0 / rate
@@ -114,13 +116,13 @@ def _stuffing_identity(rng: random.Random, pop: _Population) -> str:
         c = rng.choice(pop.customers)
         if c.account:
             return c.account
-    f, l = rng.choice(_FIRST), rng.choice(_LAST)
+    first, last = rng.choice(_FIRST), rng.choice(_LAST)
     style = rng.random()
     if style < 0.6:
-        return f"{f}.{l}{rng.randint(0, 999)}@{rng.choice(_MAIL_DOMAINS)}"
+        return f"{first}.{last}{rng.randint(0, 999)}@{rng.choice(_MAIL_DOMAINS)}"
     if style < 0.8:
-        return f"{f[0]}{l}{rng.randint(1, 99)}@{rng.choice(_MAIL_DOMAINS)}"
-    return f"{f}{l}{rng.randint(1, 9999)}"
+        return f"{first[0]}{last}{rng.randint(1, 99)}@{rng.choice(_MAIL_DOMAINS)}"
+    return f"{first}{last}{rng.randint(1, 9999)}"
 
 
 def _credential_stuffing(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
@@ -133,14 +135,17 @@ def _credential_stuffing(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawE
     k = 0
     while t < a.end_ms:
         if k % rng.randint(15, 40) == 0:
-            evs.append(_access_ev(int(t), ip, None, "GET", "/login", 200, int(_lognorm(rng, 9000, 0.2)), None, ua, _lognorm(rng, 0.02, 0.4), lab))
+            evs.append(_access_ev(int(t), ip, None, "GET", "/login", 200, int(_lognorm(rng, 9000, 0.2)), None, ua,
+                                  _lognorm(rng, 0.02, 0.4), lab))
             t += rng.uniform(50, 300)
         user = _stuffing_identity(rng, ctx.pop)
         ok = rng.random() < 0.025
         if ok:
-            evs.append(_access_ev(int(t), ip, user, "POST", "/login", 200, rng.randint(400, 700), f"https://{_SITE}/login", ua, _lognorm(rng, 0.07, 0.3), lab))
+            evs.append(_access_ev(int(t), ip, user, "POST", "/login", 200, rng.randint(400, 700),
+                                  f"https://{_SITE}/login", ua, _lognorm(rng, 0.07, 0.3), lab))
         else:
-            evs.append(_access_ev(int(t), ip, user, "POST", "/login", 401, rng.randint(280, 340), f"https://{_SITE}/login", ua, _lognorm(rng, 0.06, 0.3), lab))
+            evs.append(_access_ev(int(t), ip, user, "POST", "/login", 401, rng.randint(280, 340),
+                                  f"https://{_SITE}/login", ua, _lognorm(rng, 0.06, 0.3), lab))
         k += 1
         t += rng.expovariate(rate) * 1000.0
     return evs
@@ -159,7 +164,8 @@ def _port_scan(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
     ip = a.actors[0]
     lab = a.label
     open_ports = {"dns-01": {22, 53}, "bastion": {22}, "web-01": {22, 80, 443}, "web-02": {22, 80, 443},
-                  "api-01": {22, 8080, 9092}, "auth-01": {22, 443, 636}, "db-01": {22, 5432}, "backup-01": {22, 445, 873}}
+                  "api-01": {22, 8080, 9092}, "auth-01": {22, 443, 636}, "db-01": {22, 5432},
+                  "backup-01": {22, 445, 873}}
     names = rng.sample(list(ctx.pop.servers), int(_weighted(rng, ((1, 0.6), (2, 0.3), (3, 0.1)))))  # type: ignore[call-overload]
     n_ports = min(60000, int(rng.randint(100, 250) * ctx.intensity))
     ports: list[int] = list(_TOP_PORTS[: min(n_ports, len(_TOP_PORTS))])
@@ -180,12 +186,13 @@ def _port_scan(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
         dst = ctx.pop.servers[name]
         sport = fixed_sport if fixed_sport is not None else _eph(rng)
         if port in open_ports[name]:
-            ev = _flow_ev(int(t), ip, sport, dst, port, "tcp", rng.uniform(0, 4), 2, 1, 84, 44, lab, syn=1, ack=1, rst=1)
+            ev = _flow_ev(int(t), ip, sport, dst, port, "tcp", rng.uniform(0, 4), 2, 1, 84, 44, lab,
+                          syn=1, ack=1, rst=1)
         elif rng.random() < filtered_p:
             ev = _flow_ev(int(t), ip, sport, dst, port, "tcp", 0, 1, 0, 44, 0, lab, syn=1)
         else:
-            ev = _flow_ev(int(t), ip, sport, dst, port, "tcp", rng.uniform(0, 2), 1, 1, 44 if rng.random() < 0.7 else 60, 40, lab,
-                          syn=1, ack=1, rst=1)
+            ev = _flow_ev(int(t), ip, sport, dst, port, "tcp", rng.uniform(0, 2), 1, 1,
+                          44 if rng.random() < 0.7 else 60, 40, lab, syn=1, ack=1, rst=1)
         evs.append(ev)
     return evs
 
@@ -204,7 +211,8 @@ def _ddos(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
     # Application-layer part: a handful of bots, each loud enough (0.5-1.5 req/s) to stand out
     # on its own; requests of a thin flood are individually indistinguishable from users'.
     http_bots = bots[: rng.randint(2, 5)]
-    http_rate = rng.uniform(0.5, 1.5) * ctx.intensity if (kind == "http_flood" or rng.random() < 0.5) else 0.0
+    with_http = kind == "http_flood" or rng.random() < 0.5
+    http_rate = rng.uniform(0.5, 1.5) * ctx.intensity if with_http else 0.0
     span = a.end_ms - a.start_ms
     evs: list[RawEvent] = []
     for bot in bots:
@@ -231,7 +239,8 @@ def _ddos(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
                 path = "/" if rng.random() < 0.7 else f"/?{rng.getrandbits(24):06x}"
                 status = int(_weighted(rng, ((200, 0.6), (503, 0.3), (429, 0.1))))  # type: ignore[call-overload]
                 nbytes = int(_lognorm(rng, 18000, 0.3)) if status == 200 else rng.randint(150, 400)
-                evs.append(_access_ev(int(t), bot, None, "GET", path, status, nbytes, None, ua, rng.uniform(0.3, 8.0), lab))
+                evs.append(_access_ev(int(t), bot, None, "GET", path, status, nbytes, None, ua,
+                                      rng.uniform(0.3, 8.0), lab))
                 t += rng.expovariate(http_rate) * 1000.0
     return evs
 
@@ -271,7 +280,8 @@ def _xss_payload(rng: random.Random) -> str:
 
 
 def _traversal_payload(rng: random.Random) -> str:
-    target = rng.choice(("etc/passwd", "etc/passwd", "etc/shadow", "proc/self/environ", "windows/win.ini", "WEB-INF/web.xml", ".env", "etc/hosts"))
+    target = rng.choice(("etc/passwd", "etc/passwd", "etc/shadow", "proc/self/environ", "windows/win.ini",
+                         "WEB-INF/web.xml", ".env", "etc/hosts"))
     depth = rng.randint(2, 8)
     style = rng.random()
     if style < 0.35:
@@ -312,7 +322,8 @@ def _web_attack(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
         ua = rng.choice(_BROWSER_UAS[:4] + _TOOL_UAS[:2])
         statuses = ((200, 0.55), (400, 0.15), (403, 0.2), (404, 0.1))
     else:
-        ua = rng.choice(("Mozilla/5.00 (Nikto/2.5.0) (Evasions:None) (Test:007002)",) + _BROWSER_UAS[:3] + _TOOL_UAS[:2])
+        nikto_ua = "Mozilla/5.00 (Nikto/2.5.0) (Evasions:None) (Test:007002)"
+        ua = rng.choice((nikto_ua,) + _BROWSER_UAS[:3] + _TOOL_UAS[:2])
         statuses = ((404, 0.4), (400, 0.2), (403, 0.25), (200, 0.1), (500, 0.05))
     rate = rng.uniform(0.25, 0.8) * ctx.intensity
     normal_p = rng.uniform(0.1, 0.2)
@@ -327,12 +338,14 @@ def _web_attack(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
             status = int(_weighted(rng, statuses))  # type: ignore[call-overload]
             if lab == "sql_injection":
                 p, timed = _sqli_payload(rng)
-                param = rng.choice((("/products", "id"), ("/search", "q"), ("/category", "sort"), ("/api/v1/items", "id"), ("/account/orders", "order")))
+                param = rng.choice((("/products", "id"), ("/search", "q"), ("/category", "sort"),
+                                    ("/api/v1/items", "id"), ("/account/orders", "order")))
                 path = f"{param[0]}?{param[1]}={rng.randint(1, 500) if rng.random() < 0.5 else ''}{p}"
                 if timed and status == 200:
                     rt = 5.0 + rng.uniform(0.0, 0.3)
             elif lab == "xss":
-                param = rng.choice((("/search", "q"), ("/products/12/reviews", "comment"), ("/login", "next"), ("/help/contact", "name"), ("/", "ref")))
+                param = rng.choice((("/search", "q"), ("/products/12/reviews", "comment"), ("/login", "next"),
+                                    ("/help/contact", "name"), ("/", "ref")))
                 path = f"{param[0]}?{param[1]}={_xss_payload(rng)}"
                 if param[0] == "/products/12/reviews" and rng.random() < 0.5:
                     method = "POST"
@@ -340,7 +353,8 @@ def _web_attack(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
                 p = _traversal_payload(rng)
                 style = rng.random()
                 if style < 0.5:
-                    param = rng.choice((("/download", "file"), ("/view", "page"), ("/images", "path"), ("/api/v1/export", "template")))
+                    param = rng.choice((("/download", "file"), ("/view", "page"), ("/images", "path"),
+                                        ("/api/v1/export", "template")))
                     path = f"{param[0]}?{param[1]}={p}"
                 else:
                     path = rng.choice(("/static/", "/images/", "/download/", "/")) + p

@@ -21,8 +21,8 @@ from .formats import (
     _app_ev,
     _eph,
     _flow_ev,
-    _lognorm,
     _login_api_event,
+    _lognorm,
     _product_id,
     _ssh_accepted,
     _ssh_failed,
@@ -114,7 +114,8 @@ def _pick_page(rng: random.Random, logged: bool) -> tuple[str, str, int, int, fl
     elif r < 0.985:
         path, med = f"/blog/{rng.choice(_BLOG)}", 0.025
     else:
-        path, med = rng.choice(("/promo/summer-sale-2024", "/products/old-catalog.pdf", "/apple-touch-icon.png", "/en/home")), 0.01
+        path, med = rng.choice(("/promo/summer-sale-2024", "/products/old-catalog.pdf", "/apple-touch-icon.png",
+                                "/en/home")), 0.01
         status = 404
     if status == 200 and rng.random() < 0.003:
         status = 500
@@ -154,12 +155,15 @@ def _web_login(
     failures: int = 0,
 ) -> float:
     nxt = rng.choice(("", "", "?next=%2Fcheckout", "?next=%2Faccount%2Forders"))
-    evs.append(_access_ev(int(t), ip, None, "GET", f"/login{nxt}", 200, int(_lognorm(rng, 9000, 0.2)), referer, ua, _lognorm(rng, 0.02, 0.4), B))
+    evs.append(_access_ev(int(t), ip, None, "GET", f"/login{nxt}", 200, int(_lognorm(rng, 9000, 0.2)), referer, ua,
+                          _lognorm(rng, 0.02, 0.4), B))
     t += _lognorm(rng, 7000, 0.4)
     for _ in range(failures):
-        evs.append(_access_ev(int(t), ip, account, "POST", "/login", 401, rng.randint(280, 340), f"https://{_SITE}/login", ua, _lognorm(rng, 0.06, 0.3), B))
+        evs.append(_access_ev(int(t), ip, account, "POST", "/login", 401, rng.randint(280, 340),
+                              f"https://{_SITE}/login", ua, _lognorm(rng, 0.06, 0.3), B))
         t += _lognorm(rng, 6000, 0.5)
-    evs.append(_access_ev(int(t), ip, account, "POST", "/login", 200, rng.randint(400, 700), f"https://{_SITE}/login", ua, _lognorm(rng, 0.07, 0.3), B))
+    evs.append(_access_ev(int(t), ip, account, "POST", "/login", 200, rng.randint(400, 700),
+                          f"https://{_SITE}/login", ua, _lognorm(rng, 0.07, 0.3), B))
     return t + _lognorm(rng, 1500, 0.5)
 
 
@@ -190,9 +194,11 @@ def _web_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, list[
                     cached = i > 0 and rng.random() < 0.5
                     ta = t + rng.uniform(15.0, 600.0)
                     if cached:
-                        evs.append(_access_ev(int(ta), ip, user, "GET", apath, 304, 0, page_url, ua, _lognorm(rng, 0.002, 0.5), B))
+                        evs.append(_access_ev(int(ta), ip, user, "GET", apath, 304, 0, page_url, ua,
+                                              _lognorm(rng, 0.002, 0.5), B))
                     else:
-                        evs.append(_access_ev(int(ta), ip, user, "GET", apath, 200, int(_lognorm(rng, amed, 0.6)), page_url, ua, _lognorm(rng, 0.006, 0.7), B))
+                        evs.append(_access_ev(int(ta), ip, user, "GET", apath, 200, int(_lognorm(rng, amed, 0.6)),
+                                              page_url, ua, _lognorm(rng, 0.006, 0.7), B))
             referer = page_url
             t += _lognorm(rng, 8000.0, 0.9)
         yield t0, evs
@@ -217,7 +223,8 @@ def _crawler_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, l
                 path = f"/blog/{rng.choice(_BLOG)}"
             else:
                 path = rng.choice(("/sitemap.xml", "/sitemap-products-1.xml", "/sitemap-products-2.xml"))
-            status = 404 if (path.startswith("/products/") and int(path.rsplit("/", 1)[1]) >= 5000) or rng.random() < 0.01 else 200
+            unknown_product = path.startswith("/products/") and int(path.rsplit("/", 1)[1]) >= 5000
+            status = 404 if unknown_product or rng.random() < 0.01 else 200
             if status == 200 and rng.random() < 0.15:
                 status = 304
             nbytes = {200: int(_lognorm(rng, 17000, 0.5)), 304: 0, 404: rng.randint(1100, 1800)}[status]
@@ -275,13 +282,15 @@ def _service_call(ctx: _Ctx, rng: random.Random, t: float, ip: str, user: str | 
     incident = ctx.incident(svc, t)
     if rng.random() < (0.35 if incident else 0.004):
         st = rng.choice((500, 502, 503, 504))
-        msg = {500: "internal server error", 502: "bad gateway from upstream", 503: "db connection pool exhausted", 504: "upstream timeout"}[st]
+        msg = {500: "internal server error", 502: "bad gateway from upstream", 503: "db connection pool exhausted",
+               504: "upstream timeout"}[st]
         rt = rng.uniform(5000, 30000) if st == 504 else _lognorm(rng, med * 3, 0.6)
         level = "error"
     else:
         rt = _lognorm(rng, med * (4.0 if incident else 1.0), 0.6)
         level = "warning" if st >= 400 else "info"
-    return _app_ev(int(t), level, svc, msg, B, ip, response_time_ms=rt, status=st, src_ip=ip, user=user, method=method, path=path)
+    return _app_ev(int(t), level, svc, msg, B, ip, response_time_ms=rt, status=st, src_ip=ip, user=user, method=method,
+                   path=path)
 
 
 def _api_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, list[RawEvent]]]:
@@ -329,8 +338,10 @@ def _incident_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, 
         evs = []
         t = s + rng.expovariate(rate) * 1000.0
         while t < e:
-            msg = rng.choice(("database connection refused", "upstream timeout", "circuit breaker open", "db connection pool exhausted"))
-            evs.append(_app_ev(int(t), "error", svc, msg, B, user, response_time_ms=rng.uniform(2000, 30000), user=user))
+            msg = rng.choice(("database connection refused", "upstream timeout", "circuit breaker open",
+                              "db connection pool exhausted"))
+            evs.append(_app_ev(int(t), "error", svc, msg, B, user, response_time_ms=rng.uniform(2000, 30000),
+                               user=user))
             t += rng.expovariate(rate) * 1000.0
         yield s, evs
 
@@ -345,7 +356,8 @@ def _flow_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, list
             if rng.random() < 0.12:
                 src, dst = srv["dns-01"], rng.choice(pop.resolvers)
             else:
-                src, dst = rng.choice(pop.staff).ip if rng.random() < 0.8 else rng.choice(list(srv.values())), srv["dns-01"]
+                src, dst = (rng.choice(pop.staff).ip if rng.random() < 0.8 else rng.choice(list(srv.values())),
+                            srv["dns-01"])
             n = 1 if rng.random() < 0.9 else 2
             ev = _flow_ev(ts, src, _eph(rng), dst, 53, "udp", rng.uniform(0.3, 60), n, n,
                           n * rng.randint(58, 90), n * rng.randint(90, 480), B)
@@ -363,7 +375,8 @@ def _flow_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, list
                            fp, bp, fp * rng.randint(80, 300), bp * rng.randint(500, 1400), _lognorm(rng, 2500, 1.0), B)
         elif r < 0.84:  # database / ldap
             if rng.random() < 0.8:
-                src, dst, port = rng.choice((srv["api-01"], srv["web-01"], srv["web-02"], srv["auth-01"])), srv["db-01"], 5432
+                src, dst, port = (rng.choice((srv["api-01"], srv["web-01"], srv["web-02"], srv["auth-01"])),
+                                  srv["db-01"], 5432)
             else:
                 src, dst, port = rng.choice((srv["api-01"], srv["bastion"])), srv["auth-01"], 636
             fp = max(4, int(_lognorm(rng, 30, 1.0)))
@@ -372,7 +385,8 @@ def _flow_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, list
                            _lognorm(rng, 900, 1.2), B)
         elif r < 0.92:  # intranet
             src = rng.choice(pop.staff).ip
-            dst, port = rng.choice(((srv["api-01"], 8080), (srv["auth-01"], 443), (srv["web-01"], 443), (srv["backup-01"], 445)))
+            dst, port = rng.choice(((srv["api-01"], 8080), (srv["auth-01"], 443), (srv["web-01"], 443),
+                                    (srv["backup-01"], 445)))
             fp = max(4, int(_lognorm(rng, 12, 0.9)))
             bp = max(4, int(fp * rng.uniform(1.0, 2.0)))
             ev = _tcp_flow(rng, ts, src, dst, port, fp, bp, fp * rng.randint(60, 300), bp * rng.randint(200, 1400),
@@ -381,7 +395,8 @@ def _flow_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, list
             kind = rng.random()
             src = rng.choice(list(srv.values()))
             if kind < 0.4:
-                ev = _flow_ev(ts, src, 123, rng.choice(pop.external_dsts), 123, "udp", rng.uniform(5, 40), 1, 1, 76, 76, B)
+                ev = _flow_ev(ts, src, 123, rng.choice(pop.external_dsts), 123, "udp", rng.uniform(5, 40),
+                              1, 1, 76, 76, B)
             elif kind < 0.7:
                 n = rng.randint(1, 20)
                 ev = _flow_ev(ts, src, _eph(rng), pop.monitor_ip, 514, "udp", 0, n, 0, n * rng.randint(120, 600), 0, B)
@@ -428,11 +443,14 @@ def _backup_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, li
             ev = _tcp_flow(rng, int(t), pop.backup_ip, dst, port, bp // 2, bp, (bp // 2) * 52, total, dur, B, rst_p=0)
         else:  # push offsite
             fp = total // 1400
-            ev = _tcp_flow(rng, int(t), pop.backup_ip, pop.offsite_ip, 443, fp, fp // 2, total, (fp // 2) * 52, dur, B, rst_p=0)
+            ev = _tcp_flow(rng, int(t), pop.backup_ip, pop.offsite_ip, 443, fp, fp // 2, total, (fp // 2) * 52,
+                           dur, B, rst_p=0)
         yield t, [ev]
 
 
-def _ssh_session_flow(rng: random.Random, ts: int, src: str, sport: int, dst: str, dur_ms: float, label: str) -> RawEvent:
+def _ssh_session_flow(
+    rng: random.Random, ts: int, src: str, sport: int, dst: str, dur_ms: float, label: str,
+) -> RawEvent:
     fp = max(12, int(dur_ms / 1000 * rng.uniform(0.5, 3.0)))
     bp = max(10, int(fp * rng.uniform(0.8, 1.4)))
     return _tcp_flow(rng, ts, src, dst, 22, fp, bp, fp * rng.randint(70, 150), bp * rng.randint(90, 400), dur_ms, label,
@@ -452,7 +470,8 @@ def _ssh_component(ctx: _Ctx, rng: random.Random) -> Iterator[tuple[float, list[
             if rng.random() < 0.6:
                 src, host = adm.ip, "bastion"
             else:
-                src, host = srv["bastion"], rng.choice(("web-01", "web-02", "api-01", "db-01", "auth-01", "dns-01", "backup-01"))
+                src, host = srv["bastion"], rng.choice(("web-01", "web-02", "api-01", "db-01", "auth-01", "dns-01",
+                                                        "backup-01"))
             user = adm.ssh_user
             if rng.random() < 0.6:
                 evs.append(_sshd_ev(int(t), host, pid, _ssh_accepted(user, src, port, "publickey"), B, src))

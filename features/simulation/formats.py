@@ -193,13 +193,23 @@ def _tcp_flow(
     )
 
 
-def _login_api_event(rng: random.Random, t: float, ip: str, user: str | None, ok: bool, label: str = LABEL_BENIGN, actor: str | None = None) -> RawEvent:
+def _login_api_event(
+    rng: random.Random,
+    t: float,
+    ip: str,
+    user: str | None,
+    ok: bool,
+    label: str = LABEL_BENIGN,
+    actor: str | None = None,
+) -> RawEvent:
     """An auth-api login record (JSON application log), succeeded or failed."""
     if ok:
-        return _app_ev(int(t), "info", "auth-api", "login succeeded", label, actor or ip, response_time_ms=_lognorm(rng, 35, 0.5),
-                       status=200, src_ip=ip, user=user, method="POST", path="/api/login")
+        return _app_ev(int(t), "info", "auth-api", "login succeeded", label, actor or ip,
+                       response_time_ms=_lognorm(rng, 35, 0.5), status=200, src_ip=ip, user=user, method="POST",
+                       path="/api/login")
     return _app_ev(int(t), "warning", "auth-api", "login failed: invalid credentials", label, actor or ip,
-                   response_time_ms=_lognorm(rng, 40, 0.5), status=401, src_ip=ip, user=user, method="POST", path="/api/login")
+                   response_time_ms=_lognorm(rng, 40, 0.5), status=401, src_ip=ip, user=user, method="POST",
+                   path="/api/login")
 
 
 # --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from .formats import ATTACK_LABELS, _cgnat_ip, _poisson, _public_ip, _rng
@@ -26,7 +26,7 @@ class ScenarioConfig:
     """What to generate. Same config -> byte-identical output."""
 
     seed: int = 0
-    start: datetime = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    start: datetime = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     duration_s: float = 600.0
     benign_eps: float = 40.0  # average benign events per second (all kinds together)
     attacks: tuple[str, ...] = ATTACK_LABELS
@@ -61,16 +61,23 @@ _MAIL_DOMAINS = ("example.com", "example.org", "example.net", "mail.example", "i
 
 _BROWSER_UAS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 "
+    "Safari/605.1.15",
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 "
+    "Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+    "Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 "
+    "Edg/131.0.0.0",
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 13; SM-A536B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 "
+    "Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 13; SM-A536B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 "
+    "Mobile Safari/537.36",
 )
 _TOOL_UAS = (
     "python-requests/2.32.3",
@@ -83,13 +90,15 @@ _EXTERNAL_REFERERS = (
     None, None, "https://www.google.com/", "https://www.google.com/", "https://www.bing.com/",
     "https://duckduckgo.com/", "https://news.example/deals", "https://social.example/",
 )
-_CATEGORIES = ("shoes", "electronics", "home-kitchen", "outdoor", "toys", "books", "beauty", "sports", "garden", "office")
+_CATEGORIES = ("shoes", "electronics", "home-kitchen", "outdoor", "toys", "books", "beauty", "sports", "garden",
+               "office")
 _SORTS = ("price_asc", "price_desc", "newest", "rating", "relevance")
 _REFS = ("home", "search", "category", "recs", "cart", "email")
 _COLORS = ("black", "white", "red", "navy", "green", "grey")
 _CAMPAIGNS = ("winter_sale", "new_arrivals", "weekly_digest", "black_friday")
 _HELP = ("shipping", "returns", "payment-methods", "contact", "size-guide", "warranty")
-_BLOG = ("how-to-choose-running-shoes", "best-gifts-2025", "coffee-brewing-guide", "home-office-setup", "spring-cleaning-tips")
+_BLOG = ("how-to-choose-running-shoes", "best-gifts-2025", "coffee-brewing-guide", "home-office-setup",
+         "spring-cleaning-tips")
 _SEARCH_NORMAL = (
     "running shoes", "wireless headphones", "coffee maker", "usb-c cable", "winter jacket", "yoga mat",
     "desk lamp", "gift card", "kids bike", "phone case", "laptop stand", "bluetooth speaker", "water bottle",
@@ -213,8 +222,8 @@ def _validate(cfg: ScenarioConfig) -> None:
 
 def _start_ms(start: datetime) -> int:
     if start.tzinfo is None:
-        start = start.replace(tzinfo=timezone.utc)
-    delta = start - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        start = start.replace(tzinfo=UTC)
+    delta = start - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
@@ -228,7 +237,7 @@ def _build_population(seed: int) -> _Population:
 
     client_net = f"10.{rng.randint(64, 250)}"
     used_ips: set[str] = set(servers.values()) | {monitor_ip, ci_ip, backup_ip}
-    people = rng.sample([(f, l) for f in _FIRST for l in _LAST], 60 + 30 + 400)
+    people = rng.sample([(first, last) for first in _FIRST for last in _LAST], 60 + 30 + 400)
     staff: list[_Staff] = []
     ssh_names: set[str] = set()
     for first, last in people[:60]:
@@ -254,7 +263,7 @@ def _build_population(seed: int) -> _Population:
             return f"{first}_{last}"
         return f"{first[0]}{last}{rng.randint(70, 99)}"
 
-    nat_users = tuple(f"{f}.{l}@partner.example" for f, l in people[60:90])
+    nat_users = tuple(f"{first}.{last}@partner.example" for first, last in people[60:90])
     customers: list[_Customer] = []
     for first, last in people[90:490]:
         while True:

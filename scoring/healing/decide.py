@@ -185,7 +185,8 @@ def expire(state: HealingState, cfg: PolicyConfig, now: datetime) -> list[Action
     return _lift(state, due, cfg)
 
 
-def release(state: HealingState, target: str, cfg: PolicyConfig, now: datetime, *, by: str = "operator") -> list[Action]:
+def release(state: HealingState, target: str, cfg: PolicyConfig, now: datetime, *,
+            by: str = "operator") -> list[Action]:
     """`unblock_ip` for every active block on `target`, lifted now on an operator's request."""
     validate(cfg)
     now_ms = to_ms(now, "now")

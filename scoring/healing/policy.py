@@ -9,7 +9,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from ..errors import ScoringError
@@ -27,7 +27,7 @@ ALERT_DEDUP_MS = 60_000
 ISSUED_MEMORY = 2_000  # threats whose actions are remembered for redelivery (see `decide`)
 BREAKER_WINDOW_MS = 60_000
 SNAPSHOT_FORMAT = 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Which target type each blocking action can name without risk of hitting the wrong entity.
 ACTS_ON = {"block_ip": "ip", "rate_limit": "ip", "isolate_host": "ip", "lock_account": "user"}
 

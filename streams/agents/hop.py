@@ -90,7 +90,7 @@ class HopStage:
                 await self._hold_hops(batch)
                 try:
                     await self._release()
-                except Exception:  # noqa: BLE001 - the hops are held again; the release task retries
+                except Exception:
                     log.exception("applying released hops failed; they are held and tried again")
 
     async def release_task(self) -> None:
@@ -103,7 +103,7 @@ class HopStage:
         while True:
             try:
                 await asyncio.wait_for(ordering.floor_moved.wait(), timeout=RELEASE_EVERY_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             ordering.floor_moved.clear()
             try:
@@ -114,7 +114,7 @@ class HopStage:
                 await ordering.report_floor(min_interval_s=REPORT_MIN_S)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the next round tries again; the hop agent releases too
+            except Exception:
                 log.exception("releasing held hops failed")
                 await asyncio.sleep(RELEASE_EVERY_S)
 

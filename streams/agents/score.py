@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,7 +76,7 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
         used = ab_fraction > 0 or emit_shadow
         contender = score_batch(challenger, events, x, explain_min_risk=explain_from if used else 101)
     model_seconds = time.perf_counter() - t0
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
     threats, scored, shadow, served = [], [], [], []
     by_challenger = 0
@@ -176,7 +176,7 @@ class ScoreStage:
         emit_scored = self.ctx.settings.emit_scored
         try:
             return self._score(messages, emit_scored)
-        except Exception:  # noqa: BLE001 - find the culprit instead of losing or crashing the batch
+        except Exception:
             log.exception("scoring a batch of %d failed; retrying one by one", len(messages))
         keep = []
         for i, (msg, event) in enumerate(zip(messages, events)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -40,7 +40,7 @@ def send_signed(command: Command, wait_s: float, *, announce: bool = False, expe
     topic = names.retrain if announce else names.control
     try:
         env = sign(command, s.signing_secret.get_secret_value(),
-                   now_ms=int(datetime.now(timezone.utc).timestamp() * 1000), issuer=f"cli@{socket.gethostname()}")
+                   now_ms=int(datetime.now(UTC).timestamp() * 1000), issuer=f"cli@{socket.gethostname()}")
     except ControlRejected as exc:
         raise fail(exc.detail) from None
     connect(s, [topic, names.status])
@@ -161,7 +161,8 @@ def challenger(version: str = typer.Argument(None, help="A registered version to
 
 
 @control_app.command("set-threshold")
-def set_threshold(value: int = typer.Argument(..., min=0, max=100, help="Risk (0-100) from which an event is a threat."),
+def set_threshold(value: int = typer.Argument(..., min=0, max=100,
+                                              help="Risk (0-100) from which an event is a threat."),
                   wait: float = _WAIT, expect: int = _EXPECT) -> None:
     """Change the risk threshold for threat events on every worker."""
     _send(Command(op="set_threshold", value=value), wait, expect or None)
@@ -198,7 +199,8 @@ def allowlist(action: str = typer.Argument(..., metavar="add|remove"),
     try:
         command = Command(op="allowlist", action=action, cidr=cidr)
     except ValueError as exc:
-        raise fail(f"not a valid CIDR: {cidr!r} ({exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc})") from None
+        detail = exc.errors()[0]["msg"] if hasattr(exc, "errors") else exc
+        raise fail(f"not a valid CIDR: {cidr!r} ({detail})") from None
     _send(command, wait, expect or None)
 
 

@@ -173,13 +173,19 @@ def demo(
         console.rule("summary")
         console.print(f"events in {int(_sum(m, 'streamguard_events_in_total')):,}: scored {int(scored):,}, "
                       f"dead-lettered {int(_sum(m, 'streamguard_events_total', outcome='deadlettered')):,}")
-        console.print("threats by label: " + ", ".join(f"{k} {int(v):,}" for k, v in _by(m, "streamguard_threats_total", "label").items()))
-        console.print("threats by severity: " + ", ".join(f"{k} {int(v):,}" for k, v in _by(m, "streamguard_threats_total", "severity").items()))
-        console.print("actions: " + (", ".join(f"{k} {int(v):,}" for k, v in _by(m, "streamguard_actions_total", "action").items()) or "none"))
-        console.print("dead letters: " + (", ".join(f"{k} {int(v):,}" for k, v in _by(m, "streamguard_deadletters_total", "reason").items()) or "none"))
-        p50, p99 = _quantile(m, "streamguard_processing_lag_seconds", 0.5), _quantile(m, "streamguard_processing_lag_seconds", 0.99)
-        console.print(f"throughput: {scored / max(elapsed, 1e-9):,.0f} events/s scored while traffic ran ({elapsed:.0f} s); "
-                      f"ingest-to-output lag p50 <= {p50} s, p99 <= {p99} s")
+        threats_by_label = _by(m, "streamguard_threats_total", "label")
+        console.print("threats by label: " + ", ".join(f"{k} {int(v):,}" for k, v in threats_by_label.items()))
+        threats_by_severity = _by(m, "streamguard_threats_total", "severity")
+        console.print("threats by severity: " + ", ".join(f"{k} {int(v):,}" for k, v in threats_by_severity.items()))
+        actions_by_kind = _by(m, "streamguard_actions_total", "action")
+        console.print("actions: " + (", ".join(f"{k} {int(v):,}" for k, v in actions_by_kind.items()) or "none"))
+        dead_letters_by_reason = _by(m, "streamguard_deadletters_total", "reason")
+        console.print("dead letters: " + (", ".join(f"{k} {int(v):,}" for k, v in dead_letters_by_reason.items())
+                                          or "none"))
+        lag_metric = "streamguard_processing_lag_seconds"
+        p50, p99 = _quantile(m, lag_metric, 0.5), _quantile(m, lag_metric, 0.99)
+        console.print(f"throughput: {scored / max(elapsed, 1e-9):,.0f} events/s scored while traffic ran "
+                      f"({elapsed:.0f} s); ingest-to-output lag p50 <= {p50} s, p99 <= {p99} s")
         console.print(f"metrics were at http://127.0.0.1:{port}/metrics (health: /health); logs in {log_dir}; "
                       f"topics {prefix}* (`STREAMGUARD_TOPIC_PREFIX={prefix} streamguard tail --from-beginning`)")
     except KeyboardInterrupt:

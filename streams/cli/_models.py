@@ -6,7 +6,7 @@ import json
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
@@ -62,7 +62,8 @@ def train(
                                             help="Calibrated anomaly score at which an event counts as anomalous."),
     name: str = typer.Option("streamguard", help="Model name in the registry."),
     activate: bool = typer.Option(None, "--activate/--no-activate",
-                                  help="Make the new version active (default: only if the model has no active version)."),
+                                  help="Make the new version active (default: only if the model has no active "
+                                       "version)."),
     publish: bool = typer.Option(False, "--publish",
                                  help="Activate the new version and announce it (signed, with its sha256) on "
                                       "models.retrain: running workers verify it and swap it in."),
@@ -74,7 +75,7 @@ def train(
     files by time (the last part of each file) or by file. The evaluation report (JSON,
     markdown, confusion matrix and ROC/PR plots) is written beside the bundle.
     """
-    from scoring.train import Dataset, TrainParams, TrainingData, file_data, generator_data, run_training
+    from scoring.train import Dataset, TrainingData, TrainParams, file_data, generator_data, run_training
 
     started = time.monotonic()
     progress = _progress(started)
@@ -201,7 +202,7 @@ def _read_input(path: str, now: datetime):
             continue
         try:
             yield f"{label}:{i + 1}", parse_line(line, now=now, bounds=None)
-        except Exception as exc:  # parse_line raises only ParseError; keep one bad line from ending the run
+        except Exception as exc:  # noqa: BLE001 - parse_line raises only ParseError; keep one bad line from ending the run
             yield f"{label}:{i + 1}", exc
 
 
@@ -231,7 +232,7 @@ def score(
 
     started = time.monotonic()
     bundle = load_active(name, version)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     items = list(_read_input(file, now))
     good = [(origin, ev) for origin, ev in items if not isinstance(ev, Exception)]
     bad = [(origin, err) for origin, err in items if isinstance(err, Exception)]

@@ -9,7 +9,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,7 @@ def produce(
 
 def _parse_start(text: str) -> datetime:
     if text.strip().lower() == "now":
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
     else:
         try:
             start = datetime.fromisoformat(text.strip())
@@ -176,8 +176,8 @@ def _parse_start(text: str) -> datetime:
             raise fail(f"--start: expected 'now' or an ISO 8601 time such as 2026-01-05T09:00:00Z, got {text!r}",
                        2) from None
         if start.tzinfo is None:
-            start = start.replace(tzinfo=timezone.utc)
-        start = start.astimezone(timezone.utc)
+            start = start.replace(tzinfo=UTC)
+        start = start.astimezone(UTC)
     # Whole milliseconds, so the start written to --truth rebuilds the same scenario exactly.
     return start.replace(microsecond=start.microsecond // 1000 * 1000)
 
@@ -383,7 +383,7 @@ def replay(
     if not file.is_file():
         raise fail(f"not a regular file: {str(file)!r}")
     try:
-        f = open(file, "rb")  # noqa: SIM115 - closed by the `with f` below
+        f = open(file, "rb")
     except OSError as exc:
         raise fail(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
     try:
@@ -406,7 +406,7 @@ def replay(
         sender = Sender(s.kafka_bootstrap)
         skipped = unparsed = 0
         interrupted = False
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with Meter("replay") as meter:
             t0 = time.monotonic()
             first_ts: int | None = None

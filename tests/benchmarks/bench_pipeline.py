@@ -26,15 +26,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from features.simulation import ScenarioConfig, generate
-from tests.streams.conftest import (BIN, Worker, free_port, group_lag, metric_sum, pipeline_topics,
-                                    unique_prefix)
+from tests.streams.conftest import BIN, Worker, free_port, group_lag, metric_sum, pipeline_topics, unique_prefix
 
 OUT = Path("var/bench")
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +54,7 @@ def workload(n_events: int, seed: int = 11) -> list[tuple[str, bytes, bytes]]:
     duration = 1000 if n_events >= 50_000 else 300
     benign_eps = n_events / duration / 1.06
     while True:
-        start = datetime.now(timezone.utc) - timedelta(seconds=duration + 60)
+        start = datetime.now(UTC) - timedelta(seconds=duration + 60)
         raws = generate(ScenarioConfig(seed=seed, duration_s=duration, benign_eps=benign_eps,
                                        attack_intensity=3.0 * benign_eps / 200.0, start=start))
         if len(raws) >= n_events:
@@ -139,9 +138,11 @@ class Cluster:
         port = free_port()
         env = {**os.environ, "STREAMGUARD_KAFKA_BOOTSTRAP": self.bootstrap, "STREAMGUARD_APP_ID": app_id,
                "STREAMGUARD_TOPIC_PREFIX": prefix, "STREAMGUARD_METRICS_PORT": str(port),
-               "STREAMGUARD_REGISTRY_DIR": str(self.registry), "STREAMGUARD_DATA_DIR": str(self.tmp / f"{app_id}-{port}"),
+               "STREAMGUARD_REGISTRY_DIR": str(self.registry),
+               "STREAMGUARD_DATA_DIR": str(self.tmp / f"{app_id}-{port}"),
                "STREAMGUARD_TOPIC_PARTITIONS": str(PARTITIONS),
-               **{f"STREAMGUARD_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}}
+               **{f"STREAMGUARD_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+                  for k, v in settings.items()}}
         log = self.tmp / f"worker-{app_id}-{port}.log"
         proc = subprocess.Popen([str(BIN), "worker", "--loglevel=warn"], cwd=ROOT, env=env,
                                 stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -250,7 +251,7 @@ def baseline_loop(c: Cluster, n_events: int, *, per_event: bool, limit_s: float)
         if t0 is None:
             t0 = time.perf_counter()
         ready = []
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for m in msgs:
             if m.error():
                 continue
@@ -307,7 +308,7 @@ def latency(c: Cluster, rate: float, n_events: int, timeout_s: float, *, swap_to
         w.wait_ready(120)
         events = workload(n_events, seed=int(rate))
         p = _producer(c.bootstrap)
-        def delivered(err, msg, t: float) -> None:  # noqa: ANN001 - t is when the event was handed to the client
+        def delivered(err, msg, t: float) -> None:  # t is when the event was handed to the client
             if err is None:
                 sent[event_id_for(f"{msg.topic()}:{msg.partition()}:{msg.offset()}")] = t
 
@@ -360,7 +361,8 @@ def latency(c: Cluster, rate: float, n_events: int, timeout_s: float, *, swap_to
         res.update({"swap_stall_s": max(around) if around else float("nan"),
                     "median_gap_s": statistics.median([b - a for a, b in zip(times, times[1:])] or [0.0]),
                     "swap_seconds_to_new_version": (first_new - swap_t) if first_new else float("nan"),
-                    "versions": sorted(set(versions)), "count_in": len(events), "count_out_distinct": len({e for _, e, _ in out})})
+                    "versions": sorted(set(versions)), "count_in": len(events),
+                    "count_out_distinct": len({e for _, e, _ in out})})
     _say(f"latency at {offered:,.0f} events/s offered: p50 {res['p50_s']:.3f} s, p99 {res['p99_s']:.3f} s"
          + (f"; swap stall {res['swap_stall_s']:.3f} s, in {res['count_in']:,} out {res['count_out_distinct']:,}"
             if swap_to else ""))
@@ -375,7 +377,7 @@ def entities_rss(c: Cluster, n_entities: int, timeout_s: float) -> dict[str, Any
     prefix = c.new_prefix()
     app_id = prefix.rstrip(".")
     n_flows = n_entities // 2
-    base = int((datetime.now(timezone.utc) - timedelta(minutes=5)).timestamp() * 1000)
+    base = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp() * 1000)
     flows = []
     for i in range(n_flows):
         src = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
@@ -411,7 +413,8 @@ def entities_rss(c: Cluster, n_entities: int, timeout_s: float) -> dict[str, Any
 def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    return {p: version(p) for p in ("faust-streaming", "aiokafka", "confluent-kafka", "scikit-learn", "numpy", "orjson")}
+    packages = ("faust-streaming", "aiokafka", "confluent-kafka", "scikit-learn", "numpy", "orjson")
+    return {p: version(p) for p in packages}
 
 
 def _machine() -> dict[str, Any]:
@@ -439,7 +442,8 @@ def train_versions(registry: Path) -> tuple[str, str]:
 def markdown(r: dict[str, Any]) -> str:
     d = r["detail"]
     rows = ["| figure | value | target |", "|---|---|---|",
-            f"| events/s, one worker ({d['throughput_1w']['events']:,} events) | {r['events_per_s_1w']:,.0f} | >= 50,000 |",
+            f"| events/s, one worker ({d['throughput_1w']['events']:,} events) | {r['events_per_s_1w']:,.0f} | "
+            f">= 50,000 |",
             f"| events/s, two workers | {r['events_per_s_2w']:,.0f} | |",
             f"| late entity updates / threats, one worker | {r['late_updates_1w']:,} / {r['threats_1w']:,} | |",
             f"| late entity updates / threats, two workers | {r['late_updates_2w']:,} / {r['threats_2w']:,} | |",
@@ -458,7 +462,8 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{r['swap_stall_s']:.3f} s (median gap {s['median_gap_s'] * 1000:.1f} ms); in {s['count_in']:,}, "
                 f"out {s['count_out_distinct']:,} | |")
     m = r["machine"]
-    rows += ["", f"Machine: {m['cpus']} CPUs, {m['memory_bytes'] / 2**30:.1f} GiB, {m['platform']}, Python {m['python']}; "
+    rows += ["", f"Machine: {m['cpus']} CPUs, {m['memory_bytes'] / 2**30:.1f} GiB, {m['platform']}, "
+                 f"Python {m['python']}; "
              + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + f". Measured {r['measured_at']}."]
     return "\n".join(rows) + "\n"
 
@@ -487,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
                 c.drop_topics()
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "memory.json").write_text(json.dumps({"memory": mems, "machine": _machine(), "versions": _versions(),
-                                                     "measured_at": datetime.now(timezone.utc).isoformat(
+                                                     "measured_at": datetime.now(UTC).isoformat(
                                                          timespec="seconds")}, indent=2, default=str))
         return 0
     with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
@@ -527,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         "threats_2w": two["threats"],
         "machine": _machine(),
         "versions": _versions(),
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "detail": {"throughput_1w": one, "throughput_2w": two, "bare_loop": bare, "per_event": per_event,
                    "latency": lats, "swap": swap, "memory": mems, "models": [old, new], "args": vars(args)},
     }

@@ -11,13 +11,12 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import sklearn
 
-from features.dataset import build_dataset
 from features.extract import WindowStore
 from features.parsing import parse_line
 from features.simulation import ScenarioConfig, generate
@@ -44,7 +43,7 @@ def main() -> int:
         print("no active model: run `make models` first", file=sys.stderr)
         return 1
     bundle = load_bundle(reg.artifact_path(info.name, info.version), info.sha256)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     raws = generate(ScenarioConfig(seed=7, duration_s=300))
     payloads = [r.payload for r in raws]
 
