@@ -3,9 +3,9 @@
 Each yields (session_start_ms, events) with non-decreasing starts and every event at or
 after its session's start.
 
-Longer than the ~400-line guide: the components' shares of `benign_eps` (below) are tuned
-together and the components share the page, login and API helpers; split, one calibration
-would span modules.
+This module runs over 400 lines because the components' shares of `benign_eps` (below) are
+tuned together and the components share the page, login and API helpers; split, one
+calibration would span modules.
 """
 
 from __future__ import annotations

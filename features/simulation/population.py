@@ -1,7 +1,7 @@
 """What a run is made of: its config, the vocabulary, and the plan (population, attacks, incidents).
 
-Longer than the ~400 lines the other modules keep to because of the vocabulary tables
-(names, user agents, queries, attacked user names), which the benign and attack generators share.
+This module runs over 400 lines because of the vocabulary tables (names, user agents,
+queries, attacked user names), which the benign and attack generators share.
 """
 
 from __future__ import annotations
