@@ -1,4 +1,4 @@
-"""Traffic commands: produce, simulate, replay (raw messages onto the raw topics)."""
+"""Traffic commands: produce and simulate (raw messages onto the raw topics)."""
 
 from __future__ import annotations
 
@@ -8,105 +8,20 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.live import Live
 from rich.markup import escape
-from rich.text import Text
 
 from ..errors import StreamsError
 from ..settings import get_settings
 from ..topics import topic_names
-from ._app import app, console
+from ._app import app
 from ._common import Sender, connect, fail, kafka_detail, say
+from ._sending import DEFAULT_RATE, Meter, RawTopic, drain, finish, line_bytes, summary
 
 __all__: list[str] = []
-
-# The progress line is redrawn at most this often (seconds).
-_REFRESH_S = 0.25
-# --rate 0 / --as-fast-as-possible still need a traffic volume for the generator.
-DEFAULT_RATE = 50.0
-
-
-class RawTopic(str, Enum):
-    logs = "logs"
-    flows = "flows"
-
-
-def _line_bytes(raw: bytes) -> bytes:
-    """A line without its terminator (`\\n` or `\\r\\n`), otherwise unchanged."""
-    if raw.endswith(b"\n"):
-        raw = raw[:-1]
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-    return raw
-
-
-class Meter:
-    """A one-line live progress display on stderr, redrawn at most 4 times a second."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.started = time.monotonic()
-        self._last = 0.0
-        self._live = Live(Text(""), console=console, auto_refresh=False, transient=True)
-
-    def __enter__(self) -> Meter:
-        self._live.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._live.stop()
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def update(self, sent: int, extra: str = "", force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < _REFRESH_S:
-            return
-        self._last = now
-        elapsed = now - self.started
-        rate = sent / elapsed if elapsed > 0 else 0.0
-        line = f"{self.what}: {sent:,} events sent · {rate:,.0f} events/s · {elapsed:,.1f} s elapsed"
-        self._live.update(Text(line + (f" · {extra}" if extra else ""), style="cyan"), refresh=True)
-
-
-def _drain(sender: Sender, meter: Any) -> bool:
-    """Wait for the delivery reports; True if Ctrl-C cut that short."""
-    meter.update(sender.sent, "waiting for delivery reports", force=True)
-    try:
-        sender.flush()
-    except KeyboardInterrupt:
-        return True
-    return False
-
-
-def _summary(sender: Sender, seconds: float, interrupted: bool) -> None:
-    rate = sender.sent / seconds if seconds > 0 else 0.0
-    head = "[yellow]interrupted[/]: " if interrupted else ""
-    say(f"{head}sent {sender.sent:,} events in {seconds:,.1f} s ({rate:,.1f} events/s); "
-        f"delivered {sender.delivered:,}, failed {sender.failed:,}")
-    if sender.per_topic:
-        per_topic = " · ".join(f"{escape(t)} {n:,}" for t, n in sorted(sender.per_topic.items()))
-        say(f"  per topic: {per_topic}")
-    if sender.failed and sender.first_error:
-        say(f"[red]delivery failed[/]: {escape(kafka_detail(sender.first_error))}")
-
-
-def _finish(sender: Sender, interrupted: bool) -> None:
-    """Exit code: 1 if any delivery failed, 130 if interrupted, else 0."""
-    if sender.failed:
-        raise typer.Exit(1)
-    if interrupted:
-        raise typer.Exit(130)
-
 
 # --------------------------------------------------------------------------------------
 # produce
@@ -137,7 +52,7 @@ def produce(
     if value is None or value == "-":
         if sys.stdin.isatty():
             say("[dim]reading messages from stdin, one per line; end with Ctrl-D[/]")
-        messages = [_line_bytes(line) for line in sys.stdin.buffer]
+        messages = [line_bytes(line) for line in sys.stdin.buffer]
         messages = [m for m in messages if m.strip()]
     else:
         messages = [value.encode("utf-8", "surrogateescape")]
@@ -290,10 +205,10 @@ def simulate(
             interrupted = True
         except StreamsError as exc:
             say(f"[red]error[/] {escape(str(exc))}")
-        interrupted = _drain(sender, meter) or interrupted
+        interrupted = drain(sender, meter) or interrupted
         elapsed = meter.elapsed
 
-    _summary(sender, elapsed, interrupted)
+    summary(sender, elapsed, interrupted)
     if labels:
         per_label = " · ".join(f"{label} {n:,}" for label, n in sorted(labels.items(), key=lambda kv: (-kv[1], kv[0])))
         say(f"  per label: {per_label}")
@@ -323,135 +238,4 @@ def simulate(
         except OSError as exc:
             raise fail(f"could not write --truth {str(truth)!r}: {exc.strerror or exc}") from None
         say(f"ground truth written to {escape(str(truth))}")
-    _finish(sender, interrupted)
-
-
-# --------------------------------------------------------------------------------------
-# replay
-# --------------------------------------------------------------------------------------
-
-
-def _lines(f: Any, skip_first: bool) -> Iterator[bytes]:
-    if skip_first:
-        f.readline()
-    for raw in f:
-        yield _line_bytes(raw)
-
-
-@app.command()
-def replay(
-    file: Path = typer.Argument(..., metavar="FILE", help="Log file (syslog/sshd, access log, JSON lines) or a "
-                                                         "CICFlowMeter CSV."),
-    speed: float = typer.Option(0.0, "--speed", metavar="X",
-                                help="0 = as fast as possible; X > 0 = paced by the events' own timestamps, "
-                                     "X times real time (1 = real time, 10 = ten times faster)."),
-    year: int = typer.Option(None, "--year", metavar="Y",
-                             help="Year of syslog timestamps (they carry none), for pacing only."),
-    key: str = typer.Option(None, "--key", "-k", metavar="KEY",
-                            help="Message key for every line (default: the file's name, so the file's order "
-                                 "is kept on one partition)."),
-    spread: bool = typer.Option(False, "--spread",
-                                help="Send without a key: lines spread over all partitions (faster, but "
-                                     "a worker may then see one entity's events out of order)."),
-) -> None:
-    """Replay a log file or CICFlowMeter CSV onto the raw topics, keeping event time.
-
-    Each line is sent unchanged (bytes as in the file, without the line
-    terminator; empty lines skipped), so its own timestamp stays the event time.
-    A file whose first line is a CICFlowMeter header (starts with 'Flow ID,' or
-    'Destination Port,') goes to flows.raw, one message per data row (the header
-    is not sent); anything else goes to logs.raw, one message per line. Every
-    line carries the same key (the file's name unless --key), so the worker reads
-    the file in its order, as from a shipper tailing it; the worker repartitions
-    by entity itself. Windows count out-of-order events too, but an event is
-    judged on what has arrived before it: --spread trades that order for speed.
-
-    With --speed X > 0 the lines are paced by their parsed timestamps; lines
-    that cannot be parsed are sent at once (the worker dead-letters them).
-    Ctrl-C stops cleanly (exit 130).
-    """
-    from features.parsing import is_cicflowmeter_header
-
-    if not math.isfinite(speed) or speed < 0:
-        raise fail(f"--speed must be >= 0, got {speed:g}", 2)
-    if year is not None and not 1970 <= year <= 9999:
-        raise fail(f"--year must be between 1970 and 9999, got {year}", 2)
-    if spread and key is not None:
-        raise fail("--key and --spread exclude each other", 2)
-    if not file.exists():
-        raise fail(f"no such file: {str(file)!r}")
-    if not file.is_file():
-        raise fail(f"not a regular file: {str(file)!r}")
-    try:
-        f = open(file, "rb")
-    except OSError as exc:
-        raise fail(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
-    try:
-        first = f.readline()
-        f.seek(0)
-    except OSError as exc:
-        f.close()
-        raise fail(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
-
-    with f:
-        is_csv = is_cicflowmeter_header(first)
-        s = get_settings()
-        names = topic_names(s)
-        target = names.flows_raw if is_csv else names.logs_raw
-        connect(s, [target])
-        kind = "CICFlowMeter CSV rows" if is_csv else "log lines"
-        pacing = f"paced at {speed:g}x" if speed > 0 else "as fast as possible"
-        key_bytes = None if spread else (key if key is not None else file.name).encode("utf-8", "surrogateescape")
-        say(f"replaying {kind} of {escape(str(file))} to {escape(target)} ({pacing})")
-        sender = Sender(s.kafka_bootstrap)
-        skipped = unparsed = 0
-        interrupted = False
-        now = datetime.now(UTC)
-        with Meter("replay") as meter:
-            t0 = time.monotonic()
-            first_ts: int | None = None
-            try:
-                for line in _lines(f, skip_first=is_csv):
-                    if not line.strip():
-                        skipped += 1
-                        continue
-                    if speed > 0:
-                        ts = _event_ts_ms(line, now, year)
-                        if ts is None:
-                            unparsed += 1
-                        else:
-                            if first_ts is None:
-                                first_ts = ts
-                            due = t0 + (ts - first_ts) / 1000.0 / speed
-                            while (wait := due - time.monotonic()) > 0:
-                                sender.wait(min(wait, 0.05))
-                                meter.update(sender.sent)
-                    sender.send(target, line, key_bytes)
-                    meter.update(sender.sent)
-            except KeyboardInterrupt:
-                interrupted = True
-            except StreamsError as exc:
-                say(f"[red]error[/] {escape(str(exc))}")
-            except OSError as exc:
-                say(f"[red]error[/] reading {escape(str(file))}: {escape(exc.strerror or str(exc))}")
-                sender.failed += 1
-            interrupted = _drain(sender, meter) or interrupted
-            elapsed = meter.elapsed
-
-    _summary(sender, elapsed, interrupted)
-    if skipped:
-        say(f"  {skipped:,} empty line(s) skipped")
-    if unparsed:
-        say(f"  {unparsed:,} line(s) had no readable timestamp: sent unpaced (the worker will "
-                      "dead-letter those it cannot parse)")
-    _finish(sender, interrupted)
-
-
-def _event_ts_ms(line: bytes, now: datetime, year: int | None) -> int | None:
-    """The line's event time (ms) for pacing, or None if it does not parse."""
-    from features.parsing import parse_line
-
-    try:
-        return parse_line(line, now=now, bounds=None, year=year).ts_ms
-    except Exception:  # noqa: BLE001 - only pacing depends on it; the raw line is sent regardless
-        return None
+    finish(sender, interrupted)
