@@ -26,6 +26,7 @@ class Reason(str, enum.Enum):
     BAD_IP = "bad_ip"
     BAD_TIMESTAMP = "bad_timestamp"
     TIME_OUT_OF_RANGE = "time_out_of_range"  # far future or ancient
+    AMBIGUOUS = "ambiguous"  # text the client wrote could have moved a field we would act on
 
 
 class ParseError(FeaturesError):

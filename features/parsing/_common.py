@@ -84,7 +84,27 @@ def load_object(text: str) -> dict[str, Any]:
             raise ParseError(Reason.BAD_JSON, f"invalid JSON: {str(exc2)[:_ECHO_CHARS]}") from None
     if not isinstance(value, dict):
         raise ParseError(Reason.NOT_AN_OBJECT, f"JSON value is {_json_type(value)}, not an object")
+    if _duplicate_key(text, value):
+        raise ParseError(Reason.AMBIGUOUS, "a key appears twice in the JSON object; readers disagree on which "
+                         "value counts (a log line built by pasting client text into JSON)")
     return value
+
+
+def _duplicate_key(text: str, value: dict[str, Any]) -> bool:
+    """Whether a top-level key of the object `text` holds appears more than once.
+
+    orjson keeps the last of duplicate keys and other readers the first, so a client who can
+    write into a JSON log line could choose which `src_ip` we see. Cheap unless a key's quoted
+    text occurs twice or escapes are present (a key may be spelled with \\u escapes).
+    """
+    if "\\u" not in text and all(text.count(f'"{key}"') <= 1 for key in value):
+        return False
+    try:
+        pairs = json.loads(text, object_pairs_hook=lambda items: items)
+    except (ValueError, RecursionError):
+        return False  # orjson read it; what the stdlib refuses is no duplicate
+    keys = [key for key, _ in pairs] if isinstance(pairs, list) else []
+    return len(keys) != len(set(keys))
 
 
 def refuse_json_scalar(text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from ..errors import ParseError, Reason
 from ..events import AuthOutcome, Event, EventKind
 from ._common import check_port, split_remote
 from ._time import MONTHS, TimeBounds, check_bounds, parse_iso, syslog_ts
@@ -25,14 +26,25 @@ _ISO = re.compile(
 # The tag is loosely defined in practice: `sshd[1]`, `sshd(pam_unix)[1]`, `logrotate`, even `syslogd 1.4.1`.
 _TAG = re.compile(r"(?P<tag>[^:\[\s][^:\[]{0,63}?)(?:\[(?P<pid>[^\]]{0,16})\])?: ?(?P<msg>.*)", re.S)
 
-_FAILED = re.compile(
-    r"Failed \S+ for (?P<invalid>invalid user )?(?P<user>.*?) from (?P<addr>\S+)(?: port (?P<port>\d{1,5}))?"
-)
-_ACCEPTED = re.compile(r"Accepted \S+ for (?P<user>.*?) from (?P<addr>\S+)(?: port (?P<port>\d{1,5}))?")
-_INVALID = re.compile(r"[Ii]nvalid user (?P<user>.*?) from (?P<addr>\S+)(?: port (?P<port>\d{1,5}))?")
-# PAM: `authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=1.2.3.4  user=root`,
-# possibly after a `pam_unix(sshd:auth): ` prefix.
+# sshd writes the client-chosen user name into the middle of its lines, then its own suffix:
+# ` from <addr> port <port> ssh2`, maybe `: <key type> <fingerprint>` or ` [preauth]`. A user
+# name such as `admin from 10.9.9.9 port 22 ssh2` must not move the blame, so the patterns are
+# matched against the whole message with a greedy user name: the address is taken from the
+# last ` from ` after which the rest of the line is sshd's suffix (fail2ban's sshd filter is
+# anchored at the end of the line for the same reason). sshd escapes control characters in
+# what it logs, so the suffix it appends is always the end of its line.
+_SUFFIX = r" from (?P<addr>\S+)(?: port (?P<port>\d{1,5}))?(?: ssh\d?)?(?:: [^ ]+(?: [^ ]+)?)?(?: \[preauth\])?"
+_FAILED = re.compile(r"Failed \S+ for (?P<invalid>invalid user )?(?P<user>.*)" + _SUFFIX, re.S)
+_ACCEPTED = re.compile(r"Accepted \S+ for (?P<user>.*)" + _SUFFIX, re.S)
+_INVALID = re.compile(r"[Ii]nvalid user (?P<user>.*)" + _SUFFIX, re.S)
+# PAM (pam_unix): `authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=1.2.3.4  user=root`,
+# possibly after a `pam_unix(sshd:auth): ` prefix. `ruser` (the remote user an rlogin/rsh client
+# claims) comes before `rhost` and the user name after it, and both are the client's: the
+# address is `rhost` in pam_unix's fixed field order, and a line in which client text could
+# have put another `rhost=` before the real one is ambiguous.
 _PAM_FAILURE = re.compile(r"authentication failure;(?P<kv>.*)", re.S)
+_PAM_FIELDS = re.compile(
+    r"\s*logname=\S* uid=\d* euid=\d* tty=\S* ruser=(?P<ruser>.*?) rhost=(?P<rhost>\S*)(?:\s+user=(?P<user>.*))?", re.S)
 _KV_RHOST = re.compile(r"(?:^|\s)rhost=(?P<v>\S*)")
 _KV_USER = re.compile(r"(?:^|\s)user=(?P<v>\S*)")  # the (?:^|\s) keeps `ruser=` out
 _SESSION = re.compile(r"session (?:opened|closed) for user (?P<user>[^\s(]+)")
@@ -72,19 +84,36 @@ def parse_syslog(text: str, *, now: datetime, bounds: TimeBounds | None, year: i
     return Event(kind=EventKind.APP, ts=ts, source="syslog", host=host, service=service, message=msg, level=None)
 
 
+def _pam_peer(kv: str) -> tuple[str | None, str | None]:
+    """(rhost, user) of a PAM authentication failure; raises `ambiguous` when client text could have moved rhost."""
+    rhosts = len(_KV_RHOST.findall(kv))
+    if f := _PAM_FIELDS.fullmatch(kv):
+        if f["ruser"] and rhosts > 1:
+            raise ParseError(Reason.AMBIGUOUS, "PAM line with several rhost= fields after a remote user name; "
+                             "the client may have written one of them", field="rhost")
+        user = f["user"]
+        return f["rhost"], user.strip() if user else None
+    # Another PAM module's field order: only a single rhost= is trusted.
+    if rhosts > 1:
+        raise ParseError(Reason.AMBIGUOUS, "PAM line with several rhost= fields", field="rhost")
+    r = _KV_RHOST.search(kv)
+    u = _KV_USER.search(kv)
+    return (r["v"] if r else None), (u["v"] if u else None)
+
+
 def _auth_event(msg: str, *, ts: datetime, host: str, service: str | None) -> Event | None:
     """The authentication event a message reports, or None if it reports none."""
     outcome: AuthOutcome
     user: str | None = None
     addr: str | None = None
     port: str | None = None
-    if m := _FAILED.match(msg):
+    if m := _FAILED.fullmatch(msg):
         outcome = AuthOutcome.INVALID_USER if m["invalid"] else AuthOutcome.FAILURE
         user, addr, port = m["user"], m["addr"], m["port"]
-    elif m := _ACCEPTED.match(msg):
+    elif m := _ACCEPTED.fullmatch(msg):
         outcome = AuthOutcome.SUCCESS
         user, addr, port = m["user"], m["addr"], m["port"]
-    elif m := _INVALID.match(msg):
+    elif m := _INVALID.fullmatch(msg):
         outcome = AuthOutcome.INVALID_USER
         user, addr, port = m["user"], m["addr"], m["port"]
     elif m := _SESSION.search(msg):
@@ -92,11 +121,7 @@ def _auth_event(msg: str, *, ts: datetime, host: str, service: str | None) -> Ev
         user = m["user"]
     elif m := _PAM_FAILURE.search(msg):
         outcome = AuthOutcome.FAILURE
-        kv = m["kv"]
-        if r := _KV_RHOST.search(kv):
-            addr = r["v"]
-        if u := _KV_USER.search(kv):
-            user = u["v"]
+        addr, user = _pam_peer(m["kv"])
     elif _CHECK_PASS in msg:
         # PAM's companion to the failure line that follows it: a failure, but with no peer.
         outcome = AuthOutcome.FAILURE

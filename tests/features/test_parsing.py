@@ -80,11 +80,11 @@ def test_pam_failure_with_hostname_rhost_and_no_user() -> None:
 
 def test_openssh_failed_password_invalid_user() -> None:
     ev = _log(
-        "Dec 10 06:55:46 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2"
+        "Dec 10 06:55:46 gate sshd[24200]: Failed password for invalid user webmaster from 198.51.100.186 port 38926 ssh2"
     )
     assert ev.auth_outcome is AuthOutcome.INVALID_USER
     assert (ev.user, ev.src_ip, ev.src_port, ev.host, ev.service) == (
-        "webmaster", "173.234.31.186", 38926, "LabSZ", "sshd"
+        "webmaster", "198.51.100.186", 38926, "gate", "sshd"
     )  # fmt: skip
     # Dec 10 of 2026 would be 17 days after NOW: the standard rule takes the previous year.
     assert ev.ts == datetime(2025, 12, 10, 6, 55, 46, tzinfo=UTC)
@@ -440,7 +440,7 @@ def test_mutated_valid_messages_only_raise_parse_error() -> None:
     rng = random.Random(7)
     seeds = [
         FLOW.encode(), APP.encode(),
-        b"Dec 10 06:55:46 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2",
+        b"Dec 10 06:55:46 gate sshd[24200]: Failed password for invalid user webmaster from 198.51.100.186 port 38926 ssh2",
         b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 ruser= rhost=1.2.3.4 user=root",
         b'203.0.113.9 - alice [10/Oct/2000:13:55:36 -0700] "GET /a?q=1 HTTP/1.0" 200 2326 "http://ref/" "Mozilla/4.08" 0.1',
         b'{"log": "Jun 14 15:16:01 combo k: m"}',
