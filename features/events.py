@@ -7,9 +7,13 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Event", "EventKind", "AuthOutcome", "LABEL_BENIGN", "event_from_dict"]
+__all__ = ["Event", "EventKind", "AuthOutcome", "LABEL_BENIGN", "TRUNCATED", "event_from_dict"]
 
 LABEL_BENIGN = "benign"
+TRUNCATED = "…[cut]"  # appended to client text cut to its field's limit
+# Characters kept of each free-text field (`Event.__post_init__`).
+_TEXT_LIMITS = (("message", 8192), ("path", 8192), ("user_agent", 1024), ("user", 256), ("host", 256),
+                ("service", 256), ("src_host", 256), ("method", 32), ("level", 32))
 
 
 class EventKind(str, enum.Enum):
@@ -80,6 +84,13 @@ class Event:
     def __post_init__(self) -> None:
         if self.ts.tzinfo is None:
             raise ValueError("Event.ts must be timezone-aware")
+        # Client-written text is cut to a fixed size, so no event, hop, state or threat built
+        # from it can grow with what an attacker sends (a 1 MiB line of control characters was
+        # a 6 MB hop once JSON-escaped). Web servers cut request lines near 8 KiB themselves.
+        for name, limit in _TEXT_LIMITS:
+            value = getattr(self, name)
+            if value is not None and len(value) > limit:
+                object.__setattr__(self, name, value[:limit] + TRUNCATED)
 
     @property
     def ts_ms(self) -> int:

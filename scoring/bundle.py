@@ -16,7 +16,7 @@ from features.extract import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from .anomaly import CalibratedAnomalyModel
 from .errors import BundleError
 
-__all__ = ["ModelBundle", "BatchScores", "severity_for", "sha256_file", "load_bundle"]
+__all__ = ["ModelBundle", "BatchScores", "finite", "severity_for", "sha256_file", "load_bundle"]
 
 _SEVERITIES = ((90, "critical"), (70, "high"), (40, "medium"), (0, "low"))
 
@@ -51,6 +51,22 @@ class BatchScores:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+# The models compute in float32: anything beyond is infinite to them (and refused by scikit-learn).
+_FEATURE_LIMIT = 1e30
+
+
+def finite(x: np.ndarray) -> np.ndarray:
+    """Feature rows a model can take: NaN as 0, anything beyond +-1e30 (infinities too) clipped to it.
+
+    The parsers bound every input number, so a non-finite feature is a bug; it must still cost
+    one verdict's precision, never the batch (scikit-learn raises on it) or a wrong verdict.
+    """
+    if np.isfinite(x).all() and (np.abs(x) <= _FEATURE_LIMIT).all():
+        return x
+    return np.clip(np.nan_to_num(x, nan=0.0, posinf=_FEATURE_LIMIT, neginf=-_FEATURE_LIMIT),
+                   -_FEATURE_LIMIT, _FEATURE_LIMIT)
 
 
 @dataclass
@@ -121,7 +137,7 @@ class ModelBundle:
 
     def score(self, x_full: np.ndarray) -> BatchScores:
         """Score a batch (rows = events, columns = `FEATURE_NAMES`): one model call per model."""
-        x = self.select(np.asarray(x_full, dtype=np.float64))
+        x = finite(self.select(np.asarray(x_full, dtype=np.float64)))
         n = x.shape[0]
         if n == 0:
             empty = np.zeros(0)

@@ -48,6 +48,7 @@ __all__ = ["Pipeline"]
 
 _STREAM_BUFFER = 256
 _FETCH_BYTES = 128 * 1024  # per partition and fetch
+PRODUCER_MAX_REQUEST = 4 * 1024 * 1024
 
 
 def _utcnow() -> datetime:
@@ -69,7 +70,7 @@ def _faust_app(s: Settings) -> faust.App:
         web_port=s.metrics_port or 6066,
         web_bind="0.0.0.0",
         # Dead letters keep up to 256 KiB of the original; threats are a few KiB.
-        producer_max_request_size=4 * 1024 * 1024,
+        producer_max_request_size=PRODUCER_MAX_REQUEST,
         # Small fetches keep partitions in step (less event-time skew between them while
         # catching up); a bigger single message is still returned whole by the broker.
         consumer_max_fetch_size=_FETCH_BYTES,
@@ -118,7 +119,7 @@ class Pipeline:
     """One worker's Faust app, built from settings and the bundle to serve."""
 
     def __init__(self, settings: Settings, bundle: ModelBundle, *, clock: Callable[[], datetime] = _utcnow,
-                 store: ModelStore | None = None) -> None:
+                 store: ModelStore | None = None, max_record_bytes: int | None = None) -> None:
         s = self.settings = settings
         self._store = store
         self.metrics = Metrics()
@@ -128,7 +129,8 @@ class Pipeline:
         topics, tables = _declare(app, s)
         self.ctx = ctx = StageContext(app=app, settings=s, names=topic_names(s), topics=topics, tables=tables,
                                       metrics=self.metrics, clock=clock, delivery=DeliveryWatch(app, self.metrics),
-                                      worker_id=f"{socket.gethostname()}:{os.getpid()}")
+                                      worker_id=f"{socket.gethostname()}:{os.getpid()}",
+                                      max_record_bytes=max_record_bytes or s.max_record_bytes or PRODUCER_MAX_REQUEST)
         self.started_monotonic = time.monotonic()
         self.ordering = Ordering(ctx)
         self.ingest = IngestStage(ctx, self.ordering)

@@ -194,38 +194,49 @@ class Hop:
 
 
 class Outbox:
-    """Hops on their way out of a stage, packed into one message per destination partition."""
+    """Hops on their way out of a stage, packed into one message per destination partition.
 
-    def __init__(self, partitions: int) -> None:
+    A message holds up to `MAX_HOPS_PER_MESSAGE` hops and `max_bytes` bytes (1 MiB, or less
+    where the broker's record limit is lower).
+    """
+
+    def __init__(self, partitions: int, max_bytes: int = _MAX_MESSAGE_BYTES) -> None:
         self.partitions = partitions
+        self.max_bytes = min(max_bytes, _MAX_MESSAGE_BYTES)
         self._hops: dict[int, list[bytes]] = {}
         self._score: dict[int, list[bytes]] = {}
 
-    def add(self, hop: Hop, score_partition: int) -> None:
-        """Queue a hop: to its next entity's partition, or to `score_partition` when it is done."""
+    def add(self, hop: Hop, score_partition: int) -> bool:
+        """Queue a hop: to its next entity's partition, or to `score_partition` when it is done.
+
+        False (and nothing queued) for a hop that alone exceeds a message: the stage dead-letters it.
+        """
         raw = encode(hop.message)  # queued until `drain`: thousands per batch, so sized to fit
+        if len(raw) + 2 > self.max_bytes:
+            return False
         if hop.key is None:
             self._score.setdefault(score_partition % self.partitions, []).append(raw)
         else:
             self._hops.setdefault(partition_for(hop.key, self.partitions), []).append(raw)
+        return True
 
     def __len__(self) -> int:
         return sum(map(len, self._hops.values())) + sum(map(len, self._score.values()))
 
     def drain(self) -> list[tuple[str, int, bytes]]:
         """("hops" or "score", partition, value) messages in queue order per partition; empties the box."""
-        out = [("hops", p, v) for p, hops in sorted(self._hops.items()) for v in _pack(hops)]
-        out += [("score", p, v) for p, hops in sorted(self._score.items()) for v in _pack(hops)]
+        out = [("hops", p, v) for p, hops in sorted(self._hops.items()) for v in _pack(hops, self.max_bytes)]
+        out += [("score", p, v) for p, hops in sorted(self._score.items()) for v in _pack(hops, self.max_bytes)]
         self._hops, self._score = {}, {}
         return out
 
 
-def _pack(encoded: list[bytes]) -> list[bytes]:
-    chunks, chunk, size = [], [], 0
+def _pack(encoded: list[bytes], max_bytes: int) -> list[bytes]:
+    chunks, chunk, size = [], [], 2  # the brackets
     for raw in encoded:
-        if chunk and (len(chunk) >= MAX_HOPS_PER_MESSAGE or size + len(raw) > _MAX_MESSAGE_BYTES):
+        if chunk and (len(chunk) >= MAX_HOPS_PER_MESSAGE or size + len(raw) > max_bytes):
             chunks.append(b"[" + b",".join(chunk) + b"]")
-            chunk, size = [], 0
+            chunk, size = [], 2
         chunk.append(raw)
         size += len(raw) + 1
     if chunk:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from .errors import InfraUnavailable, StreamsError
 
-__all__ = ["admin_client", "ping_kafka", "ensure_topics"]
+__all__ = ["admin_client", "ensure_topics", "ping_kafka", "record_limit"]
+
+# What a record costs in a batch besides its key and value (batch header, record header,
+# varints); generous, so a record that passes our check is never refused by the broker.
+RECORD_OVERHEAD = 1024
 
 
 def admin_client(bootstrap: str) -> AdminClient:
@@ -56,3 +60,25 @@ def ensure_topics(
                 continue
             raise StreamsError(f"could not create topic {name!r}: {exc}") from exc
     return created
+
+
+def record_limit(bootstrap: str, topics: Iterable[str], producer_max: int, timeout_s: float = 30.0) -> int:
+    """The largest key + value a record may have to be accepted everywhere we write.
+
+    The broker's `message.max.bytes`, each existing topic's `max.message.bytes` (topics
+    created later get the broker's) and the producer's request limit, less a batch's overhead.
+    """
+    client = admin_client(bootstrap)
+    try:
+        md = client.list_topics(timeout=timeout_s)
+        resources = [ConfigResource(ConfigResource.Type.BROKER, str(b)) for b in md.brokers]
+        resources += [ConfigResource(ConfigResource.Type.TOPIC, t) for t in dict.fromkeys(topics) if t in md.topics]
+        limits = [producer_max]
+        for res, fut in client.describe_configs(resources, request_timeout=timeout_s).items():
+            key = "message.max.bytes" if res.restype == ConfigResource.Type.BROKER else "max.message.bytes"
+            entry = fut.result(timeout=timeout_s).get(key)
+            if entry is not None and entry.value is not None:
+                limits.append(int(entry.value))
+    except KafkaException as exc:
+        raise InfraUnavailable("Kafka", bootstrap, str(exc)) from exc
+    return min(limits) - RECORD_OVERHEAD

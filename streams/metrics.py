@@ -52,6 +52,13 @@ class Metrics:
                                     "Entity updates skipped: 'late' (beyond allowed lateness) or 'duplicate' "
                                     "(redelivered input).",
                                     ["reason"], registry=r)
+        self.records_too_large = Counter(
+            "streamguard_records_too_large_total",
+            "Records not sent because they exceed the record size limit (a too_large dead letter went instead), "
+            "by record kind.", ["record"], registry=r)
+        self.send_retries = Counter(
+            "streamguard_send_retries_total",
+            "Records sent again because the broker did not take them (the stage waits until it does).", registry=r)
         self.rebalance_refetch = Counter(
             "streamguard_rebalance_refetch_total",
             "Input messages skipped or not handed over during a rebalance, left to be fetched again.", registry=r)

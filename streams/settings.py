@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     registry_dir: Path = Field(Path("var/registry"), description="Local directory model registry.")
     data_dir: Path = Field(Path("var/worker"), description="Worker state directory (Faust data dir).")
 
+    max_record_bytes: int = Field(
+        0, ge=0, description="Largest record (key + value) streamguard writes; larger outputs become too_large dead "
+                             "letters. 0: the smallest of the broker's and the topics' limits and the producer's "
+                             "(4 MiB), read at start-up.")
+
     # Operations
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics and /health port; 0 disables.")
     signing_secret: SecretStr = Field(

@@ -137,19 +137,20 @@ class DeadLetter(BaseModel):
 
 
 def dead_letter(reason: str, error: str, *, topic: str, partition: int, offset: int, raw: bytes,
-                received_at_ms: int) -> DeadLetter:
-    """The dead-letter record for a refused input."""
+                received_at_ms: int, keep: int = MAX_DEADLETTER_BYTES) -> DeadLetter:
+    """The dead-letter record for a refused input, keeping up to `keep` bytes of the original."""
     raw = raw or b""
+    keep = min(keep, MAX_DEADLETTER_BYTES)
     return DeadLetter(
         reason=reason,
         error=error[:2000],
         source_topic=topic,
         source_partition=partition,
         source_offset=offset,
-        original_b64=base64.b64encode(raw[:MAX_DEADLETTER_BYTES]).decode("ascii"),
+        original_b64=base64.b64encode(raw[:keep]).decode("ascii"),
         original_size=len(raw),
         original_sha256=hashlib.sha256(raw).hexdigest(),
-        truncated=len(raw) > MAX_DEADLETTER_BYTES,
+        truncated=len(raw) > keep,
         received_at_ms=received_at_ms,
     )
 

@@ -14,6 +14,10 @@ from ..errors import ParseError, Reason
 
 MAX_MESSAGE_BYTES = 1_048_576
 INT64_MAX = 2**63 - 1  # counts travel as int64 (Kafka JSON consumers, MongoDB)
+# Measured quantities (durations, times) beyond this are refused: squared and summed in a window
+# they must stay finite (1e200 ms overflowed a z-score to NaN), and none is that large for real.
+MAX_FLOAT = 1e12
+MAX_RESPONSE_MS = 1e9  # 11.6 days
 
 _ECHO_CHARS = 80
 # Dotted quads are meant as IPv4 addresses; when invalid they are an error, not a host name.
@@ -191,8 +195,9 @@ def check_int(value: object, key: str, *, lo: int = 0, hi: int = INT64_MAX) -> i
     return number
 
 
-def get_float(obj: dict[str, Any], key: str, *, required: bool = False, lo: float = 0.0) -> float | None:
-    """A finite number field >= lo."""
+def get_float(obj: dict[str, Any], key: str, *, required: bool = False, lo: float = 0.0,
+              hi: float = MAX_FLOAT) -> float | None:
+    """A finite number field in [lo, hi]."""
     value = obj.get(key)
     if value is None:
         if required:
@@ -210,6 +215,8 @@ def get_float(obj: dict[str, Any], key: str, *, required: bool = False, lo: floa
         raise ParseError(Reason.BAD_VALUE, f"field {key!r} is not finite: {value!r}", field=key)
     if number < lo:
         raise ParseError(Reason.BAD_VALUE, f"field {key!r} = {number!r} is below {lo!r}", field=key)
+    if number > hi:
+        raise ParseError(Reason.BAD_VALUE, f"field {key!r} = {number!r} is above {hi!r}", field=key)
     return number
 
 

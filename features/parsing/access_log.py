@@ -7,7 +7,7 @@ from datetime import datetime
 
 from ..errors import ParseError, Reason
 from ..events import Event, EventKind
-from ._common import INT64_MAX, split_remote
+from ._common import INT64_MAX, MAX_RESPONSE_MS, split_remote
 from ._time import TimeBounds, check_bounds, clf_ts
 
 __all__ = ["parse_access_log"]
@@ -52,6 +52,8 @@ def parse_access_log(text: str, *, now: datetime, bounds: TimeBounds | None) -> 
             response_time_ms = float(tail[-1]) * 1000.0
         else:
             response_time_ms = int(rt["int"]) / 1000.0
+        if response_time_ms > MAX_RESPONSE_MS:
+            raise ParseError(Reason.BAD_VALUE, f"response time {tail[-1]} is out of range", field="response_time")
     user = m["user"]
     ua = m["ua"]
     return Event(

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ParseError, Reason
 from ..events import Event, EventKind
-from ._common import echo, get_float, get_int, get_ip, get_str
+from ._common import MAX_RESPONSE_MS, echo, get_float, get_int, get_ip, get_str
 from ._time import TimeBounds, check_bounds, json_ts
 
 __all__ = ["parse_app_object", "envelope_line"]
@@ -53,7 +53,7 @@ def parse_app_object(obj: dict[str, Any], *, now: datetime, bounds: TimeBounds |
         service=service.strip(),
         level=level,
         message=message,
-        response_time_ms=get_float(obj, "response_time_ms"),
+        response_time_ms=get_float(obj, "response_time_ms", hi=MAX_RESPONSE_MS),
         status=get_int(obj, "status", lo=0, hi=999),
         src_ip=get_ip(obj, "src_ip"),
         user=get_str(obj, "user"),

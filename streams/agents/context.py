@@ -15,15 +15,25 @@ from typing import Any
 
 from ..faust.delivery import DeliveryWatch
 from ..faust.internals import write_through
-from ..internal import Outbox
+from ..internal import Outbox, encode
 from ..metrics import Metrics
 from ..settings import Settings
 from ..topics import TopicNames
-from ..wire import DeadLetter, dead_letter
+from ..wire import dead_letter
+from .outgoing import Outgoing
 
 __all__ = ["StageContext", "Tables", "Topics"]
 
 log = logging.getLogger("streamguard.worker")
+
+
+class _Where:
+    """Where packed hops come from, for the (by construction unreachable) dead letter of an oversized one."""
+
+    topic, partition, offset = "(outbox)", -1, -1
+
+
+_OUTBOX = _Where()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,35 +74,44 @@ class StageContext:
     clock: Callable[[], datetime]
     delivery: DeliveryWatch
     worker_id: str
+    # Largest key + value of a record we send (`streams.kafka.record_limit`): anything larger
+    # would be refused by the producer or the broker, and a refused send must never stop a stage.
+    max_record_bytes: int = 1024 * 1024
 
     def now_ms(self) -> int:
         """The clock's now, in ms since the epoch."""
         return int(self.clock().timestamp() * 1000)
 
-    async def send_dead_letter(self, key: bytes, record: DeadLetter, *, input_event: bool = True) -> Any:
-        """Send a dead letter and count it by reason, and as an input's outcome if `input_event`; returns the future.
+    def outbox(self) -> Outbox:
+        """An empty outbox whose messages fit the record limit."""
+        return Outbox(self.settings.topic_partitions, max_bytes=self.max_record_bytes)
 
-        Records of our own output topics that are not ours (`unreadable_output`) are no input
-        events: they are counted by reason only.
-        """
-        fut = await self.topics.deadletter.send(key=key, value=record.model_dump_json().encode())
-        self.metrics.deadletters.labels(record.reason).inc()
-        if input_event:
-            self.metrics.events.labels("deadlettered").inc()
-        return fut
+    def outgoing(self) -> Outgoing:
+        """An empty batch of records to send (see `Outgoing`)."""
+        return Outgoing(deadletter_topic=self.topics.deadletter, metrics=self.metrics,
+                        max_record_bytes=self.max_record_bytes, now_ms=self.now_ms)
 
-    async def dead_letter_internal(self, message: Any, value: bytes | None, exc: Exception) -> Any:
-        """Dead-letter a message a stage could not process (a bug, not bad input); returns the send future."""
+    async def dead_letter_internal(self, out: Outgoing, message: Any, value: bytes | None, exc: Exception) -> None:
+        """Dead-letter a message a stage could not process (a bug, not bad input)."""
         log.exception("stage failed on %s[%s]@%s", message.topic, message.partition, message.offset)
         dl = dead_letter("internal", f"{type(exc).__name__}: {exc}", topic=message.topic, partition=message.partition,
                          offset=message.offset, raw=value or b"", received_at_ms=self.now_ms())
-        return await self.send_dead_letter(message.topic.encode(), dl)
+        await out.dead_letter(message.topic.encode(), dl)
 
-    async def send_outbox(self, outbox: Outbox) -> None:
-        """Send a stage's packed hops; the batch is acknowledged only after this returns."""
+    async def dead_letter_hop(self, out: Outgoing, message: Any, hop: dict[str, Any]) -> None:
+        """Dead-letter a hop too large for any message (its event is not scored)."""
+        self.metrics.records_too_large.labels("hop").inc()
+        raw = encode(hop)
+        dl = dead_letter("too_large", f"the hop of event {hop.get('id')} is {len(raw)} bytes; a message holds at most "
+                         f"{self.max_record_bytes}", topic=message.topic, partition=message.partition,
+                         offset=message.offset, raw=raw, received_at_ms=self.now_ms())
+        await out.dead_letter(message.topic.encode(), dl)
+
+    async def send_outbox(self, out: Outgoing, outbox: Outbox) -> None:
+        """Queue a stage's packed hops (each message fits the record limit by construction)."""
         for where, partition, value in outbox.drain():
             topic = self.topics.hops if where == "hops" else self.topics.to_score
-            await topic.send(value=value, partition=partition)
+            await out.send(topic, value=value, partition=partition, record="hops", source=_OUTBOX)
 
     async def write_durably(self, table: Any, items: Iterable[tuple[Any, Any]]) -> None:
         """Set table keys and wait until the broker has their changelog records (see `write_through`)."""

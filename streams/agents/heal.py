@@ -7,6 +7,8 @@ written durably before the actions go out: a redelivered threat gets the very sa
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
@@ -19,10 +21,22 @@ from ..wire import HealingAction
 if TYPE_CHECKING:
     from ..serving import Serving
     from .context import StageContext
+    from .outgoing import Outgoing
 
 __all__ = ["HealStage", "action_record"]
 
+log = logging.getLogger("streamguard.worker")
+
 _STATE_KEY = b"policy-state"
+
+
+class _Expiry:
+    """Where expiry actions come from, for the (unreachable: actions are small) oversized case."""
+
+    topic, partition, offset = "(expiry)", -1, -1
+
+
+_EXPIRY = _Expiry()
 BATCH = 500
 
 
@@ -56,6 +70,7 @@ class HealStage:
         ctx = self.ctx
         async for batch in stream.take_events(BATCH, within=0.1):
             ctx.delivery.check("heal", batch)
+            out = ctx.outgoing()
             state = self.state()
             now = ctx.clock()
             actions = []
@@ -67,9 +82,10 @@ class HealStage:
                     else:
                         actions.extend(decide(msg, state, self.serving.policy, now))
                 except Exception as exc:  # noqa: BLE001 - a corrupt internal message costs itself only
-                    await ctx.dead_letter_internal(event.message, event.value, exc)
-            await ctx.write_durably(self.table, [(_STATE_KEY, state.snapshot())])
-            await self._emit(actions)
+                    await ctx.dead_letter_internal(out, event.message, event.value, exc)
+            await self._write_state(state)
+            await self._emit(out, actions, batch[-1].message)
+            await out.flush()
 
     async def expire_tick(self) -> None:
         """Lift blocks whose time is up (only on the worker that owns the healing partition)."""
@@ -80,14 +96,31 @@ class HealStage:
         state = self.state()
         actions = expire(state, self.serving.policy, ctx.clock())
         if actions:
-            # Sent before the state forgets the blocks: a crash in between lifts them again,
+            # Delivered before the state forgets the blocks: a crash in between lifts them again,
             # as the same actions (an expiry is issued at the block's expiry time).
-            await self._emit(actions)
-            await ctx.write_durably(self.table, [(_STATE_KEY, state.snapshot())])
+            out = ctx.outgoing()
+            await self._emit(out, actions, _EXPIRY)
+            await out.flush()
+            await self._write_state(state)
 
-    async def _emit(self, actions: list[Any]) -> None:
+    async def _write_state(self, state: HealingState) -> None:
+        """Write the policy state durably, trying again until the broker has it (the batch waits)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.ctx.write_durably(self.table, [(_STATE_KEY, state.snapshot())])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # raising here would acknowledge the batch with its actions unsent
+                log.exception("writing the healing policy state failed; trying again in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _emit(self, out: Outgoing, actions: list[Any], source: Any) -> None:
         # The policy state is durable first: it remembers each threat's (and each operator
         # unblock's) actions, so the redelivered input gets the same ones again.
         for a in actions:
-            await self.ctx.topics.actions.send(key=a.target.encode(), value=action_record(a).model_dump_json().encode())
+            await out.send(self.ctx.topics.actions, key=a.target.encode(),
+                           value=action_record(a).model_dump_json().encode(), record="action", source=source)
             self.ctx.metrics.actions.labels(a.action, str(a.dry_run).lower()).inc()

@@ -19,7 +19,7 @@ from features.events import event_from_dict
 from features.extract import role_features
 from features.windows import WindowConfig
 
-from ..internal import Hop, Outbox, decode, encode, position, unpack
+from ..internal import Hop, decode, encode, position, unpack
 from ..ordering.runtime import REPORT_MIN_S
 from .states import EntityStates
 
@@ -79,7 +79,7 @@ class HopStage:
         self.cfg = WindowConfig(allowed_lateness_ms=s.allowed_lateness_s * 1000, idle_ttl_ms=s.idle_ttl_s * 1000)
         self.states = EntityStates(ctx, self.cfg, ordering)
         self._lock = asyncio.Lock()  # hop batches and timed releases take turns
-        self._outbox = Outbox(s.topic_partitions)
+        self._outbox = ctx.outbox()
         self._stream: Any = None
 
     async def run(self, stream: Any) -> None:
@@ -122,6 +122,7 @@ class HopStage:
         """Hold the hops of a batch of hop messages until the event-time floor passes them."""
         ctx, ordering = self.ctx, self.ordering
         ctx.delivery.check("entity-hop", batch)
+        out = ctx.outgoing()
         now = time.monotonic()
         for event in batch:
             part, offset = event.message.partition, event.message.offset
@@ -129,19 +130,22 @@ class HopStage:
             try:
                 hops = unpack(event.value)
             except Exception as exc:  # noqa: BLE001 - one bad message must not stop the stage
-                await ctx.dead_letter_internal(event.message, event.value, exc)
+                await ctx.dead_letter_internal(out, event.message, event.value, exc)
                 hops = []
             for index, msg in enumerate(hops):
                 try:
                     key = msg["route"][msg["i"]][1].encode()
                     ts = int(msg["ev"]["ts"])
                 except Exception as exc:  # noqa: BLE001 - one bad hop must not stop the stage
-                    await ctx.dead_letter_internal(event.message, encode(msg), exc)
+                    await ctx.dead_letter_internal(out, event.message, encode(msg), exc)
                     continue
                 ordering.observe_hop(part, ts)
                 # Held as JSON, thousands may wait: ~0.9 KB a hop, against ~2.3 KB decoded (measured).
                 held.append((ts, (key, encode(msg), position(offset, index), event.message)))
+            # Held before the dead letters are delivered: the message is acknowledged once its
+            # hops are applied, and that waits for this flush (the hop lock is held).
             ordering.hold.add(part, event, held, now, event.message.generation_id)
+        await out.flush()
 
     async def _release(self) -> None:
         """Apply the held hops the event-time floor has passed to their entities, send them on, acknowledge."""
@@ -170,11 +174,12 @@ class HopStage:
         if ordering.hold_on:
             await ordering.report_floor(min_interval_s=REPORT_MIN_S)
 
-    async def _apply(self, out: Released) -> None:
-        """Apply one release's hops as a batch: states written durably, hops sent on, inputs acknowledged."""
+    async def _apply(self, released: Released) -> None:
+        """Apply one release's hops as a batch: states written durably, hops delivered, inputs acknowledged."""
         ctx, outbox = self.ctx, self._outbox
+        out = ctx.outgoing()
         touched: dict[bytes, EntityState] = {}
-        for part, (key, raw, pos, message) in out.hops:
+        for part, (key, raw, pos, message) in released.hops:
             try:
                 msg = decode(raw)
                 state = touched.get(key)
@@ -182,15 +187,17 @@ class HopStage:
                     state = self.states.get(key)
                 state, nxt, outcome = apply_hop(msg, state, cfg=self.cfg, at=(f"hops:{part}", pos))
             except Exception as exc:  # noqa: BLE001 - one bad hop must not stop the stage
-                await ctx.dead_letter_internal(message, raw, exc)
+                await ctx.dead_letter_internal(out, message, raw, exc)
                 continue
             if outcome != "counted":
                 ctx.metrics.hop_outcomes.labels(outcome).inc()
             touched[key] = state
-            outbox.add(nxt, part)
+            if not outbox.add(nxt, part):
+                await ctx.dead_letter_hop(out, message, nxt.message)
         await self.states.write(touched)
-        await ctx.send_outbox(outbox)
-        for event in out.done:
+        await ctx.send_outbox(out, outbox)
+        await out.flush()
+        for event in released.done:
             await self._stream.ack(event)
-        if out.forced:
-            ctx.metrics.hops_forced.inc(out.forced)
+        if released.forced:
+            ctx.metrics.hops_forced.inc(released.forced)

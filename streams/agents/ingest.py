@@ -12,7 +12,7 @@ from features.errors import ParseError
 from features.events import Event
 from features.parsing import TimeBounds, parse_flow, parse_log
 
-from ..internal import Hop, Outbox
+from ..internal import Hop
 from ..wire import DeadLetter, dead_letter, event_id_for
 
 if TYPE_CHECKING:
@@ -72,23 +72,26 @@ class IngestStage:
         self.last_input_monotonic: float | None = None
 
     async def run(self, stream: Any) -> None:
-        """The agent: a batch's hops are sent before Faust acknowledges its inputs."""
+        """The agent: a batch's hops and dead letters are delivered before Faust acknowledges its inputs."""
         ctx, m = self.ctx, self.ctx.metrics
         logs_topic = ctx.names.logs_raw
-        outbox = Outbox(ctx.settings.topic_partitions)
+        outbox = ctx.outbox()
         aligner = self.ordering.aligner
         async for batch in stream.take_events(BATCH, within=0.05):
             self.last_input_monotonic = time.monotonic()
+            out = ctx.outgoing()
             for event in batch:
                 msg = event.message
                 kind = _LOGS if msg.topic == logs_topic else _FLOWS
                 m.events_in.labels(kind).inc()
-                out = ingest(event.value, input_kind=kind, topic=msg.topic, partition=msg.partition,
+                got = ingest(event.value, input_kind=kind, topic=msg.topic, partition=msg.partition,
                              offset=msg.offset, now=ctx.clock(), bounds=self.bounds)
-                if isinstance(out, DeadLetter):
-                    await ctx.send_dead_letter(msg.topic.encode(), out)
+                if isinstance(got, DeadLetter):
+                    await out.dead_letter(msg.topic.encode(), got)
+                elif outbox.add(got.hop, msg.partition):
+                    aligner.observe(msg.tp, got.hop.message["ev"]["ts"])
                 else:
-                    outbox.add(out.hop, msg.partition)
-                    aligner.observe(msg.tp, out.hop.message["ev"]["ts"])
-            await ctx.send_outbox(outbox)
+                    await ctx.dead_letter_hop(out, msg, got.hop.message)
+            await ctx.send_outbox(out, outbox)
+            await out.flush()
             self.ordering.align_inputs()

@@ -31,10 +31,20 @@ from ..wire import primary_entity, threat_from
 if TYPE_CHECKING:
     from ..serving import Serving
     from .context import StageContext
+    from .outgoing import Outgoing
 
 __all__ = ["ScoreStage", "ScoredBatch", "score_messages"]
 
 log = logging.getLogger("streamguard.worker")
+
+
+class _DriftRequest:
+    """Where a drift retrain request comes from, for the (unreachable: it is small) oversized case."""
+
+    topic, partition, offset = "(drift)", -1, -1
+
+
+_DRIFT = _DriftRequest()
 
 
 @dataclass(slots=True)
@@ -130,40 +140,44 @@ class ScoreStage:
         ctx, s = self.ctx, self.ctx.settings
         async for batch in stream.take_events(max(1, s.batch_size // 100), within=s.batch_timeout_s):
             ctx.delivery.check("score", batch)
+            out = ctx.outgoing()
             pending: list[tuple[dict[str, Any], Any]] = []
             for event in batch:
                 try:
                     pending += [(msg, event) for msg in unpack(event.value)]
                 except Exception as exc:  # noqa: BLE001 - a corrupt internal message costs itself only
-                    await ctx.dead_letter_internal(event.message, event.value, exc)
+                    await ctx.dead_letter_internal(out, event.message, event.value, exc)
             for start in range(0, len(pending), s.batch_size):
                 chunk = pending[start:start + s.batch_size]
-                await self._score_chunk([msg for msg, _ in chunk], [event for _, event in chunk])
+                await self._score_chunk(out, [msg for msg, _ in chunk], [event for _, event in chunk])
+            await out.flush()
 
-    async def _score_chunk(self, messages: list[dict[str, Any]], good: list[Any]) -> None:
-        """Score one micro-batch and send its outputs; `good` is the Faust event each message came in."""
+    async def _score_chunk(self, out: Outgoing, messages: list[dict[str, Any]], good: list[Any]) -> None:
+        """Score one micro-batch and queue its outputs; `good` is the Faust event each message came in."""
         m, topics = self.ctx.metrics, self.ctx.topics
-        out = await self._score_isolating(messages, good)
-        if out is None:
+        source = {msg["id"]: event.message for msg, event in zip(messages, good)}
+        scored = await self._score_isolating(out, messages, good)
+        if scored is None:
             return
-        self._count_challenge(out)  # before any await: the challenger may change while we send
+        self._count_challenge(scored)  # before any await: the challenger may change while we send
         messages = [msg for msg in messages if msg is not None]
         m.batch_size.observe(len(messages))
-        m.scoring_seconds.observe(out.model_seconds)
-        for key, value, view, rec in out.threats:
-            await topics.threats.send(key=key, value=value)
-            await topics.healing.send(key=b"threats", value=threat_notice(view))
+        m.scoring_seconds.observe(scored.model_seconds)
+        for key, value, view, rec in scored.threats:
+            if await out.send(topics.threats, key=key, value=value, record="threat", source=source[rec.event_id]):
+                await out.send(topics.healing, key=b"threats", value=threat_notice(view), record="threat_notice",
+                               source=source[rec.event_id])
             m.threats.labels(rec.severity, rec.ml_predicted_label).inc()
-        for key, value in out.scored:
-            await topics.scored.send(key=key, value=value)
-        for key, value in out.shadow:
-            await topics.shadow.send(key=key, value=value)
-        for lag, plag in zip(out.lags_s, out.processing_lags_s):
+        for key, value in scored.scored:
+            await out.send(topics.scored, key=key, value=value, record="scored", source=good[0].message)
+        for key, value in scored.shadow:
+            await out.send(topics.shadow, key=key, value=value, record="shadow", source=good[0].message)
+        for lag, plag in zip(scored.lags_s, scored.processing_lags_s):
             m.lag.observe(max(lag, 0.0))
             m.processing_lag.observe(max(plag, 0.0))
         m.events.labels("scored").inc(len(messages))
         if self.serving.drift is not None:
-            await self._watch_drift(out.x)
+            await self._watch_drift(out, scored.x)
 
     def _score(self, messages: list[dict[str, Any]], emit_scored: bool) -> ScoredBatch:
         sv, s = self.serving, self.ctx.settings
@@ -171,7 +185,7 @@ class ScoreStage:
                               now=self.ctx.clock(), challenger=sv.challenger, ab_fraction=sv.ab_fraction,
                               emit_shadow=s.emit_shadow)
 
-    async def _score_isolating(self, messages: list[Any], events: list[Any]) -> ScoredBatch | None:
+    async def _score_isolating(self, out: Outgoing, messages: list[Any], events: list[Any]) -> ScoredBatch | None:
         """Score a batch; if that fails, score one by one and dead-letter only the messages that fail."""
         emit_scored = self.ctx.settings.emit_scored
         try:
@@ -184,7 +198,7 @@ class ScoreStage:
                 self._score([msg], False)
                 keep.append(i)
             except Exception as exc:  # noqa: BLE001
-                await self.ctx.dead_letter_internal(event.message, encode(msg), exc)
+                await self.ctx.dead_letter_internal(out, event.message, encode(msg), exc)
                 messages[i] = None
         if not keep:
             return None
@@ -209,7 +223,7 @@ class ScoreStage:
         m.challenger_agreement.labels("label").set(sv.comparison.label_agreement)
         m.challenger_agreement.labels("decision").set(sv.comparison.decision_agreement)
 
-    async def _watch_drift(self, x: Any) -> None:
+    async def _watch_drift(self, out: Outgoing, x: Any) -> None:
         """Count rows into the drift window; at its end export the PSI and, past the threshold, ask for a retrain."""
         ctx, sv = self.ctx, self.serving
         s, m = ctx.settings, ctx.metrics
@@ -234,6 +248,7 @@ class ScoreStage:
                   f"on {feature}) over the last {s.drift_window_events} events scored by {sv.bundle.version}")
         env = sign(Command(op="retrain", reason=reason), s.signing_secret.get_secret_value(), now_ms=ctx.now_ms(),
                    issuer=f"worker:{ctx.worker_id}")
-        await ctx.topics.retrain.send(key=b"retrain", value=env.model_dump_json().encode())
+        await out.send(ctx.topics.retrain, key=b"retrain", value=env.model_dump_json().encode(), record="retrain",
+                       source=_DRIFT)
         m.retrain_requests.labels("drift").inc()
         log.warning("retrain requested: %s", reason)

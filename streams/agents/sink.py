@@ -39,6 +39,7 @@ class SinkStage:
     async def _run(self, stream: Any, collection: str, to_doc: Callable[[bytes], dict]) -> None:
         ctx, m = self.ctx, self.ctx.metrics
         async for batch in stream.take_events(BATCH, within=1.0):
+            out = ctx.outgoing()
             docs = []
             for event in batch:
                 try:
@@ -47,7 +48,8 @@ class SinkStage:
                     msg = event.message
                     dl = dead_letter("unreadable_output", str(exc), topic=msg.topic, partition=msg.partition,
                                      offset=msg.offset, raw=event.value or b"", received_at_ms=ctx.now_ms())
-                    await ctx.send_dead_letter(msg.topic.encode(), dl, input_event=False)
+                    await out.dead_letter(msg.topic.encode(), dl, input_event=False)
+            await out.flush()
             delay = 1.0
             while docs:
                 try:

@@ -95,10 +95,28 @@ class EntityStates:
 
     async def write(self, touched: dict[bytes, EntityState]) -> None:
         """Write each touched state once, packed, durably (its changelog record is on the broker on return)."""
-        packed = [(key, state.pack()) for key, state in touched.items()]
+        packed = [(key, self._fitting(key, state, touched)) for key, state in list(touched.items())]
         await self.ctx.write_durably(self.table, packed)
         for key, value in packed:
             self.decoded.put(key, value, touched[key])
+
+    def _fitting(self, key: bytes, state: EntityState, touched: dict[bytes, EntityState]) -> bytes:
+        """The packed state, or, if it exceeds the record limit, a fresh state that keeps only its clocks and marks.
+
+        Windows keep hashes and have caps, so a state is bounded by construction (well under
+        1 MiB, see the tests); a record the broker refuses would stop the hop stage, so this is
+        the last net. The entity's counts start again; its redelivery marks are kept.
+        """
+        data = state.pack()
+        if len(data) + len(key) <= self.ctx.max_record_bytes:
+            return data
+        self.ctx.metrics.records_too_large.labels("entity_state").inc()
+        log.error("entity %r: state of %d bytes exceeds the %d-byte record limit; its windows start again",
+                  key[:100], len(data), self.ctx.max_record_bytes)
+        fresh = EntityState(state.role, self.cfg)
+        fresh.watermark_ms, fresh.last_seen_ms, fresh.applied = state.watermark_ms, state.last_seen_ms, state.applied
+        touched[key] = fresh
+        return fresh.pack()
 
     async def sweep(self) -> None:
         """Drop entities idle (in event time) past the TTL; refresh the entity gauges."""

@@ -27,8 +27,8 @@ def worker(
     the same STREAMGUARD_APP_ID to share the work; each needs its own STREAMGUARD_METRICS_PORT
     on one machine. Serves /metrics and /health on that port. Stops cleanly on Ctrl-C/SIGTERM.
     """
-    from ..app import Pipeline
-    from ..kafka import ensure_topics, ping_kafka
+    from ..app import PRODUCER_MAX_REQUEST, Pipeline
+    from ..kafka import ensure_topics, ping_kafka, record_limit
     from ..model_store import describe_store
     from ..topics import topic_names
     from ._common import load_active, registry
@@ -48,7 +48,8 @@ def worker(
     bundle = load_active(s.model_name, None, store)
     console.print(f"streamguard worker {s.app_id}: model {bundle.name} {bundle.version} from "
                   f"{describe_store(s)}, Kafka {s.kafka_bootstrap}, metrics on :{s.metrics_port}")
-    pipeline = Pipeline(s, bundle, store=store)
+    limit = s.max_record_bytes or record_limit(s.kafka_bootstrap, topic_names(s).all(), PRODUCER_MAX_REQUEST)
+    pipeline = Pipeline(s, bundle, store=store, max_record_bytes=limit)
     # What is built by now (modules, the model, the app) lives as long as the worker: out of the
     # cyclic collector's reach, whose full passes over it took ~100 ms every 2-3 s at 1,000 events/s.
     gc.freeze()

@@ -92,3 +92,29 @@ def test_any_pam_user_name_leaves_rhost_alone(user: str) -> None:
             f"ruser= rhost={REAL}  user={user}")
     event = parse_log(line.encode(), now=NOW, bounds=None)
     assert event.src_ip == REAL
+
+
+@pytest.mark.parametrize("line", [
+    b'{"ts":"2026-01-05T09:00:00Z","service":"api","level":"info","response_time_ms":1e200}',
+    b'{"ts":"2026-01-05T09:00:00Z","service":"api","level":"info","response_time_ms":2000000000}',
+    b'203.0.113.9 - - [05/Jan/2026:09:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "-" 999999999999999.5',
+    b'{"ts":"2026-01-05T09:00:00Z","src_ip":"203.0.113.9","dst_ip":"10.0.0.5","dst_port":443,"protocol":"tcp",'
+    b'"fwd_packets":3,"fwd_bytes":200,"duration_ms":1e300}',
+])
+def test_huge_measured_numbers_are_refused(line: bytes) -> None:
+    with pytest.raises(ParseError) as err:
+        parse_line(line, now=NOW, bounds=None)
+    assert err.value.reason.value == "bad_value"
+
+
+def test_client_text_is_cut_to_a_fixed_size() -> None:
+    from features.events import TRUNCATED
+
+    long = "A" * 400_000
+    event = parse_log(f'{REAL} - - [05/Jan/2026:09:00:00 +0000] "GET /{long} HTTP/1.1" 404 5 "-" "{long}"'.encode(),
+                      now=NOW, bounds=None)
+    assert event.src_ip == REAL
+    assert len(event.path) == 8192 + len(TRUNCATED) and event.path.endswith(TRUNCATED)
+    assert len(event.user_agent) == 1024 + len(TRUNCATED)
+    line = ("Jan  5 09:00:00 bastion app[1]: " + "\x01" * 1_000_000).encode()
+    assert len(parse_log(line, now=NOW, bounds=None).message) == 8192 + len(TRUNCATED)

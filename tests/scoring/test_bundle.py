@@ -12,7 +12,7 @@ import pytest
 from features.events import LABEL_BENIGN
 from features.extract import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from scoring.batch import score_batch
-from scoring.bundle import BatchScores, ModelBundle, load_bundle, risk_from, severity_for, sha256_file
+from scoring.bundle import BatchScores, ModelBundle, finite, load_bundle, risk_from, severity_for, sha256_file
 from scoring.errors import BundleError, ScoringError
 from scoring.train import TrainingData
 
@@ -250,3 +250,22 @@ def test_pickle_round_trip_resets_the_column_cache(fresh_bundle: ModelBundle) ->
     assert restored._columns is None
     assert np.array_equal(restored.columns, fresh_bundle.columns)
     assert copy.deepcopy(fresh_bundle)._columns is None
+
+
+def test_non_finite_features_never_reach_the_models(knn_bundle: ModelBundle, scenario_data: TrainingData) -> None:
+    """A NaN or an infinity in a row costs that row its precision, never the batch or the other rows."""
+    x = np.array(scenario_data.test.x[:20], dtype=np.float64)
+    clean = knn_bundle.score(x)
+    bad = x.copy()
+    bad[3, :] = np.nan
+    bad[4, 0] = np.inf
+    bad[5, 1] = -np.inf
+    bad[6, 2] = 1e200
+    out = knn_bundle.score(bad)
+    assert np.isfinite(out.anomaly).all() and np.isfinite(out.confidence).all()
+    assert ((out.risk >= 0) & (out.risk <= 100)).all()
+    keep = [i for i in range(20) if i not in (3, 4, 5, 6)]
+    assert [out.labels[i] for i in keep] == [clean.labels[i] for i in keep]
+    assert np.array_equal(out.risk[keep], clean.risk[keep])
+    assert np.array_equal(finite(np.array([[np.nan, np.inf, -np.inf, 1e200, 2.0]])),
+                          np.array([[0.0, 1e30, -1e30, 1e30, 2.0]]))
