@@ -35,6 +35,7 @@ from .faust.delivery import DeliveryWatch
 from .metrics import Metrics
 from .model_store import open_store
 from .operations import Operations
+from .operator_state import state_topic
 from .ordering.runtime import ALIGN_EVERY_S, Ordering
 from .serving import Serving
 from .settings import Settings
@@ -68,7 +69,7 @@ def _faust_app(s: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         web_enabled=s.metrics_port != 0,
         web_port=s.metrics_port or 6066,
-        web_bind="0.0.0.0",
+        web_bind=s.metrics_host,
         # Dead letters keep up to 256 KiB of the original; threats are a few KiB.
         producer_max_request_size=PRODUCER_MAX_REQUEST,
         # Small fetches keep partitions in step (less event-time skew between them while
@@ -137,7 +138,7 @@ class Pipeline:
         self.hop = HopStage(ctx, self.ordering)
         self.score = ScoreStage(ctx, self.serving)
         self.heal = HealStage(ctx, self.serving)
-        self.operations = Operations(ctx, self.serving, lambda: self.store)
+        self.operations = Operations(ctx, self.serving, lambda: self.store, state_topic=state_topic(s))
         self._wire()
 
     @property
@@ -173,7 +174,7 @@ class Pipeline:
             app.agent(topics.threats, name="sink-threats")(sink.run_threats)
             app.agent(topics.actions, name="sink-actions")(sink.run_actions)
             app.timer(60.0, name="sink-purge")(sink.purge_tick)
-        register_pages(app, self.metrics, self._health)
+        register_pages(app, self.metrics, self._health, debug=s.debug_pages)
 
     def _health(self) -> tuple[dict[str, Any], int]:
         return health(self.app, self.serving, last_input_monotonic=self.ingest.last_input_monotonic,

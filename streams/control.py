@@ -168,6 +168,16 @@ class Verifier:
         self._seen[env.nonce] = env.issued_at_ms
         return env
 
+    def recent_nonces(self, now_ms: int) -> dict[str, int]:
+        """Nonces seen whose envelopes are still inside the window (what a restarted worker must remember)."""
+        self._forget_before(now_ms - self.window_ms)
+        return dict(self._seen)
+
+    def remember(self, nonces: dict[str, int]) -> None:
+        """Take nonces seen by an earlier run (`recent_nonces`), oldest first."""
+        for nonce, issued in sorted(nonces.items(), key=lambda kv: kv[1]):
+            self._seen.setdefault(nonce, int(issued))
+
     def _forget_before(self, cutoff_ms: int | None) -> None:
         if cutoff_ms is None:
             return

@@ -33,9 +33,10 @@ def ping_kafka(bootstrap: str, timeout_s: float = 5.0) -> int:
 
 
 def ensure_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, replication: int = 1, timeout_s: float = 30.0
+    bootstrap: str, names: Iterable[str], partitions: int, replication: int = 1, timeout_s: float = 30.0,
+    config: dict[str, str] | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
+    """Create the topics that do not exist yet (with `config`, e.g. compaction); returns the names created."""
     client = admin_client(bootstrap)
     wanted = list(dict.fromkeys(names))
     try:
@@ -46,7 +47,8 @@ def ensure_topics(
     if not missing:
         return []
     futures = client.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in missing],
+        [NewTopic(n, num_partitions=partitions, replication_factor=replication, config=dict(config or {}))
+         for n in missing],
         operation_timeout=timeout_s,
     )
     created = []

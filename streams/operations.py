@@ -1,12 +1,15 @@
 """The worker's operator side: signed commands from `ops.control`, model swaps, replies on `ops.status`.
 
 Every worker reads every partition of the control topic (no consumer group: a command is for
-all workers, not for one). At start-up the topic's history is re-applied without the timestamp
-check, so operator switches (threshold, pause, dry-run, allowlist) survive restarts; model
-commands in the history are skipped because the registry's active version already says which
-model to serve. Anything refused is counted, logged and answered on the status topic.
+all workers, not for one), each message checked against its signature, the timestamp window
+and the nonces seen. After each message it writes the operators' switches and how far it has
+read as one signed record (`streams.operator_state`); a starting worker loads that record
+before its agents start and reads on from there, so switches survive restarts and the
+topic's retention, and nothing refused live is applied later. The registry's active version
+says which model to serve; the record says which challenger runs beside it. Anything refused
+is counted, logged and answered on the status topic.
 
-`models.retrain` is read the same way: a signed `announce` (from `streamguard train --publish`
+`models.retrain` is read from its end: a signed `announce` (from `streamguard train --publish`
 or the retrain worker) names a version, its sha256 and feature schema; the worker fetches it
 from the model store, checks all three and the conformance suite, and swaps it in. `retrain`
 requests on either topic are for the retrain worker and are ignored here.
@@ -15,16 +18,18 @@ requests on either topic are for the retrain worker and are ignored here.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from features.extract import FEATURE_SCHEMA_VERSION
 
 from .control import Command, ControlRejected, Envelope, Verifier
 from .internal import unblock_request
 from .model_store import ModelRefused, artifact_cache, load_version
+from .operator_state import STATE_KEY, OperatorState, sign_state
 from .reader import GrouplessReader, keep_running
 from .wire import StatusReply
 
@@ -42,35 +47,69 @@ log = logging.getLogger("streamguard.worker")
 class Operations:
     """Applies verified control commands to one worker's serving state."""
 
-    def __init__(self, ctx: StageContext, serving: Serving, store: Callable[[], ModelStore]) -> None:
+    def __init__(self, ctx: StageContext, serving: Serving, store: Callable[[], ModelStore], *,
+                 state_topic: str) -> None:
         s = ctx.settings
         self.ctx = ctx
         self.serving = serving
         self.store = store  # opened on first use: a worker that is never told to swap never opens it
-        self.verifier = Verifier(s.signing_secret.get_secret_value(), window_s=s.control_window_s)
+        self.secret = s.signing_secret.get_secret_value()
+        self.verifier = Verifier(self.secret, window_s=s.control_window_s)
         self.worker_id = ctx.worker_id
+        self.state_topic = state_topic
+        self.position: dict[int, int] = {}  # control-topic partition -> next offset to read
 
     def now_ms(self) -> int:
         return self.ctx.now_ms()
 
-    async def handle(self, raw: bytes, *, history: bool = False) -> StatusReply | None:
-        """Verify and apply one control message; the reply to publish (None for history)."""
+    def restore(self, state: OperatorState | None, control_ends: dict[int, int]) -> str:
+        """Take the operators' switches from a loaded record, before the agents start; what was restored, in words.
+
+        Without a record (a new deployment) the switches are the settings' and the control
+        topic is read from `control_ends`, its end when the worker started: the topic's history
+        is never applied without the timestamp window.
+        """
+        sv, s = self.serving, self.ctx.settings
+        if state is None:
+            self.position = dict(control_ends)
+            return "no operator state recorded: switches from the settings, control topic read from its end"
+        sv.set_threshold(state.threat_threshold)
+        sv.change_policy(paused=state.paused, dry_run=state.dry_run, allowlist=tuple(state.allowlist))
+        self.position = {int(p): o for p, o in state.position.items()}
+        self.verifier.remember(state.nonces)
+        challenger = ""
+        if state.challenger and state.challenger != sv.bundle.version:
+            try:
+                bundle = load_version(self.store(), s.model_name, state.challenger, artifact_cache(s))
+                sv.set_challenger(bundle, state.ab_fraction)
+                challenger = f", challenger {state.challenger}"
+            except ModelRefused as exc:
+                log.error("the recorded challenger cannot run: %s", exc)
+        return (f"operator state from {state.writer}: threshold {state.threat_threshold}, dry run {state.dry_run}, "
+                f"paused {state.paused}, {len(state.allowlist)} allowlisted{challenger}; control topic from "
+                f"{self.position}")
+
+    def snapshot(self) -> OperatorState:
+        """The record of the switches now and how far the control topic has been read."""
+        sv = self.serving
+        return OperatorState(
+            app_id=self.ctx.settings.app_id, position={str(p): o for p, o in self.position.items()},
+            threat_threshold=sv.threshold, paused=sv.policy.paused, dry_run=sv.policy.dry_run,
+            allowlist=list(sv.policy.allowlist), challenger=sv.challenger_version, ab_fraction=sv.ab_fraction,
+            nonces=self.verifier.recent_nonces(self.now_ms()), written_at_ms=self.now_ms(), writer=self.worker_id)
+
+    async def handle(self, raw: bytes) -> StatusReply | None:
+        """Verify and apply one control message; the reply to publish (None: nothing to answer)."""
         m = self.ctx.metrics
         try:
-            env = self.verifier.verify(raw, now_ms=self.now_ms(), check_time=not history)
+            env = self.verifier.verify(raw, now_ms=self.now_ms())
         except ControlRejected as exc:
             m.control.labels("rejected", exc.reason).inc()
             log.warning("control message refused (%s): %s", exc.reason, exc.detail)
-            return None if history else self._reply(None, "rejected", exc.reason, exc.detail)
+            return self._reply(None, "rejected", exc.reason, exc.detail)
         cmd = env.command
         if cmd.op == "retrain":
             return None  # for the retrain worker, which answers it
-        if history and cmd.op in ("promote", "rollback", "announce", "status", "unblock"):
-            # The registry / the policy state already hold their effect; a challenger that was
-            # promoted later in the history has ended, as it did live.
-            if cmd.op in ("promote", "announce") and self.serving.challenger_version == cmd.version:
-                self.serving.set_challenger(None)
-            return None
         try:
             detail = await self._apply(cmd)
         except ModelRefused as exc:
@@ -80,10 +119,10 @@ class Operations:
             return self._reply(env, "failed", exc.reason, str(exc))
         except ControlRejected as exc:
             m.control.labels("rejected", exc.reason).inc()
-            return None if history else self._reply(env, "rejected", exc.reason, exc.detail)
+            return self._reply(env, "rejected", exc.reason, exc.detail)
         m.control.labels("applied", cmd.op).inc()
         log.info("control %s applied: %s", cmd.op, detail)
-        return None if history else self._reply(env, "applied", cmd.op, detail)
+        return self._reply(env, "applied", cmd.op, detail)
 
     def _reply(self, env: Envelope | None, outcome: str, reason: str, detail: str) -> StatusReply:
         return StatusReply(worker=self.worker_id, app_id=self.ctx.settings.app_id, at_ms=self.now_ms(),
@@ -111,9 +150,11 @@ class Operations:
             sv.change_policy(dry_run=bool(cmd.on))
             return f"dry run {'on' if cmd.on else 'off'}"
         if cmd.op == "allowlist":
-            cidrs = [c for c in sv.policy.allowlist if c != cmd.cidr]
+            # Compared as networks: 10.0.0.0/8 and 010.0.0.0/8, or two spellings of an IPv6 range, are one.
+            net = ipaddress.ip_network(cmd.cidr or "")
+            cidrs = [c for c in sv.policy.allowlist if ipaddress.ip_network(c, strict=False) != net]
             if cmd.action == "add":
-                cidrs.append(cmd.cidr or "")
+                cidrs.append(str(net))
             sv.change_policy(allowlist=tuple(cidrs))
             return f"allowlist {cmd.action} {cmd.cidr}"
         if cmd.op == "unblock":
@@ -166,19 +207,32 @@ class Operations:
         await keep_running("control consumer", self._consume)
 
     async def _consume(self) -> None:
-        """Read the control and retrain topics: history first, then live commands; reply on the status topic."""
+        """Read the control topic from the recorded position and models.retrain from its end; reply, record."""
         from aiokafka import AIOKafkaProducer
 
         s, names = self.ctx.settings, self.ctx.names
         producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap)
         await producer.start()
+        offsets = {(names.control, p): o for p, o in self.position.items()}
         try:
-            async with GrouplessReader(s.kafka_bootstrap, [names.control, names.retrain], start="beginning") as reader:
+            async with GrouplessReader(s.kafka_bootstrap, [names.control, names.retrain], start="end",
+                                       offsets=offsets) as reader:
+                if not self.position:  # no partition known at start: from where the reader starts
+                    self.position = await reader.positions(names.control)
+                await self._record(producer)
                 async for records in reader.batches():
                     for rec in records:
-                        reply = await self.handle(rec.value or b"", history=reader.is_history(rec))
+                        reply = await self.handle(rec.value or b"")
                         if reply is not None:
                             await producer.send_and_wait(names.status, reply.model_dump_json().encode(),
                                                          key=self.worker_id.encode())
+                        if rec.topic == names.control:
+                            self.position[rec.partition] = rec.offset + 1
+                            await self._record(producer)
         finally:
             await producer.stop()
+
+    async def _record(self, producer: Any) -> None:
+        """Write the operator state record (signed) and wait until the broker has it."""
+        value = sign_state(self.snapshot(), self.secret)
+        await producer.send_and_wait(self.state_topic, value, key=STATE_KEY)

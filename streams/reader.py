@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from .faust.internals import refresh_metadata
@@ -23,10 +23,11 @@ class GrouplessReader:
     """Every partition of `topics`, from the beginning or the end, with no consumer group."""
 
     def __init__(self, bootstrap: str, topics: list[str], *, start: Literal["beginning", "end"],
-                 wait_for_partitions_s: float = 10.0) -> None:
+                 offsets: Mapping[tuple[str, int], int] | None = None, wait_for_partitions_s: float = 10.0) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
         self.start = start
+        self.offsets = dict(offsets or {})  # (topic, partition) -> where to start instead
         self.wait_for_partitions_s = wait_for_partitions_s
         self.ends: dict[Any, int] = {}  # partition -> end offset when reading started
         self._consumer: Any = None
@@ -55,6 +56,9 @@ class GrouplessReader:
                 self.ends = await c.end_offsets(tps) if tps else {}
             else:
                 await c.seek_to_end(*tps)
+            for tp in tps:
+                if (tp.topic, tp.partition) in self.offsets:
+                    c.seek(tp, self.offsets[(tp.topic, tp.partition)])
         except BaseException:
             await c.stop()
             raise
@@ -68,6 +72,11 @@ class GrouplessReader:
         while True:
             fetched = await self._consumer.getmany(timeout_ms=timeout_ms)
             yield [rec for records in fetched.values() for rec in records]
+
+    async def positions(self, topic: str) -> dict[int, int]:
+        """Partition -> the offset the next record of `topic` will come from."""
+        c = self._consumer
+        return {tp.partition: await c.position(tp) for tp in c.assignment() if tp.topic == topic}
 
     def is_history(self, record: Any) -> bool:
         """True for a record that was already on the topic when reading started (from the beginning)."""

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
 
     # Operations
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics and /health port; 0 disables.")
+    metrics_host: str = Field("127.0.0.1", description="Address the web server binds to; the loopback address by "
+                              "default, 0.0.0.0 in containers where Prometheus scrapes from outside.")
+    debug_pages: bool = Field(False, description="Serve /debug/tasks (where every task of the worker waits, and the "
+                              "consumer's offsets): for diagnosing a stage that stopped.")
     signing_secret: SecretStr = Field(
         SecretStr("change-me"), description="HMAC-SHA256 secret for control commands and model announcements."
     )
@@ -141,8 +145,12 @@ class Settings(BaseSettings):
 
         for cidr in (c.strip() for c in value.split(",") if c.strip()):
             try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                if "host bits set" in str(exc):
+                    net = ipaddress.ip_network(cidr, strict=False)
+                    raise ValueError(f"{cidr!r} has host bits set: did you mean {net}? (the control command refuses "
+                                     "it too)") from None
                 raise ValueError(f"not a CIDR: {cidr!r}") from None
         return value
 

@@ -55,8 +55,9 @@ def health(app: Any, serving: Serving, *, last_input_monotonic: float | None,
     return body, 200 if consuming else 503
 
 
-def register_pages(app: Any, metrics: Metrics, health_of: Callable[[], tuple[dict[str, Any], int]]) -> None:
-    """Add the three pages to a Faust app's web server."""
+def register_pages(app: Any, metrics: Metrics, health_of: Callable[[], tuple[dict[str, Any], int]], *,
+                   debug: bool = False) -> None:
+    """Add /metrics and /health to a Faust app's web server, and /debug/tasks if `debug`."""
 
     # Faust makes a page's function the `get` of a View class, so it must take (view, request).
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -72,4 +73,5 @@ def register_pages(app: Any, metrics: Metrics, health_of: Callable[[], tuple[dic
 
     app.page("/metrics")(metrics_page)
     app.page("/health")(health_page)
-    app.page("/debug/tasks")(tasks_page)
+    if debug:  # task stacks and consumer offsets are for whoever diagnoses the worker, not for everyone
+        app.page("/debug/tasks")(tasks_page)

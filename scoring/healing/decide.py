@@ -84,11 +84,31 @@ def decide(threat: Threat, state: HealingState, cfg: PolicyConfig, now: datetime
     state._prune(cfg, now_ms)
     issued = state._issued.get(threat.event_id)
     if issued is not None:
-        return list(issued)
+        return list(issued) + _allowlisted_since(issued, state, cfg, now_ms)
     actions = _decide(threat, state, cfg, now_ms)
     if actions:
         state._record_issued(threat.event_id, actions)
     return actions
+
+
+def _allowlisted_since(issued: tuple[Action, ...], state: HealingState, cfg: PolicyConfig,
+                       now_ms: int) -> list[Action]:
+    """The lifts of blocks among `issued` whose target is allowlisted now (a redelivered threat must not re-block).
+
+    A block still active is lifted now; one lifted already (by `expire`) gets its very lift again.
+    """
+    lifts: list[Action] = []
+    for a in issued:
+        if a.action not in ACTS_ON or not in_allowlist(a.target, cfg.allowlist):
+            continue
+        key = (a.target_type, a.target)
+        block = state._active.get(key)
+        if block is not None and block.action_id == a.action_id:
+            lifts += _lift(state, [(block.expires_ms, key, f"target is now allowlisted: {block.action} lifted "
+                                    "early", now_ms)], cfg)
+        else:
+            lifts += state._issued.get(f"lift:{a.action_id}", ())
+    return lifts
 
 
 def _decide(threat: Threat, state: HealingState, cfg: PolicyConfig, now_ms: int) -> list[Action]:
@@ -187,9 +207,15 @@ def expire(state: HealingState, cfg: PolicyConfig, now: datetime) -> list[Action
 
 def release(state: HealingState, target: str, cfg: PolicyConfig, now: datetime, *,
             by: str = "operator") -> list[Action]:
-    """`unblock_ip` for every active block on `target`, lifted now on an operator's request."""
+    """`unblock_ip` for every active block on `target`, lifted now on an operator's request.
+
+    An address is matched in its canonical form: `::FFFF:10.0.0.1`, `::ffff:10.0.0.1` and
+    `10.0.0.1` name one host, as do every spelling of an IPv6 address.
+    """
     validate(cfg)
     now_ms = to_ms(now, "now")
+    addr = parse_ip(target)
+    target = str(addr) if addr is not None else target
     due = [(block.expires_ms, key, f"{block.action} lifted early by {by}", now_ms)
            for key, block in state._active.items() if block.target == target]
     if not due:
@@ -205,7 +231,7 @@ def _lift(state: HealingState, due: list[tuple[int, TargetKey, str, int]], cfg: 
     for _, key, why, issued_ms in sorted(due):
         block = state._active.pop(key)
         seen = f"; {block.hits} further threats seen while blocked" if block.hits else ""
-        actions.append(Action(
+        lift = Action(
             # Derived from the block alone, so every replica lifts a block under the same id.
             action_id=make_action_id("unblock_ip", block.target, block.action_id, block.started_ms,
                                  block.policy_version),
@@ -213,5 +239,8 @@ def _lift(state: HealingState, due: list[tuple[int, TargetKey, str, int]], cfg: 
             reason=f"{why} ({block.label}, blocked at {block.started_ms} ms){seen}",
             risk=block.risk, ttl_s=0, expires_at_ms=None, dry_run=block.dry_run,
             threat_event_ids=(block.event_id,), policy_version=cfg.version, issued_at_ms=issued_ms,
-        ))
+        )
+        # Remembered, so a redelivered threat behind the block gets this very lift (`_allowlisted_since`).
+        state._record_issued(f"lift:{block.action_id}", (lift,))
+        actions.append(lift)
     return actions

@@ -30,6 +30,7 @@ def worker(
     from ..app import PRODUCER_MAX_REQUEST, Pipeline
     from ..kafka import ensure_topics, ping_kafka, record_limit
     from ..model_store import describe_store
+    from ..operator_state import TOPIC_CONFIG, load_operator_state, state_topic, topic_ends
     from ..topics import topic_names
     from ._common import load_active, registry
 
@@ -50,6 +51,12 @@ def worker(
                   f"{describe_store(s)}, Kafka {s.kafka_bootstrap}, metrics on :{s.metrics_port}")
     limit = s.max_record_bytes or record_limit(s.kafka_bootstrap, topic_names(s).all(), PRODUCER_MAX_REQUEST)
     pipeline = Pipeline(s, bundle, store=store, max_record_bytes=limit)
+    # The operators' switches (and the challenger) before any agent starts: see streams.operator_state.
+    states = state_topic(s)
+    ensure_topics(s.kafka_bootstrap, [states], 1, config=TOPIC_CONFIG)
+    recorded, _ = load_operator_state(s.kafka_bootstrap, states, s.signing_secret.get_secret_value(), s.app_id)
+    ends = topic_ends(s.kafka_bootstrap, topic_names(s).control)
+    console.print(pipeline.operations.restore(recorded, ends))
     # What is built by now (modules, the model, the app) lives as long as the worker: out of the
     # cyclic collector's reach, whose full passes over it took ~100 ms every 2-3 s at 1,000 events/s.
     gc.freeze()

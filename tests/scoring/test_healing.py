@@ -538,3 +538,40 @@ def test_operator_release_lifts_only_that_target_once_and_repeats_itself_exactly
     # A later threat from the released address is blocked again (offence history kept: longer TTL).
     [again] = decide(threat(at=at(20)), state, cfg, at(20))
     assert again.action == "block_ip" and again.ttl_s == 3600
+
+
+@pytest.mark.parametrize("spelling", ["::ffff:203.0.113.7", "::FFFF:203.0.113.7", " 203.0.113.7 "])
+def test_an_operator_release_matches_any_spelling_of_the_address(spelling: str) -> None:
+    state = HealingState()
+    [block] = decide(threat(), state, PolicyConfig(), T0)
+    [lift] = release(state, spelling, PolicyConfig(), at(60))
+    assert lift.action == "unblock_ip" and lift.target == ATTACKER
+    assert expire(state, PolicyConfig(), at(3600)) == []  # nothing left to lift
+
+
+def test_an_operator_release_matches_any_spelling_of_an_ipv6_address() -> None:
+    state = HealingState()
+    decide(threat("2001:db8::7"), state, PolicyConfig(), T0)
+    [lift] = release(state, "2001:0DB8:0:0:0:0:0:7", PolicyConfig(), at(60))
+    assert lift.target == "2001:db8::7"
+
+
+def test_a_redelivered_threat_never_re_blocks_a_target_allowlisted_since() -> None:
+    """Its block comes again (same id, same content), followed by the lift, so an enforcer ends unblocked."""
+    state = HealingState()
+    first = decide(threat(), state, PolicyConfig(), T0)
+    vouched = PolicyConfig(allowlist=("203.0.113.0/24",))
+    # Redelivered before the expiry timer ran: the block is lifted now.
+    again = decide(threat(), state, vouched, at(30))
+    assert again[0] == first[0] and [a.action for a in again] == ["block_ip", "unblock_ip"]
+    assert expire(state, vouched, at(31)) == []
+    # Redelivered once more, after the lift: the very same lift again.
+    assert decide(threat(), state, vouched, at(90)) == again
+
+
+def test_a_threat_redelivered_after_the_expiry_timer_lifted_the_allowlisted_block_gets_that_lift() -> None:
+    state = HealingState()
+    first = decide(threat(), state, PolicyConfig(), T0)
+    vouched = PolicyConfig(allowlist=("203.0.113.7/32",))
+    [lift] = expire(state, vouched, at(30))
+    assert decide(threat(), state, vouched, at(60)) == first + [lift]

@@ -64,3 +64,29 @@ def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: 
             get_settings()
     finally:
         get_settings.cache_clear()
+
+
+def test_an_allowlist_entry_with_host_bits_is_refused_with_the_network_meant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings refuse what the control command refuses, before a worker starts, not in its first batch."""
+    from streams.control import Command
+
+    monkeypatch.setenv("STREAMGUARD_ALLOWLIST", "192.168.0.0/16,10.0.0.1/8")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match="STREAMGUARD_ALLOWLIST.*did you mean 10.0.0.0/8"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    with pytest.raises(ValueError):
+        Command(op="allowlist", action="add", cidr="10.0.0.1/8")
+
+
+def test_the_web_server_binds_to_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAMGUARD_METRICS_HOST", raising=False)
+    monkeypatch.delenv("STREAMGUARD_DEBUG_PAGES", raising=False)
+    get_settings.cache_clear()
+    try:
+        s = get_settings()
+        assert s.metrics_host == "127.0.0.1" and s.debug_pages is False
+    finally:
+        get_settings.cache_clear()
