@@ -11,7 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import SettingsError
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["DEFAULT_SECRET", "MIN_SECRET_CHARS", "Settings", "get_settings"]
+
+DEFAULT_SECRET = "change-me"
+MIN_SECRET_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -113,8 +116,10 @@ class Settings(BaseSettings):
     debug_pages: bool = Field(False, description="Serve /debug/tasks (where every task of the worker waits, and the "
                               "consumer's offsets): for diagnosing a stage that stopped.")
     signing_secret: SecretStr = Field(
-        SecretStr("change-me"), description="HMAC-SHA256 secret for control commands and model announcements."
-    )
+        SecretStr(DEFAULT_SECRET), description="HMAC-SHA256 secret for control commands, model announcements "
+                                               f"and the operator state (at least {MIN_SECRET_CHARS} characters).")
+    allow_weak_secret: bool = Field(False, description="Development only: let workers start with the default or a "
+                                                       "short signing secret.")
     log_level: str = "INFO"
 
     @field_validator("kafka_bootstrap")
@@ -153,6 +158,19 @@ class Settings(BaseSettings):
                                      "it too)") from None
                 raise ValueError(f"not a CIDR: {cidr!r}") from None
         return value
+
+    def check_signing_secret(self) -> None:
+        """Refuse the default or a short signing secret (anyone could sign commands) unless allowed for development."""
+        secret = self.signing_secret.get_secret_value()
+        if self.allow_weak_secret:
+            return
+        if secret == DEFAULT_SECRET or len(secret) < MIN_SECRET_CHARS:
+            what = "the default" if secret == DEFAULT_SECRET else f"{len(secret)} characters long"
+            raise SettingsError(
+                f"STREAMGUARD_SIGNING_SECRET is {what}: anyone who knows it can steer every worker. Set a random "
+                f"secret of at least {MIN_SECRET_CHARS} characters (e.g. `python -c 'import secrets; "
+                "print(secrets.token_hex(32))'`), the same for every worker, the CLI and the retrain worker; "
+                "for a development setup only, STREAMGUARD_ALLOW_WEAK_SECRET=true")
 
     def topic(self, name: str) -> str:
         """Full topic name for a base name, with the deployment prefix."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -85,7 +86,7 @@ def demo(
     """
     from rich.live import Live
 
-    from ..errors import InfraUnavailable
+    from ..errors import InfraUnavailable, StreamsError
     from ..kafka import ping_kafka
     from ._common import registry
     from ._view import View, decode_record
@@ -111,6 +112,12 @@ def demo(
         prefix = f"demo{time.strftime('%H%M%S')}."
         env = {**os.environ, "STREAMGUARD_TOPIC_PREFIX": prefix, "STREAMGUARD_APP_ID": f"demo-{uuid.uuid4().hex[:8]}",
                "STREAMGUARD_METRICS_PORT": str(port)}
+        try:
+            s.check_signing_secret()
+        except StreamsError:
+            # The demo's own deployment gets its own secret; a real one must set STREAMGUARD_SIGNING_SECRET.
+            env["STREAMGUARD_SIGNING_SECRET"] = secrets.token_hex(32)
+            console.print("signing secret: a random one for this demo (STREAMGUARD_SIGNING_SECRET is not set)")
         exe = str(Path(sys.executable).parent / "streamguard")
         log_dir = Path(tempfile.mkdtemp(prefix="streamguard-demo-"))
         worker_log = log_dir / "worker.log"

@@ -42,6 +42,7 @@ def retrain_worker(
     from ..retrain import RetrainOptions, RetrainWorker
 
     s = get_settings()
+    s.check_signing_secret()
     logging.basicConfig(level=s.log_level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     if not generator and not (flows or logs):
         console.print("[red]error[/] nothing to train on: use --generator and/or --flows/--logs")

@@ -35,6 +35,7 @@ def worker(
     from ._common import load_active, registry
 
     s = get_settings()
+    s.check_signing_secret()
     logging.basicConfig(level=s.log_level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     # Faust sets the root logger to DEBUG when its spinner is on (--loglevel=warn), so each
     # message sent would build a debug record in aiokafka only for the handler to drop it:

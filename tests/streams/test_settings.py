@@ -90,3 +90,26 @@ def test_the_web_server_binds_to_loopback_by_default(monkeypatch: pytest.MonkeyP
         assert s.metrics_host == "127.0.0.1" and s.debug_pages is False
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("secret", ["change-me", "short-secret", ""])
+def test_workers_refuse_a_default_or_short_signing_secret(secret: str) -> None:
+    from streams.settings import Settings
+
+    with pytest.raises(SettingsError, match="STREAMGUARD_SIGNING_SECRET"):
+        Settings(signing_secret=secret).check_signing_secret()
+    Settings(signing_secret=secret, allow_weak_secret=True).check_signing_secret()  # development only
+    Settings(signing_secret="x" * 16).check_signing_secret()
+
+
+def test_a_worker_with_the_default_secret_does_not_start(tmp_path) -> None:
+    import os
+    import subprocess
+
+    from tests.streams.conftest import BIN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMGUARD_")}
+    proc = subprocess.run([str(BIN), "worker"], env={**env, "STREAMGUARD_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "STREAMGUARD_SIGNING_SECRET is the default" in proc.stdout + proc.stderr
