@@ -16,21 +16,49 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, once_per_run
 
 BIN = Path(sys.executable).parent / "streamguard"
 
 
+@dataclass(frozen=True)
+class TrainedRegistry:
+    """The session's registry and the `streamguard train` run that made it."""
+
+    root: Path
+    proc: subprocess.CompletedProcess  # returncode and stderr of the run
+    scratch: Path  # the run's TMPDIR, empty if train cleaned up after itself
+
+
+TRAIN_ARGS = ["train", "--seeds", "0,1", "--eval-seeds", "100", "--duration", "300"]
+
+
 @pytest.fixture(scope="session")
-def model_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry with a small generator-trained bundle, made active (trained once per session)."""
-    root = tmp_path_factory.mktemp("registry")
-    proc = subprocess.run(
-        [str(BIN), "train", "--seeds", "0,1", "--eval-seeds", "100", "--duration", "300"],
-        env={**os.environ, "STREAMGUARD_REGISTRY_DIR": str(root)}, capture_output=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    return root
+def trained_registry(pytestconfig: pytest.Config) -> TrainedRegistry:
+    """A registry with a small generator-trained bundle, made active, trained through the CLI
+    once per test run (xdist workers share it: the first to ask trains, the others wait)."""
+
+    def train(folder: Path) -> None:
+        (folder / "registry").mkdir()
+        (folder / "scratch").mkdir()
+        proc = subprocess.run([str(BIN), *TRAIN_ARGS],
+                              env={**os.environ, "STREAMGUARD_REGISTRY_DIR": str(folder / "registry"),
+                                   "TMPDIR": str(folder / "scratch")}, capture_output=True, timeout=600)
+        (folder / "stderr").write_bytes(proc.stderr)
+        (folder / "returncode").write_text(str(proc.returncode))
+
+    folder = once_per_run(pytestconfig, "trained-registry", train)
+    proc = subprocess.CompletedProcess([str(BIN), *TRAIN_ARGS], int((folder / "returncode").read_text()),
+                                       stderr=(folder / "stderr").read_bytes())
+    return TrainedRegistry(folder / "registry", proc, folder / "scratch")
+
+
+@pytest.fixture(scope="session")
+def model_registry(trained_registry: TrainedRegistry) -> Path:
+    """A registry with a small generator-trained bundle, made active (trained once per run; do not
+    change it: copy it first)."""
+    assert trained_registry.proc.returncode == 0, trained_registry.proc.stderr.decode()
+    return trained_registry.root
 
 
 def free_port() -> int:
