@@ -41,8 +41,11 @@ mongo-clean: ## stop the local MongoDB-protocol server and delete its data
 infra-up: kafka-up mongo-up ## start both local servers
 infra-down: kafka-down mongo-down ## stop both local servers
 
+# Parallel test processes (pytest-xdist; scheduling in tests/scheduling.py). `make test XDIST=` runs them in one.
+XDIST ?= -n 3 --dist loadgroup --no-loadscope-reorder
+
 test: install ## run every test; the session starts (and stops) a real broker and MongoDB-protocol server
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 reliability: install ## fault runs (SIGKILL every 20 s, broker restart) and a long fuzzing pass (~10 min)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m "reliability or integration or not integration" \
@@ -50,10 +53,10 @@ reliability: install ## fault runs (SIGKILL every 20 s, broker restart) and a lo
 	  tests/features/test_parsing_fuzz.py tests/streams/test_contracts_fuzz.py
 
 test-unit: install ## only the tests that need no server
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest $(XDIST) -m "not integration"
 
 test-integration: install ## only the tests against the real servers
-	$(BIN)/python -m pytest -m "integration and not reliability"
+	$(BIN)/python -m pytest $(XDIST) -m "integration and not reliability"
 
 MODELS := var/registry/streamguard/active.json
 

@@ -36,6 +36,9 @@ settings.register_profile("ci", max_examples=300, derandomize=True, deadline=Non
 settings.register_profile("fuzz", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# How `make test` spreads the tests over pytest-xdist workers.
+pytest_plugins = ["tests.scheduling"]
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "docker" / "local"
 _TEST_VAR = ROOT / "var" / "test"

@@ -28,6 +28,9 @@ from features.scenarios import (
     normal_sources,
 )
 
+# One xdist worker runs the module: its module-scoped fixtures are built once.
+pytestmark = pytest.mark.xdist_group("test_scenarios")
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ScenarioConfig()
 SMALL = ScenarioConfig(seed=7, duration_s=180.0, benign_eps=20.0)

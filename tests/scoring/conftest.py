@@ -28,6 +28,15 @@ TRAINED_AT = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
 PARSE_NOW = datetime(2026, 1, 6, 0, 0, tzinfo=timezone.utc)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist worker runs every scoring test: the session bundles below are trained once."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.xdist_group("scoring"))
+
+
 def small_params(**overrides: object) -> TrainParams:
     """Training parameters small enough for unit tests."""
     return TrainParams.defaults(**{"n_estimators": 40, "anomaly_estimators": 60, **overrides})

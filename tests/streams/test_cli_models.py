@@ -15,6 +15,9 @@ import pytest
 from streams.wire import ThreatEvent
 from tests.streams.conftest import TrainedRegistry
 
+# One xdist worker runs the module, in order: the tests share one registry, and the last one adds a version.
+pytestmark = pytest.mark.xdist_group("test_cli_models")
+
 _BIN = Path(sys.executable).parent / "streamguard"
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -19,7 +19,8 @@ from features.scenarios import ScenarioConfig, attackers, generate, normal_sourc
 from streams.wire import DeadLetter, HealingAction, ThreatEvent
 from tests.streams.conftest import drain, metric_sum, produce_mixed, unique_prefix, wait_pipeline_idle
 
-pytestmark = pytest.mark.integration
+# One xdist worker runs the tests that share the module's one-worker run (all but the dry run).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_pipeline")]
 
 ALLOWLISTED = "203.0.113.250"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -225,6 +226,7 @@ def test_metrics_agree_with_the_topics(run: Run) -> None:
     assert health["consuming"] and health["model"]["version"]
 
 
+@pytest.mark.xdist_group("dry-run")  # a group of its own (a test takes the union of its groups)
 def test_dry_run_and_circuit_breaker(kafka_bootstrap: str, start_worker) -> None:
     r = Run(kafka_bootstrap, start_worker, dry_run=True, max_blocks_per_minute=5)
     assert r.actions and all(a.dry_run for a in r.actions)

@@ -21,6 +21,9 @@ from streams.stages import (MAX_HOPS_PER_MESSAGE, Hop, Ingested, Outbox, apply_h
                             partition_for, position, score_messages, unpack)
 from streams.wire import MAX_DEADLETTER_BYTES, DeadLetter, ThreatEvent
 
+# One xdist worker runs the module: its module-scoped bundles are trained once.
+pytestmark = pytest.mark.xdist_group("test_stages")
+
 NOW = datetime(2026, 1, 5, 9, 5, tzinfo=timezone.utc)
 BOUNDS = TimeBounds()
 CFG = WindowConfig()
