@@ -92,7 +92,7 @@ class Worker:
     log: Path
     env: dict[str, str] = field(default_factory=dict)
 
-    def get(self, path: str, timeout: float = 3.0) -> tuple[int, bytes]:
+    def get(self, path: str, timeout: float = 30.0) -> tuple[int, bytes]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
                 return resp.status, resp.read()
@@ -107,7 +107,7 @@ class Worker:
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "worker exited:\n" + self.log_tail()
@@ -236,11 +236,11 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
     # Not subscribed, so it never joins the group: it only reads the group's committed offsets.
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        md = c.list_topics(timeout=10)
+        md = c.list_topics(timeout=30)
         lag = {}
         tps = [TopicPartition(t, p) for t in topics if t in md.topics for p in md.topics[t].partitions]
-        for tp in c.committed(tps, timeout=10) if tps else []:
-            lo, hi = c.get_watermark_offsets(tp, timeout=10)
+        for tp in c.committed(tps, timeout=30) if tps else []:
+            lo, hi = c.get_watermark_offsets(tp, timeout=30)
             lag[f"{tp.topic}[{tp.partition}]"] = max(hi - (tp.offset if tp.offset >= 0 else lo), 0)
         return lag
     finally:

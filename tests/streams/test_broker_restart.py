@@ -62,7 +62,7 @@ def test_worker_rides_out_a_broker_restart(private_broker: _Broker, start_worker
             produce(b.bootstrap, f"{prefix}{kind}.raw", [(r.actor.encode(), r.payload) for r in part if r.topic == kind])
 
     send(raws[:half])
-    wait_for(lambda: metric_sum(w.metrics(), "streamguard_events_total") > 200, 60, "the worker to score something")
+    wait_for(lambda: metric_sum(w.metrics(), "streamguard_events_total") > 200, 120, "the worker to score something")
     b.run("down")  # mid-stream: part of the first half is still in flight
     time.sleep(10)
     assert w.proc.poll() is None, "the worker died while the broker was away:\n" + w.log_tail()

@@ -52,7 +52,8 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
                           timeout=60)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     t0 = time.monotonic()  # the command is on the topic
-    wait_for(lambda: all(_versions(w) == new for w in workers), 5, "both workers serving the new version")
+    # How fast is measured by `make bench` (a loaded machine may take longer): here only that it happens.
+    wait_for(lambda: all(_versions(w) == new for w in workers), 120, "both workers serving the new version")
     print(f"\npromote: both workers on {new} {time.monotonic() - t0:.2f} s after the command")
 
     # Forged commands: unsigned, wrongly signed, replayed, and a signed one naming an altered artifact.
@@ -75,7 +76,7 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
                    and metric_sum(w.metrics(), "streamguard_model_refused_total", reason="sha256_mismatch") >= 1
                    for w in workers)
 
-    wait_for(refused, 30, "every forged command refused on both workers", workers[0].log_tail)
+    wait_for(refused, 120, "every forged command refused on both workers", workers[0].log_tail)
     for w in workers:
         m = w.metrics()
         for reason in ("unsigned", "bad_signature", "replayed"):
@@ -86,22 +87,22 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
 
     # A signed rollback through the CLI brings the old version back on both.
     artifact.write_bytes(pristine)
-    proc = subprocess.run([str(BIN), "control", "rollback", "--wait", "30", "--expect", "2"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", "rollback", "--wait", "120", "--expect", "2"], env=env,
+                          capture_output=True, timeout=180)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
-    wait_for(lambda: all(_versions(w) == old for w in workers), 5, "both workers back on the old version")
+    wait_for(lambda: all(_versions(w) == old for w in workers), 120, "both workers back on the old version")
     assert reg.active("streamguard").version == old
 
     # Operator switches reach both workers; `status` answers for each.
     for args in (["set-threshold", "85"], ["dry-run", "on"], ["pause"], ["allowlist", "add", "198.51.100.0/24"]):
-        proc = subprocess.run([str(BIN), "control", *args, "--wait", "30", "--expect", "2"], env=env,
-                              capture_output=True, timeout=60)
+        proc = subprocess.run([str(BIN), "control", *args, "--wait", "120", "--expect", "2"], env=env,
+                              capture_output=True, timeout=180)
         assert proc.returncode == 0, (args, proc.stdout.decode() + proc.stderr.decode())
     for w in workers:
         h = json.loads(w.get("/health")[1])
         assert h["threat_threshold"] == 85 and h["dry_run"] and h["paused"]
-    proc = subprocess.run([str(BIN), "control", "status", "--wait", "30", "--expect", "2"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", "status", "--wait", "120", "--expect", "2"], env=env,
+                          capture_output=True, timeout=180)
     out = (proc.stdout + proc.stderr).decode()
     assert proc.returncode == 0 and out.count("applied") == 2, out
 
@@ -109,8 +110,8 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
 
 
 def _control(env: dict, *args: str) -> str:
-    proc = subprocess.run([str(BIN), "control", *args, "--wait", "30", "--expect", "2"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", *args, "--wait", "120", "--expect", "2"], env=env,
+                          capture_output=True, timeout=180)
     out = (proc.stdout + proc.stderr).decode()
     assert proc.returncode == 0, (args, out)
     return out
@@ -145,7 +146,7 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
         assert health(w)["model"]["version"] == old
     logs = f"{prefix}logs.raw"
     produce(kafka_bootstrap, logs, _failures(prefix, range(1, 41), 1000))  # 240 events
-    wait_for(lambda: scored_total() >= 240, 90, "240 events scored", workers[0].log_tail)
+    wait_for(lambda: scored_total() >= 240, 180, "240 events scored", workers[0].log_tail)
     compared = sum(health(w)["challenger"]["events"] for w in workers)
     both = sum(metric_sum(w.metrics(), "streamguard_challenger_events_total") for w in workers)
     assert compared == both == 240
@@ -169,7 +170,7 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
     _control(env, "challenger", new, "--ab", "0.5")
     assert sum(health(w)["challenger"]["events"] for w in workers) == 240  # same challenger: its counts go on
     produce(kafka_bootstrap, logs, _failures(prefix, range(41, 101), 5000))  # 360 events, 60 sources
-    wait_for(lambda: scored_total() >= 600, 90, "600 events scored", workers[0].log_tail)
+    wait_for(lambda: scored_total() >= 600, 180, "600 events scored", workers[0].log_tail)
     ab_sources = {f"198.51.100.{n}" for n in range(41, 101)}
     every = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
                                                                         idle_s=2)]
@@ -191,6 +192,6 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
     _control(env, "promote", new)
     for w in workers:
         assert health(w)["model"]["version"] == new and health(w)["challenger"] is None
-    proc = subprocess.run([str(BIN), "control", "challenger", new, "--wait", "30", "--expect", "2"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", "challenger", new, "--wait", "120", "--expect", "2"], env=env,
+                          capture_output=True, timeout=180)
     assert proc.returncode == 1 and (proc.stdout + proc.stderr).decode().count("is the serving model") == 2

@@ -52,7 +52,9 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
     env.pop("STREAMGUARD_METRICS_PORT")
     sim = subprocess.Popen([str(BIN), "simulate", "--rate", "150", "--duration", "40", "--seed", "7"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(5)
+    # Traffic flows (the first version has scored some of it) before the new version is trained.
+    wait_for(lambda: sum(metric_sum(w.metrics(), "streamguard_events_total") for w in workers) > 0, 120,
+             "the simulated traffic scored", workers[0].log_tail)
     # Trained while traffic flows, registered in MongoDB, made active and announced.
     sent_ms = int(time.time() * 1000)
     proc = subprocess.run([str(BIN), "train", "--seeds", "4", "--eval-seeds", "100", "--duration", "150",
@@ -61,7 +63,8 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
     t0 = time.monotonic()  # the announcement is on the topic
     new = store.active("streamguard").version
     assert new != first.version
-    wait_for(lambda: all(_version(w) == new for w in workers), 5, "both workers serving the published version")
+    # How fast is measured by `make bench` (a loaded machine may take longer): here only that it happens.
+    wait_for(lambda: all(_version(w) == new for w in workers), 120, "both workers serving the published version")
     swapped_s = time.monotonic() - t0
     swapped_ms = int(time.time() * 1000)
     assert sim.wait(120) == 0, sim.stderr.read().decode()
@@ -116,7 +119,7 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
                                   reason="announce") >= 1
                    for w in workers)
 
-    wait_for(answered, 30, "every announcement answered on both workers", workers[0].log_tail)
+    wait_for(answered, 120, "every announcement answered on both workers", workers[0].log_tail)
     for w, before in zip(workers, swaps_before):
         m = w.metrics()
         assert metric_sum(m, "streamguard_model_refused_total", reason="sha256_mismatch") == 1

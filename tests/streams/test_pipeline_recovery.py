@@ -239,12 +239,12 @@ def test_replaying_linux_2k_blocks_repeat_offenders_only(kafka_bootstrap: str, s
     # A replay runs weeks of log in seconds: lift the circuit breaker (tested on its own).
     app_id = prefix.rstrip(".")
     w = start_worker(app_id, prefix, emit_scored=True, max_blocks_per_minute=10_000)
-    proc = subprocess.run([str(BIN), "replay", str(replay_file)], env=w.env, capture_output=True, timeout=120)
+    proc = subprocess.run([str(BIN), "replay", str(replay_file)], env=w.env, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()
     total = len(lines) + len(extra)
-    wait_for(lambda: metric_sum(w.metrics(), "streamguard_events_total") >= total, 120, "the replay scored", w.log_tail)
+    wait_for(lambda: metric_sum(w.metrics(), "streamguard_events_total") >= total, 240, "the replay scored", w.log_tail)
     # Healing runs a stage behind scoring: wait until it has committed everything too.
-    wait_pipeline_idle(kafka_bootstrap, prefix, app_id, 120, w.log_tail)
+    wait_pipeline_idle(kafka_bootstrap, prefix, app_id, 240, w.log_tail)
     actions = [HealingAction.model_validate_json(m.value()) for m in drain(kafka_bootstrap, prefix + "actions.healing", idle_s=1)]
     blocked = {a.target for a in actions if a.action == "block_ip"}
     if not expected <= blocked:
@@ -280,7 +280,7 @@ def test_corrupt_internal_messages_are_dead_lettered_not_fatal(kafka_bootstrap: 
     produce(kafka_bootstrap, f"{prefix}logs.raw", [(None, g) for g in good])
     wait_for(lambda: metric_sum(w.metrics(), "streamguard_events_total", outcome="scored") >= 20
              and metric_sum(w.metrics(), "streamguard_deadletters_total", reason="internal") >= 4,
-             120, "good events scored and corrupt internal messages dead-lettered", w.log_tail)
+             240, "good events scored and corrupt internal messages dead-lettered", w.log_tail)
     assert w.proc.poll() is None, "the worker must survive corrupt internal messages"
     dls = [m.value() for m in drain(kafka_bootstrap, f"{prefix}ops.deadletter")]
     assert len(dls) == 4 and all(b'"reason":"internal"' in d for d in dls)

@@ -47,7 +47,7 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
                            "--eval-seeds", "100", "--max-regression", "1.0"], env=env,
                           stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: "waiting for retrain requests" in log.read_text(), 60, "the retrain worker to listen",
+        wait_for(lambda: "waiting for retrain requests" in log.read_text(), 120, "the retrain worker to listen",
                  log.read_text)
         t0 = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -64,7 +64,7 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
 
         # The same network under a heavy attack mix: the distribution shifts, one request goes out.
         _simulate(env, t0 + timedelta(seconds=60), "--duration", "20", "--seed", "8", "--intensity", "20")
-        wait_for(lambda: metric_sum(w.metrics(), "streamguard_retrain_requests_total", reason="drift") >= 1, 120,
+        wait_for(lambda: metric_sum(w.metrics(), "streamguard_retrain_requests_total", reason="drift") >= 1, 240,
                  "a drift retrain request", w.log_tail)
         shifted_psi = metric_sum(w.metrics(), "streamguard_drift_psi")
         assert shifted_psi >= 0.3
@@ -83,7 +83,7 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
         new = reg.active("streamguard")
         assert new.extra["gate"]["passed"] and new.extra["gate"]["trigger"] == "drift"
         assert new.extra["gate"]["champion"] == old
-        wait_for(lambda: json.loads(w.get("/health")[1])["model"]["version"] == new.version, 30,
+        wait_for(lambda: json.loads(w.get("/health")[1])["model"]["version"] == new.version, 120,
                  "the worker to serve the published version", w.log_tail)
 
         # An operator's signed retrain goes through the CLI and waits for the retrain worker's answer.
