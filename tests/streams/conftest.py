@@ -131,9 +131,26 @@ class Worker:
             self.proc.wait()
 
 
+def stop_all(workers: list[Worker], timeout: float = 60.0) -> None:
+    """SIGTERM every running worker at once, then wait for each (killed after `timeout`)."""
+    running = [w for w in workers if w.proc.poll() is None]
+    for w in running:
+        w.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for w in running:
+        try:
+            w.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait()
+
+
 @pytest.fixture
 def start_worker(kafka_bootstrap: str, model_registry: Path, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
-    """Factory: start a worker with STREAMGUARD_* overrides and wait until /health says it consumes."""
+    """Factory: start a worker with STREAMGUARD_* overrides and wait until /health says it consumes.
+
+    With `ready=False` it returns at once: start several, then `wait_ready()` each.
+    """
     workers: list[Worker] = []
 
     def _start(app_id: str, prefix: str, *, ready: bool = True, **settings: object) -> Worker:
@@ -159,8 +176,7 @@ def start_worker(kafka_bootstrap: str, model_registry: Path, tmp_path: Path) -> 
         return w
 
     yield _start
-    for w in workers:
-        w.stop()
+    stop_all(workers)
 
 
 def unique_prefix() -> str:

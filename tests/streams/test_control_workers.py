@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,18 +33,24 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     shutil.copytree(model_registry, reg_dir)
     env = {**os.environ, "STREAMGUARD_REGISTRY_DIR": str(reg_dir), "STREAMGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap,
            "STREAMGUARD_SIGNING_SECRET": SECRET}
-    proc = subprocess.run([str(BIN), "train", "--seeds", "3", "--eval-seeds", "100", "--duration", "240",
-                           "--no-activate"], env=env, capture_output=True, timeout=300)
+    prefix = unique_prefix()
+    app_id = prefix.rstrip(".")
+    # A second version trains (not activated) while the workers start on the active one.
+    with ThreadPoolExecutor(1) as pool:
+        training = pool.submit(subprocess.run, [str(BIN), "train", "--seeds", "3", "--eval-seeds", "100",
+                                                "--duration", "240", "--no-activate"],
+                               env=dict(env), capture_output=True, timeout=300)
+        workers = [start_worker(app_id, prefix, ready=False, registry_dir=reg_dir, signing_secret=SECRET,
+                                emit_scored=True, emit_shadow=True) for _ in range(2)]
+        proc = training.result()
     assert proc.returncode == 0, proc.stderr.decode()
     reg = LocalRegistry(reg_dir)
     old = reg.active("streamguard").version
     new = next(v.version for v in reg.list("streamguard") if v.version != old)
 
-    prefix = unique_prefix()
-    app_id = prefix.rstrip(".")
     env["STREAMGUARD_TOPIC_PREFIX"] = prefix
-    workers = [start_worker(app_id, prefix, registry_dir=reg_dir, signing_secret=SECRET, emit_scored=True,
-                            emit_shadow=True) for _ in range(2)]
+    for w in workers:
+        w.wait_ready()
     assert {_versions(w) for w in workers} == {old}
 
     # (Swapping under continuous traffic, with counts and the output pause, is measured in

@@ -41,7 +41,9 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
     app_id = prefix.rstrip(".")
     common = dict(registry_store="mongo", mongo_uri=mongo_uri, mongo_database=mongo_db.name, registry_dir=empty,
                   signing_secret=SECRET)
-    workers = [start_worker(app_id, prefix, emit_scored=True, **common) for _ in range(2)]
+    workers = [start_worker(app_id, prefix, ready=False, emit_scored=True, **common) for _ in range(2)]
+    for w in workers:
+        w.wait_ready()
     assert [_version(w) for w in workers] == [first.version] * 2
     assert not empty.exists()
     # Each worker fetched the artifact from GridFS into its own data dir.

@@ -112,7 +112,9 @@ class Run:
         app_id = self.prefix.rstrip(".")
         base = dict(emit_scored=True, allowlist=f"{ALLOWLISTED}/32", max_blocks_per_minute=100_000)
         base.update(settings)
-        self.workers = [start_worker(app_id, self.prefix, **base) for _ in range(workers)]
+        self.workers = [start_worker(app_id, self.prefix, ready=False, **base) for _ in range(workers)]
+        for w in self.workers:
+            w.wait_ready()
         _wait_group_stable(kafka_bootstrap, app_id, workers)
         raws, logs, flows, mixed = _inputs(self.prefix)
         self.produced = len(logs) + len(flows)
