@@ -52,7 +52,9 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
 
     env = {**os.environ, **{k: v for k, v in workers[0].env.items() if k.startswith("STREAMGUARD_")}}
     env.pop("STREAMGUARD_METRICS_PORT")
-    sim = subprocess.Popen([str(BIN), "simulate", "--rate", "150", "--duration", "40", "--seed", "7"], env=env,
+    # Traffic for long enough that a loaded machine still trains and swaps while it flows (measured
+    # here: ~8 s of training alone, 29 s beside the two workers on a busy machine).
+    sim = subprocess.Popen([str(BIN), "simulate", "--rate", "150", "--duration", "80", "--seed", "7"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # Traffic flows (the first version has scored some of it) before the new version is trained.
     wait_for(lambda: sum(metric_sum(w.metrics(), "streamguard_events_total") for w in workers) > 0, 120,
