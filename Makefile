@@ -80,7 +80,7 @@ bench: install $(MODELS) kafka-up ## benchmarks (not part of `make test`; ~1 h a
 
 bench-quick: install $(MODELS) kafka-up ## the same figures on a small workload (a few minutes), to try the harness
 	$(BIN)/python -m tests.benchmarks.bench_pipeline --events 20000 --rates 1000 --latency-events 3000 \
-	  --entities 4000 --per-event-seconds 10
+	  --entities 4000 --per-event-seconds 10 --swaps 3
 
 demo: install $(MODELS) ## the main job: local Kafka, a worker, ~60 s of traffic with attacks, live view, summary
 	@$(BIN)/streamguard demo
