@@ -220,22 +220,57 @@ def produce_mixed(bootstrap: str, items: list[tuple[str, bytes | None, bytes | N
     assert errors == []
 
 
+def _watermarks(consumer, tp, deadline: float) -> tuple[int, int]:  # noqa: ANN001 - confluent-kafka types
+    """(low, high) offsets of a partition, retried while it has no leader yet (a topic just created)."""
+    from confluent_kafka import KafkaException
+
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=30)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def drain(bootstrap: str, topic: str, *, idle_s: float = 3.0, timeout_s: float = 120.0,
           until: Callable[[list], bool] | None = None) -> list:
-    """All messages of a topic from the beginning, once `until` holds (if given) and nothing came for idle_s."""
-    from confluent_kafka import Consumer
+    """All messages of a topic from the beginning: every message on it when called, then more until
+    `until` holds (if given) and nothing came for idle_s.
+
+    Read by assignment, not as a group member: joining a group can take seconds on a loaded
+    machine, and the idle time counts only once the messages present at the call are read.
+    """
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    c.subscribe([topic])
+                  "enable.auto.commit": False})
     out: list = []
-    deadline = time.monotonic() + timeout_s
-    last = time.monotonic()
+    start = time.monotonic()
+    deadline = start + timeout_s
     try:
+        partitions: list[int] = []
+        while time.monotonic() < deadline:
+            md = c.list_topics(topic, timeout=30).topics.get(topic)
+            if md is not None and md.error is None and md.partitions:
+                partitions = sorted(md.partitions)
+                break
+            if time.monotonic() - start > idle_s and (until is None or until(out)):
+                return out  # no such topic
+            time.sleep(0.5)
+        ends = {p: _watermarks(c, TopicPartition(topic, p), deadline) for p in partitions}
+        behind = {p for p, (lo, hi) in ends.items() if hi > lo}  # partitions not yet read to their end
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        last = time.monotonic()
         while time.monotonic() < deadline:
             batch = c.consume(1000, 0.5)
             got = [m for m in batch if m.error() is None]
-            if got:
+            if behind:
+                behind -= {tp.partition for tp in c.position([TopicPartition(topic, p) for p in behind])
+                           if tp.offset >= ends[tp.partition][1]}
+                out.extend(got)
+                last = time.monotonic()
+            elif got:
                 out.extend(got)
                 last = time.monotonic()
             elif time.monotonic() - last > idle_s and (until is None or until(out)):
