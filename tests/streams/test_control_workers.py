@@ -89,7 +89,12 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
         for reason in ("unsigned", "bad_signature", "replayed"):
             assert metric_sum(m, "streamguard_control_commands_total", outcome="rejected", reason=reason) == 1
         assert _versions(w) == new
-    replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1)]
+    # A metric counts a command before its reply is on ops.status: wait for the replies too.
+    def refusals(out: list) -> int:
+        return sum(r["outcome"] == "failed" and r["reason"] == "sha256_mismatch" for r in map(_json, out))
+
+    replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1,
+                                                      until=lambda out: refusals(out) >= 2)]
     assert sum(r["outcome"] == "failed" and r["reason"] == "sha256_mismatch" for r in replies) == 2
 
     # A signed rollback through the CLI brings the old version back on both.
@@ -114,6 +119,10 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     assert proc.returncode == 0 and out.count("applied") == 2, out
 
     _challenger_shadow_ab_and_promotion(kafka_bootstrap, env, prefix, workers, old, new)
+
+
+def _json(message) -> dict:  # noqa: ANN001 - a confluent-kafka Message
+    return orjson.loads(message.value())
 
 
 def _control(env: dict, *args: str) -> str:
@@ -162,11 +171,12 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
     for w in workers:
         ratio = metric_sum(w.metrics(), "streamguard_challenger_agreement_ratio", compared="label")
         assert abs(ratio - health(w)["challenger"]["label_agreement"]) < 1e-3
+    # The metrics count an event before its outputs are on the topics: wait for them too.
     scored = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
-                                                                         idle_s=2)]
+                                                                         idle_s=2, until=lambda out: len(out) >= 240)]
     assert len(scored) == 240 and {r.model.version for r in scored} == {old}  # shadow: nothing served changes
     shadow = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}threats.shadow",
-                                                                         idle_s=2)]
+                                                                         idle_s=2, until=lambda out: len(out) >= 240)]
     # emit_scored is on, so the shadow topic holds every challenger verdict, named by its version.
     assert len(shadow) == 240 and {r.model.version for r in shadow} == {new}
     assert {r.event_id for r in shadow} == {r.event_id for r in scored}
@@ -180,7 +190,7 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
     wait_for(lambda: scored_total() >= 600, 180, "600 events scored", workers[0].log_tail)
     ab_sources = {f"198.51.100.{n}" for n in range(41, 101)}
     every = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
-                                                                        idle_s=2)]
+                                                                        idle_s=2, until=lambda out: len(out) >= 600)]
     assert len(every) == 600
     later = [r for r in every if r.entity.value in ab_sources]
     assert len(later) == 360

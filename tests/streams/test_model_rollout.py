@@ -130,7 +130,15 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
         assert metric_sum(m, "streamguard_model_refused_total", reason="schema_mismatch") == 1
         assert metric_sum(m, "streamguard_model_swaps_total") == before
         assert _version(w) == new
-    replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1)]
+    # A metric counts an announcement before its reply is on ops.status: wait for the replies too.
+    def answers(out: list) -> bool:
+        rs = [orjson.loads(m.value()) for m in out]
+        reasons = [r["reason"] for r in rs if r["op"] == "announce" or r["reason"] == "bad_signature"]
+        return (reasons.count("sha256_mismatch") >= 2 and reasons.count("schema_mismatch") >= 2
+                and reasons.count("bad_signature") >= 2 and sum("already serving" in r["detail"] for r in rs) >= 2)
+
+    replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1,
+                                                      until=answers)]
     reasons = sorted(r["reason"] for r in replies if r["op"] == "announce" or r["reason"] == "bad_signature")
     assert reasons.count("sha256_mismatch") == 2 and reasons.count("schema_mismatch") == 2
     assert reasons.count("bad_signature") == 2

@@ -68,7 +68,9 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
                  "a drift retrain request", w.log_tail)
         shifted_psi = metric_sum(w.metrics(), "streamguard_drift_psi")
         assert shifted_psi >= 0.3
-        requests = [m.value() for m in drain(kafka_bootstrap, f"{prefix}models.retrain", idle_s=1)]
+        # The metric counts the request before it is on the topic: wait for it too.
+        requests = [m.value() for m in drain(kafka_bootstrap, f"{prefix}models.retrain", idle_s=1,
+                                             until=lambda out: len(out) >= 1)]
         verified = [Verifier(SECRET).verify(r, now_ms=int(time.time() * 1000)) for r in requests]
         drift = [e for e in verified if e.command.op == "retrain"]
         assert len(drift) == 1 and drift[0].command.reason.startswith("drift: mean feature PSI")
@@ -93,7 +95,9 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
         assert proc.returncode == 0 and "promoted and announced" in out, out
         third = reg.active("streamguard")
         assert third.version not in (old, new.version) and third.extra["gate"]["trigger"] == "operator"
-        replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1)]
+        replies = [orjson.loads(m.value()) for m in drain(
+            kafka_bootstrap, f"{prefix}ops.status", idle_s=1,
+            until=lambda out: sum(orjson.loads(m.value())["app_id"] == "retrain-worker" for m in out) >= 2)]
         assert [r["reason"] for r in replies if r["app_id"] == "retrain-worker"] == ["promoted", "promoted"]
     finally:
         rw.terminate()
