@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install models eval-cicids bench bench-quick reliability demo test test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
+.PHONY: help install models eval-cicids bench bench-quick reliability demo test lint test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
         mongo-up mongo-down mongo-status mongo-clean infra-up infra-down clean
 
 help: ## list the targets
@@ -41,8 +41,11 @@ mongo-clean: ## stop the local MongoDB-protocol server and delete its data
 infra-up: kafka-up mongo-up ## start both local servers
 infra-down: kafka-down mongo-down ## stop both local servers
 
+# Parallel test processes (pytest-xdist; scheduling in tests/scheduling.py). `make test XDIST=` runs them in one.
+XDIST ?= -n 3 --dist loadgroup --no-loadscope-reorder
+
 test: install ## run every test; the session starts (and stops) a real broker and MongoDB-protocol server
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 reliability: install ## fault runs (SIGKILL every 20 s, broker restart) and a long fuzzing pass (~10 min)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m "reliability or integration or not integration" \
@@ -50,10 +53,14 @@ reliability: install ## fault runs (SIGKILL every 20 s, broker restart) and a lo
 	  tests/features/test_parsing_fuzz.py tests/streams/test_contracts_fuzz.py
 
 test-unit: install ## only the tests that need no server
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest $(XDIST) -m "not integration"
 
 test-integration: install ## only the tests against the real servers
-	$(BIN)/python -m pytest -m "integration and not reliability"
+	$(BIN)/python -m pytest $(XDIST) -m "integration and not reliability"
+
+lint: install ## ruff, then the layout rules (import circles, package boundaries, module sizes)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q tests/test_layout.py
 
 MODELS := var/registry/streamguard/active.json
 
@@ -77,7 +84,7 @@ bench: install $(MODELS) kafka-up ## benchmarks (not part of `make test`; ~1 h a
 
 bench-quick: install $(MODELS) kafka-up ## the same figures on a small workload (a few minutes), to try the harness
 	$(BIN)/python -m tests.benchmarks.bench_pipeline --events 20000 --rates 1000 --latency-events 3000 \
-	  --entities 4000 --per-event-seconds 10
+	  --entities 4000 --per-event-seconds 10 --swaps 3
 
 demo: install $(MODELS) ## the main job: local Kafka, a worker, ~60 s of traffic with attacks, live view, summary
 	@$(BIN)/streamguard demo

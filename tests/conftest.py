@@ -2,10 +2,16 @@
 
 Where the servers come from, first match wins:
 1. `STREAMGUARD_TEST_KAFKA` / `STREAMGUARD_TEST_MONGO` (an existing broker / URI);
-2. testcontainers, when a Docker engine answers;
-3. the Docker-free local servers of `docker/local/` (Kafka from the broker jars, FerretDB),
-   started for the session and stopped after it. A server already answering on the
-   local port is reused and left running.
+2. testcontainers, when a Docker engine answers (one container per test process);
+3. the Docker-free local servers of `docker/local/` (Kafka from the broker jars, FerretDB) on
+   127.0.0.1, port `KAFKA_PORT` (9092) / `MONGO_PORT` (27017) as for the scripts. A server
+   already answering there is reused and left running; otherwise the first test process
+   that needs it starts it, once for the whole run (pytest-xdist workers share it), and the
+   run stops it when every process is done.
+
+Work shared by the processes of one run (the servers, the trained model of
+`tests/streams/conftest.py`) goes through `once_per_run`: a file lock in the run's
+directory, which is the xdist controller's basetemp.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,6 +35,9 @@ settings.register_profile("ci", max_examples=300, derandomize=True, deadline=Non
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("fuzz", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# How `make test` spreads the tests over pytest-xdist workers.
+pytest_plugins = ["tests.scheduling"]
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "docker" / "local"
@@ -49,16 +59,89 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _local(script: str, action: str, env: dict[str, str]) -> None:
+def _local(script: str, action: str, env: dict[str, str], *, exit_on_failure: bool = True) -> None:
     full_env = {**os.environ, "PYTHON": sys.executable, **env}
     proc = subprocess.run(["bash", str(LOCAL / script), action], env=full_env, capture_output=True, text=True)
     sys.stderr.write(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
+    if proc.returncode != 0 and exit_on_failure:
         pytest.exit(f"{script} {action} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", returncode=3)
 
 
+def run_dir(config: pytest.Config) -> Path:
+    """The directory every process of this test run shares: the basetemp of the xdist controller
+    (each worker's basetemp is a subdirectory of it), or the session's basetemp without xdist."""
+    base = config._tmp_path_factory.getbasetemp()  # what the tmp_path_factory fixture hands out
+    return base.parent if hasattr(config, "workerinput") else base
+
+
+def once_per_run(config: pytest.Config, name: str, make: Callable[[Path], None]) -> Path:
+    """Run `make(folder)` once per test run, in whichever process asks first; return the folder.
+
+    The other xdist workers wait on the lock and then find the work done. If `make` fails, the
+    next process to ask tries again (and reports its own failure).
+    """
+    from filelock import FileLock
+
+    shared = run_dir(config)
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
+@dataclass(frozen=True)
+class _LocalServer:
+    """A server of docker/local/ as the session starts it: on 127.0.0.1, data under var/test."""
+
+    name: str
+    script: str
+    port: int
+    env: dict[str, str]
+
+
+def _local_servers() -> dict[str, _LocalServer]:
+    kafka_port = int(os.environ.get("KAFKA_PORT", "9092"))
+    mongo_port = int(os.environ.get("MONGO_PORT", "27017"))
+    return {
+        "kafka": _LocalServer("kafka", "kafka.sh", kafka_port,
+                              {"KAFKA_PORT": str(kafka_port), "KAFKA_HOME_DIR": str(_TEST_VAR / "kafka")}),
+        "mongo": _LocalServer("mongo", "mongo.sh", mongo_port,
+                              {"MONGO_PORT": str(mongo_port), "MONGO_HOME_DIR": str(_TEST_VAR / "mongo")}),
+    }
+
+
+def _start_local(config: pytest.Config, server: _LocalServer) -> None:
+    """Start `server` unless it answers already; once per run, whichever process asks first.
+
+    A marker in the run's folder says this run started it, so that only then it is stopped
+    (by `pytest_sessionfinish`, once every process of the run is done).
+    """
+
+    def start(marker_dir: Path) -> None:
+        if not _port_open(server.port):
+            _local(server.script, "up", server.env)
+            (marker_dir / "started").touch()
+
+    once_per_run(config, f"server-{server.name}", start)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the local servers this run started: in the xdist controller (or the only process),
+    which finishes after every worker, never in a worker."""
+    if hasattr(session.config, "workerinput"):
+        return
+    shared = run_dir(session.config)
+    for server in _local_servers().values():
+        if (shared / f"server-{server.name}" / "started").exists():
+            _local(server.script, "clean", server.env, exit_on_failure=False)
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_bootstrap(pytestconfig: pytest.Config) -> Iterator[str]:
     """Bootstrap address of a real Kafka broker for this test session."""
     if given := os.environ.get("STREAMGUARD_TEST_KAFKA"):
         yield given
@@ -69,20 +152,13 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    port = 9092
-    if _port_open(port):
-        yield f"127.0.0.1:{port}"
-        return
-    env = {"KAFKA_PORT": str(port), "KAFKA_HOME_DIR": str(_TEST_VAR / "kafka")}
-    _local("kafka.sh", "up", env)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        _local("kafka.sh", "clean", env)
+    server = _local_servers()["kafka"]
+    _start_local(pytestconfig, server)
+    yield f"127.0.0.1:{server.port}"
 
 
 @pytest.fixture(scope="session")
-def mongo_uri() -> Iterator[str]:
+def mongo_uri(pytestconfig: pytest.Config) -> Iterator[str]:
     """URI of a real MongoDB-protocol server for this test session."""
     if given := os.environ.get("STREAMGUARD_TEST_MONGO"):
         yield given
@@ -93,16 +169,9 @@ def mongo_uri() -> Iterator[str]:
         with MongoDbContainer("mongo:7") as container:
             yield container.get_connection_url()
         return
-    port = 27017
-    if _port_open(port):
-        yield f"mongodb://127.0.0.1:{port}/"
-        return
-    env = {"MONGO_PORT": str(port), "MONGO_HOME_DIR": str(_TEST_VAR / "mongo")}
-    _local("mongo.sh", "up", env)
-    try:
-        yield f"mongodb://127.0.0.1:{port}/"
-    finally:
-        _local("mongo.sh", "clean", env)
+    server = _local_servers()["mongo"]
+    _start_local(pytestconfig, server)
+    yield f"mongodb://127.0.0.1:{server.port}/"
 
 
 def unique(prefix: str) -> str:

@@ -31,7 +31,8 @@ running_pid() {
 }
 
 answers() {
-  # True when a Kafka broker answers a metadata request on the port.
+  # True when a Kafka broker answers a metadata request on the port (nothing listening: no Python started).
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || return 1
   "$python" - "$port" <<'PY' >/dev/null 2>&1
 import sys
 from confluent_kafka.admin import AdminClient
@@ -42,6 +43,12 @@ PY
 
 fetch_jars() {
   if [ -f "$libs/.complete" ]; then return 0; fi
+  # One fetch at a time: parallel test processes may start brokers together on a fresh clone.
+  mkdir -p "$cache"
+  if command -v flock >/dev/null; then
+    exec 9>"$cache/.fetch.lock"; flock 9
+    if [ -f "$libs/.complete" ]; then exec 9>&-; return 0; fi
+  fi
   command -v mvn >/dev/null || { say "Maven (mvn) is required to fetch the broker jars"; exit 1; }
   command -v java >/dev/null || { say "Java 17+ is required to run the broker"; exit 1; }
   say "fetching Apache Kafka $version broker jars with Maven into $libs"
@@ -50,6 +57,7 @@ fetch_jars() {
       -DincludeScope=runtime -DoutputDirectory="$libs" >"$cache/mvn.log" 2>&1 \
     || { say "Maven could not fetch the jars:"; tail -30 "$cache/mvn.log"; exit 1; }
   touch "$libs/.complete"
+  exec 9>&-
 }
 
 up() {

@@ -29,6 +29,12 @@ answers() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
 build() {
   if [ -x "$bin" ]; then return 0; fi
+  # One build at a time: parallel test processes may start servers together on a fresh clone.
+  mkdir -p "$cache"
+  if command -v flock >/dev/null; then
+    exec 9>"$cache/.build.lock"; flock 9
+    if [ -x "$bin" ]; then exec 9>&-; return 0; fi
+  fi
   command -v go >/dev/null || { say "Go is required to build FerretDB"; exit 1; }
   say "building FerretDB $version from the Go module proxy (first run only, ~1 min)"
   local work; work=$(mktemp -d)
@@ -46,6 +52,7 @@ build() {
   (cd "$work/src" && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" ./cmd/ferretdb)
   mv "$bin.tmp" "$bin"
   rm -rf "$work"
+  exec 9>&-
 }
 
 up() {

@@ -11,7 +11,10 @@ never asserted. Every figure is measured in this run, on this machine, on the sa
   loop without Faust or repartitioning, the practical ceiling for Python;
 - latency: produce time to output time at fixed offered rates and at 80 % of the maximum;
 - memory: peak RSS of a live worker tracking N distinct entities;
-- hot swap: output stall and count in/out across a model swap at half the maximum rate.
+- hot swap: output stall and count in/out across a model swap at half the maximum rate;
+- swap to both workers: seconds from a signed announcement on models.retrain until both
+  workers of a group serve the announced version, under steady traffic (a test only checks
+  that it happens: how fast depends on the machine and its load).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,6 +42,7 @@ from tests.streams.conftest import BIN, Worker, free_port, group_lag, metric_sum
 OUT = Path("var/bench")
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
+WORKER_SECRET = "bench-worker-signing-secret-0123456789"  # workers refuse the default
 
 
 def _say(msg: str) -> None:
@@ -141,6 +146,7 @@ class Cluster:
                "STREAMGUARD_REGISTRY_DIR": str(self.registry),
                "STREAMGUARD_DATA_DIR": str(self.tmp / f"{app_id}-{port}"),
                "STREAMGUARD_TOPIC_PARTITIONS": str(PARTITIONS),
+               "STREAMGUARD_SIGNING_SECRET": WORKER_SECRET,  # workers refuse the default
                **{f"STREAMGUARD_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
                   for k, v in settings.items()}}
         log = self.tmp / f"worker-{app_id}-{port}.log"
@@ -369,6 +375,83 @@ def latency(c: Cluster, rate: float, n_events: int, timeout_s: float, *, swap_to
     return res
 
 
+# --- swap on two workers ----------------------------------------------------------------------
+
+
+SWAP_SECRET = "bench-swap-signing-secret-0123456789"
+
+
+def _feed(bootstrap: str, prefix: str, events: list[tuple[str, bytes, bytes]], rate: float,
+          stop: threading.Event) -> None:
+    """Produce `events` at `rate` events/s until they run out or `stop` is set."""
+    p = _producer(bootstrap)
+    start = time.monotonic()
+    for i, (kind, key, value) in enumerate(events):
+        if stop.is_set():
+            break
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        _send(p, f"{prefix}{kind}.raw", key, value)
+        p.poll(0)
+    p.flush(30)
+
+
+def swap_two_workers(c: Cluster, versions: tuple[str, str], rate: float, swaps: int,
+                     timeout_s: float) -> dict[str, Any]:
+    """Two workers in one group under `rate` events/s; `swaps` times, the other version is made active and
+    announced (signed, with its sha256, as `train --publish` does): seconds until both serve it."""
+    from confluent_kafka import Producer
+
+    from registry import LocalRegistry
+    from streams.control import Command, sign
+
+    prefix = c.new_prefix()
+    app_id = prefix.rstrip(".")
+    create_topics(c.bootstrap, prefix)
+    ws = [c.start(app_id, prefix, signing_secret=SWAP_SECRET) for _ in range(2)]
+    stop = threading.Event()
+    seconds: list[float] = []
+    try:
+        for w in ws:
+            w.wait_ready(120)
+        feeder = threading.Thread(target=_feed, daemon=True,
+                                  args=(c.bootstrap, prefix, workload(int(rate * 30 * (swaps + 1)), seed=7), rate, stop))
+        feeder.start()
+        time.sleep(5)  # traffic flows before the first swap
+        reg = LocalRegistry(c.registry)
+        p = Producer({"bootstrap.servers": c.bootstrap})
+
+        def serving(w: Worker) -> str:
+            return orjson.loads(w.get("/health")[1])["model"]["version"]
+
+        for i in range(swaps):
+            target = versions[(i + 1) % 2]
+            info = reg.activate("streamguard", target)
+            env = sign(Command(op="announce", version=target, sha256=info.sha256,
+                               feature_schema_version=info.feature_schema_version), SWAP_SECRET,
+                       now_ms=int(time.time() * 1000))
+            p.produce(f"{prefix}models.retrain", key=b"announce", value=env.model_dump_json().encode())
+            p.flush(30)
+            t0 = time.monotonic()  # the announcement is on the topic
+            while not all(serving(w) == target for w in ws):
+                if time.monotonic() - t0 > timeout_s:
+                    raise RuntimeError(f"both workers not on {target} {timeout_s:.0f} s after the announcement")
+                time.sleep(0.05)
+            seconds.append(time.monotonic() - t0)
+            time.sleep(3)  # let traffic settle on the new version
+    finally:
+        stop.set()
+        for w in ws:
+            w.stop()
+    reg.activate("streamguard", versions[0])
+    out = {"offered_events_per_s": rate, "swaps": swaps, "seconds": seconds,
+           "median_s": statistics.median(seconds), "max_s": max(seconds)}
+    _say(f"swap on two workers at {rate:,.0f} events/s: both serve the announced version after "
+         f"{out['median_s']:.2f} s (median of {swaps}; max {out['max_s']:.2f} s)")
+    return out
+
+
 # --- memory --------------------------------------------------------------------------------------
 
 
@@ -457,6 +540,9 @@ def markdown(r: dict[str, Any]) -> str:
     for mem in d["memory"]:
         rows.append(f"| peak worker RSS, {mem['entities']:,} entities | {mem['peak_rss_bytes'] / 2**20:,.0f} MiB | "
                     f"<= 1 GiB at 1M |")
+    s2 = d["swap_two_workers"]
+    rows.append(f"| announced version served by both workers ({s2['offered_events_per_s']:,.0f} events/s): "
+                f"median / max s | {s2['median_s']:.2f} / {s2['max_s']:.2f} ({s2['swaps']} swaps) | |")
     s = d["swap"]
     rows.append(f"| model swap at {s['offered_events_per_s']:,.0f} events/s: longest output gap | "
                 f"{r['swap_stall_s']:.3f} s (median gap {s['median_gap_s'] * 1000:.1f} ms); in {s['count_in']:,}, "
@@ -476,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--entities", default="100000,1000000", help="distinct entities for the memory runs")
     ap.add_argument("--per-event-seconds", type=float, default=60.0,
                     help="time budget of the per-event baseline (it is slow; the rate is what counts)")
+    ap.add_argument("--swap-rate", type=float, default=500.0,
+                    help="events/s offered to the two workers while announced versions are swapped in")
+    ap.add_argument("--swaps", type=int, default=6, help="announcements in the two-worker swap run")
     ap.add_argument("--timeout", type=float, default=7200.0, help="longest wait for one run, seconds")
     ap.add_argument("--memory-only", action="store_true",
                     help="only the memory runs, written to var/bench/memory.json (report.json needs the full run)")
@@ -512,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             lats = [latency(c, r, args.latency_events, args.timeout) for r in rates]
             swap = latency(c, 0.5 * max_rate, max(args.latency_events, int(0.5 * max_rate * 40)), args.timeout,
                            swap_to=new)
+            swap2 = swap_two_workers(c, (old, new), args.swap_rate, args.swaps, args.timeout)
             mems = [entities_rss(c, int(n), args.timeout) for n in args.entities.split(",") if n]
         finally:
             c.drop_topics()
@@ -525,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_p99_s_at_5k": at_5k["p99_s"],
         "rss_bytes_1m_entities": biggest["peak_rss_bytes"],
         "swap_stall_s": swap["swap_stall_s"],
+        "swap_two_workers_median_s": swap2["median_s"],
         # Arrival order: two workers should see the backlog as one does (README, Known limits).
         "late_updates_1w": one["late_updates"],
         "late_updates_2w": two["late_updates"],
@@ -534,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": _versions(),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "detail": {"throughput_1w": one, "throughput_2w": two, "bare_loop": bare, "per_event": per_event,
-                   "latency": lats, "swap": swap, "memory": mems, "models": [old, new], "args": vars(args)},
+                   "latency": lats, "swap": swap, "swap_two_workers": swap2, "memory": mems, "models": [old, new], "args": vars(args)},
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(report, indent=2, default=str))

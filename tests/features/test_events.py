@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
 from features.events import AuthOutcome, Event, EventKind, event_from_dict
 
-TS = datetime(2026, 1, 5, 9, 0, 1, 250_000, tzinfo=timezone.utc)
+TS = datetime(2026, 1, 5, 9, 0, 1, 250_000, tzinfo=UTC)
 
 
 def _reference(ev: Event) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from features.parsing import (
     read_log_file,
 )
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 DATA = Path(__file__).resolve().parents[1] / "data"
 LINUX_2K = DATA / "loghub" / "Linux_2k.log"
@@ -44,7 +44,7 @@ def _log(line: str | bytes, **kw: object) -> Event:
     return parse_log(line, now=NOW, **kw)  # type: ignore[arg-type]
 
 
-def _reason(fn, raw, **kw: object) -> Reason:  # noqa: ANN001
+def _reason(fn, raw, **kw: object) -> Reason:
     with pytest.raises(ParseError) as info:
         fn(raw, now=NOW, **kw)
     assert info.value.detail  # every refusal says what was wrong
@@ -385,7 +385,7 @@ UGLY = [
 
 
 @pytest.mark.parametrize(("parser", "raw", "expected"), [u[1:] for u in UGLY], ids=[u[0] for u in UGLY])
-def test_ugly_input(parser, raw, expected: Reason | None) -> None:  # noqa: ANN001
+def test_ugly_input(parser, raw, expected: Reason | None) -> None:
     if expected is None:
         assert isinstance(parser(raw, now=NOW), Event)
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from features.errors import ParseError, Reason
 from features.events import Event, EventKind
 from features.parsing import is_cicflowmeter_header, parse_flow, parse_line, read_cicflowmeter_csv
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 DATA = Path(__file__).resolve().parents[1] / "data" / "cicids2017"
 DDOS = DATA / "ddos_part1_head40.csv"
@@ -120,7 +120,7 @@ def test_header_less_rows_on_the_wire_match_the_file_reader() -> None:
         (lambda f: f.__setitem__(30, "abc"), Reason.WRONG_TYPE),  # an extra column
     ],
 )
-def test_bad_cells(mutate, reason: Reason) -> None:  # noqa: ANN001
+def test_bad_cells(mutate, reason: Reason) -> None:
     fields = _rows(DDOS)[0].split(",")
     mutate(fields)
     with pytest.raises(ParseError) as info:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ from features.events import AuthOutcome, Event, EventKind
 from features.extract import FEATURE_NAMES, ROLE_FEATURES, WindowStore, role_features
 from features.windows import BucketCounter, DistinctCounter, Moments, WindowConfig
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def fail(src: str, at_s: float, user: str = "root") -> Event:
@@ -216,7 +216,7 @@ def test_a_distinct_window_keeps_hashes_not_what_the_client_wrote() -> None:
 def test_a_flooding_client_state_is_bounded_by_construction() -> None:
     """Every window of a source filled past its cap with 2 KB values: the packed state stays well under 1 MiB."""
     state = EntityState("src")
-    t0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
     for i in range(3 * state.cfg.distinct_cap):
         state.observe(Event(kind=EventKind.HTTP, ts=t0 + timedelta(milliseconds=20 * i), source="access_log",
                             src_ip="203.0.113.66", user=f"u{i}" + "u" * 2000, method="GET",

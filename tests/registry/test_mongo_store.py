@@ -326,7 +326,8 @@ def test_concurrent_activations_leave_a_consistent_state(mongo_db, mongo_uri: st
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
 
-        def promote(store: MongoRegistry, version: str) -> None:
+        def promote(store: MongoRegistry, version: str, barrier: threading.Barrier = barrier,
+                    errors: list[BaseException] = errors) -> None:
             try:
                 barrier.wait()
                 store.activate(NAME, version)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +18,22 @@ from features.events import Event
 from features.extract import WindowStore
 from features.parsing import parse_line
 from scoring.bundle import ModelBundle
-from scoring.train import TrainParams, TrainingData, TrainingResult, generator_data, run_training
+from scoring.train import TrainingData, TrainingResult, TrainParams, generator_data, run_training
 
 TRAIN_SEEDS = (0, 1)
 EVAL_SEEDS = (100,)
 DURATION_S = 240.0
-TRAINED_AT = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
-PARSE_NOW = datetime(2026, 1, 6, 0, 0, tzinfo=timezone.utc)
+TRAINED_AT = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
+PARSE_NOW = datetime(2026, 1, 6, 0, 0, tzinfo=UTC)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist worker runs every scoring test: the session bundles below are trained once."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.xdist_group("scoring"))
 
 
 def small_params(**overrides: object) -> TrainParams:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ ROWS, TRAIN_ROWS = 40, 28  # each excerpt has 40 rows; the first 70 % (28) train
 
 
 def read_events(path: Path) -> list:
-    return [e for e in read_cicflowmeter_csv(path, now=datetime.now(timezone.utc), bounds=None)]
+    return [e for e in read_cicflowmeter_csv(path, now=datetime.now(UTC), bounds=None)]
 
 
 def flow_key(e) -> tuple:

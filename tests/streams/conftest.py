@@ -16,21 +16,51 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, once_per_run
 
 BIN = Path(sys.executable).parent / "streamguard"
 
 
+@dataclass(frozen=True)
+class TrainedRegistry:
+    """The session's registry and the `streamguard train` run that made it."""
+
+    root: Path
+    proc: subprocess.CompletedProcess  # returncode and stderr of the run
+    scratch: Path  # the run's TMPDIR, empty if train cleaned up after itself
+
+
+# Workers refuse the default secret; tests that sign commands pass their own.
+WORKER_SECRET = "test-worker-signing-secret-0123456789"
+TRAIN_ARGS = ["train", "--seeds", "0,1", "--eval-seeds", "100", "--duration", "300"]
+
+
 @pytest.fixture(scope="session")
-def model_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry with a small generator-trained bundle, made active (trained once per session)."""
-    root = tmp_path_factory.mktemp("registry")
-    proc = subprocess.run(
-        [str(BIN), "train", "--seeds", "0,1", "--eval-seeds", "100", "--duration", "300"],
-        env={**os.environ, "STREAMGUARD_REGISTRY_DIR": str(root)}, capture_output=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    return root
+def trained_registry(pytestconfig: pytest.Config) -> TrainedRegistry:
+    """A registry with a small generator-trained bundle, made active, trained through the CLI
+    once per test run (xdist workers share it: the first to ask trains, the others wait)."""
+
+    def train(folder: Path) -> None:
+        (folder / "registry").mkdir()
+        (folder / "scratch").mkdir()
+        proc = subprocess.run([str(BIN), *TRAIN_ARGS],
+                              env={**os.environ, "STREAMGUARD_REGISTRY_DIR": str(folder / "registry"),
+                                   "TMPDIR": str(folder / "scratch")}, capture_output=True, timeout=600)
+        (folder / "stderr").write_bytes(proc.stderr)
+        (folder / "returncode").write_text(str(proc.returncode))
+
+    folder = once_per_run(pytestconfig, "trained-registry", train)
+    proc = subprocess.CompletedProcess([str(BIN), *TRAIN_ARGS], int((folder / "returncode").read_text()),
+                                       stderr=(folder / "stderr").read_bytes())
+    return TrainedRegistry(folder / "registry", proc, folder / "scratch")
+
+
+@pytest.fixture(scope="session")
+def model_registry(trained_registry: TrainedRegistry) -> Path:
+    """A registry with a small generator-trained bundle, made active (trained once per run; do not
+    change it: copy it first)."""
+    assert trained_registry.proc.returncode == 0, trained_registry.proc.stderr.decode()
+    return trained_registry.root
 
 
 def free_port() -> int:
@@ -64,7 +94,7 @@ class Worker:
     log: Path
     env: dict[str, str] = field(default_factory=dict)
 
-    def get(self, path: str, timeout: float = 3.0) -> tuple[int, bytes]:
+    def get(self, path: str, timeout: float = 30.0) -> tuple[int, bytes]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
                 return resp.status, resp.read()
@@ -79,7 +109,7 @@ class Worker:
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "worker exited:\n" + self.log_tail()
@@ -103,9 +133,26 @@ class Worker:
             self.proc.wait()
 
 
+def stop_all(workers: list[Worker], timeout: float = 60.0) -> None:
+    """SIGTERM every running worker at once, then wait for each (killed after `timeout`)."""
+    running = [w for w in workers if w.proc.poll() is None]
+    for w in running:
+        w.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for w in running:
+        try:
+            w.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait()
+
+
 @pytest.fixture
 def start_worker(kafka_bootstrap: str, model_registry: Path, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
-    """Factory: start a worker with STREAMGUARD_* overrides and wait until /health says it consumes."""
+    """Factory: start a worker with STREAMGUARD_* overrides and wait until /health says it consumes.
+
+    With `ready=False` it returns at once: start several, then `wait_ready()` each.
+    """
     workers: list[Worker] = []
 
     def _start(app_id: str, prefix: str, *, ready: bool = True, **settings: object) -> Worker:
@@ -118,6 +165,7 @@ def start_worker(kafka_bootstrap: str, model_registry: Path, tmp_path: Path) -> 
             "STREAMGUARD_METRICS_PORT": str(port),
             "STREAMGUARD_REGISTRY_DIR": str(model_registry),
             "STREAMGUARD_DATA_DIR": str(tmp_path / f"{app_id}-{port}"),
+            "STREAMGUARD_SIGNING_SECRET": WORKER_SECRET,  # workers refuse the default
             **{f"STREAMGUARD_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()},
         }
         log = tmp_path / f"worker-{app_id}-{port}.log"
@@ -131,8 +179,7 @@ def start_worker(kafka_bootstrap: str, model_registry: Path, tmp_path: Path) -> 
         return w
 
     yield _start
-    for w in workers:
-        w.stop()
+    stop_all(workers)
 
 
 def unique_prefix() -> str:
@@ -176,22 +223,57 @@ def produce_mixed(bootstrap: str, items: list[tuple[str, bytes | None, bytes | N
     assert errors == []
 
 
+def _watermarks(consumer, tp, deadline: float) -> tuple[int, int]:
+    """(low, high) offsets of a partition, retried while it has no leader yet (a topic just created)."""
+    from confluent_kafka import KafkaException
+
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=30)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def drain(bootstrap: str, topic: str, *, idle_s: float = 3.0, timeout_s: float = 120.0,
           until: Callable[[list], bool] | None = None) -> list:
-    """All messages of a topic from the beginning, once `until` holds (if given) and nothing came for idle_s."""
-    from confluent_kafka import Consumer
+    """All messages of a topic from the beginning: every message on it when called, then more until
+    `until` holds (if given) and nothing came for idle_s.
+
+    Read by assignment, not as a group member: joining a group can take seconds on a loaded
+    machine, and the idle time counts only once the messages present at the call are read.
+    """
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    c.subscribe([topic])
+                  "enable.auto.commit": False})
     out: list = []
-    deadline = time.monotonic() + timeout_s
-    last = time.monotonic()
+    start = time.monotonic()
+    deadline = start + timeout_s
     try:
+        partitions: list[int] = []
+        while time.monotonic() < deadline:
+            md = c.list_topics(topic, timeout=30).topics.get(topic)
+            if md is not None and md.error is None and md.partitions:
+                partitions = sorted(md.partitions)
+                break
+            if time.monotonic() - start > idle_s and (until is None or until(out)):
+                return out  # no such topic
+            time.sleep(0.5)
+        ends = {p: _watermarks(c, TopicPartition(topic, p), deadline) for p in partitions}
+        behind = {p for p, (lo, hi) in ends.items() if hi > lo}  # partitions not yet read to their end
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        last = time.monotonic()
         while time.monotonic() < deadline:
             batch = c.consume(1000, 0.5)
             got = [m for m in batch if m.error() is None]
-            if got:
+            if behind:
+                behind -= {tp.partition for tp in c.position([TopicPartition(topic, p) for p in behind])
+                           if tp.offset >= ends[tp.partition][1]}
+                out.extend(got)
+                last = time.monotonic()
+            elif got:
                 out.extend(got)
                 last = time.monotonic()
             elif time.monotonic() - last > idle_s and (until is None or until(out)):
@@ -208,11 +290,11 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
     # Not subscribed, so it never joins the group: it only reads the group's committed offsets.
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        md = c.list_topics(timeout=10)
+        md = c.list_topics(timeout=30)
         lag = {}
         tps = [TopicPartition(t, p) for t in topics if t in md.topics for p in md.topics[t].partitions]
-        for tp in c.committed(tps, timeout=10) if tps else []:
-            lo, hi = c.get_watermark_offsets(tp, timeout=10)
+        for tp in c.committed(tps, timeout=30) if tps else []:
+            lo, hi = c.get_watermark_offsets(tp, timeout=30)
             lag[f"{tp.topic}[{tp.partition}]"] = max(hi - (tp.offset if tp.offset >= 0 else lo), 0)
         return lag
     finally:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -52,7 +52,7 @@ def test_worker_rides_out_a_broker_restart(private_broker: _Broker, start_worker
     b = private_broker
     prefix = unique_prefix()
     app_id = prefix.rstrip(".")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     raws = generate(ScenarioConfig(seed=41, duration_s=120, start=now - timedelta(seconds=180)))
     half = len(raws) // 2
     w = start_worker(app_id, prefix, kafka_bootstrap=b.bootstrap, emit_scored=True)
@@ -62,7 +62,7 @@ def test_worker_rides_out_a_broker_restart(private_broker: _Broker, start_worker
             produce(b.bootstrap, f"{prefix}{kind}.raw", [(r.actor.encode(), r.payload) for r in part if r.topic == kind])
 
     send(raws[:half])
-    wait_for(lambda: metric_sum(w.metrics(), "streamguard_events_total") > 200, 60, "the worker to score something")
+    wait_for(lambda: metric_sum(w.metrics(), "streamguard_events_total") > 200, 120, "the worker to score something")
     b.run("down")  # mid-stream: part of the first half is still in flight
     time.sleep(10)
     assert w.proc.poll() is None, "the worker died while the broker was away:\n" + w.log_tail()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -12,6 +13,10 @@ from pathlib import Path
 import pytest
 
 from streams.wire import ThreatEvent
+from tests.streams.conftest import TrainedRegistry
+
+# One xdist worker runs the module, in order: the tests share one registry, and the last one adds a version.
+pytestmark = pytest.mark.xdist_group("test_cli_models")
 
 _BIN = Path(sys.executable).parent / "streamguard"
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -22,12 +27,16 @@ def _run(*args: str, env: dict[str, str], stdin: bytes | None = None) -> subproc
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A registry with one small generator-trained model, trained through the CLI."""
-    root = tmp_path_factory.mktemp("registry")
-    scratch = tmp_path_factory.mktemp("tmpdir")
+def registry(trained_registry: TrainedRegistry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A registry with one small generator-trained model, trained through the CLI.
+
+    The run is the session's (`trained_registry`, the same command); this module works on a copy.
+    """
+    root = tmp_path_factory.mktemp("registry") / "registry"
+    shutil.copytree(trained_registry.root, root)
+    scratch = trained_registry.scratch
     env = {"STREAMGUARD_REGISTRY_DIR": str(root)}
-    proc = _run("train", "--seeds", "0,1", "--eval-seeds", "100", "--duration", "300", env={**env, "TMPDIR": str(scratch)})
+    proc = trained_registry.proc
     assert proc.returncode == 0, proc.stderr.decode()
     assert not list(scratch.iterdir()), "train leaves no working folder behind"
     assert b"macro-F1" in proc.stderr

@@ -48,7 +48,7 @@ def _run(*args: str, env: dict[str, str], stdin: bytes | None = None,
                           timeout=timeout)
 
 
-def _read(make_consumer, topic: str, expected: int, timeout: float = 30.0) -> list[tuple[bytes | None, bytes]]:
+def _read(make_consumer, topic: str, expected: int, timeout: float = 120.0) -> list[tuple[bytes | None, bytes]]:
     """(key, value) of every message of `topic` in partition order, read by assignment (no group join).
 
     Reads until `expected` messages arrived, then a little longer to catch any extra one.
@@ -189,7 +189,7 @@ def test_tail_json_prints_threats_and_flags_unreadable_records(cli_env, kafka_ad
     producer.produce(topic, threats[1].model_dump_json().encode())
     assert producer.flush(30) == 0
 
-    proc = _run("tail", "--json", "--from-beginning", "--max", "3", "--timeout", "30", env=cli_env, timeout=60)
+    proc = _run("tail", "--json", "--from-beginning", "--max", "3", "--timeout", "120", env=cli_env, timeout=180)
     assert proc.returncode == 0, proc.stderr.decode()
     out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert len(out) == 3

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from hypothesis import example, given
@@ -22,7 +22,7 @@ from streams.internal import decode, encode
 from streams.wire import DeadLetter, HealingAction, ThreatEvent
 from tests.features.test_parsing_fuzz import SEEDS_FLOW, SEEDS_LOG, anything, json_mutated, json_values, mutated
 
-NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 SECRET = "fuzz-secret"
 

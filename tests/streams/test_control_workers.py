@@ -7,7 +7,8 @@ import os
 import shutil
 import subprocess
 import time
-from datetime import datetime, timezone
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -32,18 +33,24 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     shutil.copytree(model_registry, reg_dir)
     env = {**os.environ, "STREAMGUARD_REGISTRY_DIR": str(reg_dir), "STREAMGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap,
            "STREAMGUARD_SIGNING_SECRET": SECRET}
-    proc = subprocess.run([str(BIN), "train", "--seeds", "3", "--eval-seeds", "100", "--duration", "240",
-                           "--no-activate"], env=env, capture_output=True, timeout=300)
+    prefix = unique_prefix()
+    app_id = prefix.rstrip(".")
+    # A second version trains (not activated) while the workers start on the active one.
+    with ThreadPoolExecutor(1) as pool:
+        training = pool.submit(subprocess.run, [str(BIN), "train", "--seeds", "3", "--eval-seeds", "100",
+                                                "--duration", "240", "--no-activate"],
+                               env=dict(env), capture_output=True, timeout=300)
+        workers = [start_worker(app_id, prefix, ready=False, registry_dir=reg_dir, signing_secret=SECRET,
+                                emit_scored=True, emit_shadow=True) for _ in range(2)]
+        proc = training.result()
     assert proc.returncode == 0, proc.stderr.decode()
     reg = LocalRegistry(reg_dir)
     old = reg.active("streamguard").version
     new = next(v.version for v in reg.list("streamguard") if v.version != old)
 
-    prefix = unique_prefix()
-    app_id = prefix.rstrip(".")
     env["STREAMGUARD_TOPIC_PREFIX"] = prefix
-    workers = [start_worker(app_id, prefix, registry_dir=reg_dir, signing_secret=SECRET, emit_scored=True,
-                            emit_shadow=True) for _ in range(2)]
+    for w in workers:
+        w.wait_ready()
     assert {_versions(w) for w in workers} == {old}
 
     # (Swapping under continuous traffic, with counts and the output pause, is measured in
@@ -52,13 +59,14 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
                           timeout=60)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     t0 = time.monotonic()  # the command is on the topic
-    wait_for(lambda: all(_versions(w) == new for w in workers), 5, "both workers serving the new version")
+    # How fast is measured by `make bench` (a loaded machine may take longer): here only that it happens.
+    wait_for(lambda: all(_versions(w) == new for w in workers), 120, "both workers serving the new version")
     print(f"\npromote: both workers on {new} {time.monotonic() - t0:.2f} s after the command")
 
     # Forged commands: unsigned, wrongly signed, replayed, and a signed one naming an altered artifact.
     control = f"{prefix}ops.control"
     envelopes = [m.value() for m in drain(kafka_bootstrap, control, idle_s=1)]
-    now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
     unsigned = orjson.loads(envelopes[-1])
     unsigned.pop("signature")
     unsigned["command"] = {"op": "rollback", "version": old}
@@ -75,42 +83,51 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
                    and metric_sum(w.metrics(), "streamguard_model_refused_total", reason="sha256_mismatch") >= 1
                    for w in workers)
 
-    wait_for(refused, 30, "every forged command refused on both workers", workers[0].log_tail)
+    wait_for(refused, 120, "every forged command refused on both workers", workers[0].log_tail)
     for w in workers:
         m = w.metrics()
         for reason in ("unsigned", "bad_signature", "replayed"):
             assert metric_sum(m, "streamguard_control_commands_total", outcome="rejected", reason=reason) == 1
         assert _versions(w) == new
-    replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1)]
+    # A metric counts a command before its reply is on ops.status: wait for the replies too.
+    def refusals(out: list) -> int:
+        return sum(r["outcome"] == "failed" and r["reason"] == "sha256_mismatch" for r in map(_json, out))
+
+    replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1,
+                                                      until=lambda out: refusals(out) >= 2)]
     assert sum(r["outcome"] == "failed" and r["reason"] == "sha256_mismatch" for r in replies) == 2
 
     # A signed rollback through the CLI brings the old version back on both.
     artifact.write_bytes(pristine)
-    proc = subprocess.run([str(BIN), "control", "rollback", "--wait", "30", "--expect", "2"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", "rollback", "--wait", "120", "--expect", "2"], env=env,
+                          capture_output=True, timeout=180)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
-    wait_for(lambda: all(_versions(w) == old for w in workers), 5, "both workers back on the old version")
+    wait_for(lambda: all(_versions(w) == old for w in workers), 120, "both workers back on the old version")
     assert reg.active("streamguard").version == old
 
     # Operator switches reach both workers; `status` answers for each.
     for args in (["set-threshold", "85"], ["dry-run", "on"], ["pause"], ["allowlist", "add", "198.51.100.0/24"]):
-        proc = subprocess.run([str(BIN), "control", *args, "--wait", "30", "--expect", "2"], env=env,
-                              capture_output=True, timeout=60)
+        proc = subprocess.run([str(BIN), "control", *args, "--wait", "120", "--expect", "2"], env=env,
+                              capture_output=True, timeout=180)
         assert proc.returncode == 0, (args, proc.stdout.decode() + proc.stderr.decode())
     for w in workers:
         h = json.loads(w.get("/health")[1])
         assert h["threat_threshold"] == 85 and h["dry_run"] and h["paused"]
-    proc = subprocess.run([str(BIN), "control", "status", "--wait", "30", "--expect", "2"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", "status", "--wait", "120", "--expect", "2"], env=env,
+                          capture_output=True, timeout=180)
     out = (proc.stdout + proc.stderr).decode()
     assert proc.returncode == 0 and out.count("applied") == 2, out
 
     _challenger_shadow_ab_and_promotion(kafka_bootstrap, env, prefix, workers, old, new)
 
 
+def _json(message) -> dict:
+    return orjson.loads(message.value())
+
+
 def _control(env: dict, *args: str) -> str:
-    proc = subprocess.run([str(BIN), "control", *args, "--wait", "30", "--expect", "2"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", *args, "--wait", "120", "--expect", "2"], env=env,
+                          capture_output=True, timeout=180)
     out = (proc.stdout + proc.stderr).decode()
     assert proc.returncode == 0, (args, out)
     return out
@@ -145,7 +162,7 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
         assert health(w)["model"]["version"] == old
     logs = f"{prefix}logs.raw"
     produce(kafka_bootstrap, logs, _failures(prefix, range(1, 41), 1000))  # 240 events
-    wait_for(lambda: scored_total() >= 240, 90, "240 events scored", workers[0].log_tail)
+    wait_for(lambda: scored_total() >= 240, 180, "240 events scored", workers[0].log_tail)
     compared = sum(health(w)["challenger"]["events"] for w in workers)
     both = sum(metric_sum(w.metrics(), "streamguard_challenger_events_total") for w in workers)
     assert compared == both == 240
@@ -154,11 +171,12 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
     for w in workers:
         ratio = metric_sum(w.metrics(), "streamguard_challenger_agreement_ratio", compared="label")
         assert abs(ratio - health(w)["challenger"]["label_agreement"]) < 1e-3
+    # The metrics count an event before its outputs are on the topics: wait for them too.
     scored = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
-                                                                         idle_s=2)]
+                                                                         idle_s=2, until=lambda out: len(out) >= 240)]
     assert len(scored) == 240 and {r.model.version for r in scored} == {old}  # shadow: nothing served changes
     shadow = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}threats.shadow",
-                                                                         idle_s=2)]
+                                                                         idle_s=2, until=lambda out: len(out) >= 240)]
     # emit_scored is on, so the shadow topic holds every challenger verdict, named by its version.
     assert len(shadow) == 240 and {r.model.version for r in shadow} == {new}
     assert {r.event_id for r in shadow} == {r.event_id for r in scored}
@@ -169,10 +187,10 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
     _control(env, "challenger", new, "--ab", "0.5")
     assert sum(health(w)["challenger"]["events"] for w in workers) == 240  # same challenger: its counts go on
     produce(kafka_bootstrap, logs, _failures(prefix, range(41, 101), 5000))  # 360 events, 60 sources
-    wait_for(lambda: scored_total() >= 600, 90, "600 events scored", workers[0].log_tail)
+    wait_for(lambda: scored_total() >= 600, 180, "600 events scored", workers[0].log_tail)
     ab_sources = {f"198.51.100.{n}" for n in range(41, 101)}
     every = [ThreatEvent.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}events.scored",
-                                                                        idle_s=2)]
+                                                                        idle_s=2, until=lambda out: len(out) >= 600)]
     assert len(every) == 600
     later = [r for r in every if r.entity.value in ab_sources]
     assert len(later) == 360
@@ -191,6 +209,6 @@ def _challenger_shadow_ab_and_promotion(kafka_bootstrap: str, env: dict, prefix:
     _control(env, "promote", new)
     for w in workers:
         assert health(w)["model"]["version"] == new and health(w)["challenger"] is None
-    proc = subprocess.run([str(BIN), "control", "challenger", new, "--wait", "30", "--expect", "2"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run([str(BIN), "control", "challenger", new, "--wait", "120", "--expect", "2"], env=env,
+                          capture_output=True, timeout=180)
     assert proc.returncode == 1 and (proc.stdout + proc.stderr).decode().count("is the serving model") == 2

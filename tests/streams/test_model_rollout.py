@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -41,7 +41,9 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
     app_id = prefix.rstrip(".")
     common = dict(registry_store="mongo", mongo_uri=mongo_uri, mongo_database=mongo_db.name, registry_dir=empty,
                   signing_secret=SECRET)
-    workers = [start_worker(app_id, prefix, emit_scored=True, **common) for _ in range(2)]
+    workers = [start_worker(app_id, prefix, ready=False, emit_scored=True, **common) for _ in range(2)]
+    for w in workers:
+        w.wait_ready()
     assert [_version(w) for w in workers] == [first.version] * 2
     assert not empty.exists()
     # Each worker fetched the artifact from GridFS into its own data dir.
@@ -50,9 +52,13 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
 
     env = {**os.environ, **{k: v for k, v in workers[0].env.items() if k.startswith("STREAMGUARD_")}}
     env.pop("STREAMGUARD_METRICS_PORT")
-    sim = subprocess.Popen([str(BIN), "simulate", "--rate", "150", "--duration", "40", "--seed", "7"], env=env,
+    # Traffic for long enough that a loaded machine still trains and swaps while it flows (measured
+    # here: ~8 s of training alone, 29 s beside the two workers on a busy machine).
+    sim = subprocess.Popen([str(BIN), "simulate", "--rate", "150", "--duration", "80", "--seed", "7"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(5)
+    # Traffic flows (the first version has scored some of it) before the new version is trained.
+    wait_for(lambda: sum(metric_sum(w.metrics(), "streamguard_events_total") for w in workers) > 0, 120,
+             "the simulated traffic scored", workers[0].log_tail)
     # Trained while traffic flows, registered in MongoDB, made active and announced.
     sent_ms = int(time.time() * 1000)
     proc = subprocess.run([str(BIN), "train", "--seeds", "4", "--eval-seeds", "100", "--duration", "150",
@@ -61,6 +67,7 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
     t0 = time.monotonic()  # the announcement is on the topic
     new = store.active("streamguard").version
     assert new != first.version
+    # How fast is measured by `make bench` (a loaded machine may take longer): here only that it happens.
     wait_for(lambda: all(_version(w) == new for w in workers), 120, "both workers serving the published version")
     swapped_s = time.monotonic() - t0
     swapped_ms = int(time.time() * 1000)
@@ -98,7 +105,7 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
 
     # Announcements that must change nothing: altered sha256, another feature schema, a wrong
     # signature; and a duplicate of the current one, which is a no-op.
-    now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
     good = dict(op="announce", version=first.version, sha256=first.sha256, feature_schema_version=FEATURE_SCHEMA_VERSION)
     bad = [
         sign(Command(**{**good, "sha256": "0" * 64}), SECRET, now_ms=now_ms),
@@ -116,14 +123,22 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
                                   reason="announce") >= 1
                    for w in workers)
 
-    wait_for(answered, 30, "every announcement answered on both workers", workers[0].log_tail)
+    wait_for(answered, 120, "every announcement answered on both workers", workers[0].log_tail)
     for w, before in zip(workers, swaps_before):
         m = w.metrics()
         assert metric_sum(m, "streamguard_model_refused_total", reason="sha256_mismatch") == 1
         assert metric_sum(m, "streamguard_model_refused_total", reason="schema_mismatch") == 1
         assert metric_sum(m, "streamguard_model_swaps_total") == before
         assert _version(w) == new
-    replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1)]
+    # A metric counts an announcement before its reply is on ops.status: wait for the replies too.
+    def answers(out: list) -> bool:
+        rs = [orjson.loads(m.value()) for m in out]
+        reasons = [r["reason"] for r in rs if r["op"] == "announce" or r["reason"] == "bad_signature"]
+        return (reasons.count("sha256_mismatch") >= 2 and reasons.count("schema_mismatch") >= 2
+                and reasons.count("bad_signature") >= 2 and sum("already serving" in r["detail"] for r in rs) >= 2)
+
+    replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1,
+                                                      until=answers)]
     reasons = sorted(r["reason"] for r in replies if r["op"] == "announce" or r["reason"] == "bad_signature")
     assert reasons.count("sha256_mismatch") == 2 and reasons.count("schema_mismatch") == 2
     assert reasons.count("bad_signature") == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import ASCENDING, DESCENDING
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 def test_write_query_and_index(mongo_db) -> None:
     coll = mongo_db["threats"]
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     docs = [
         {"event_id": f"e{i}", "entity": {"type": "ip", "value": f"203.0.113.{i % 5}"},
          "ml_risk_score": i % 100, "detected_at": now - timedelta(seconds=i)}
@@ -34,7 +34,7 @@ def test_write_query_and_index(mongo_db) -> None:
 
 def test_ttl_index_expires_documents(mongo_db) -> None:
     coll = mongo_db["actions"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     coll.insert_many([{"n": i, "created_at": now - timedelta(hours=i)} for i in range(10)])
     mode = ensure_ttl_index(coll, "created_at", expire_after_s=3600 * 5 + 60)
     indexes = {ix["name"]: ix for ix in coll.list_indexes()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -31,9 +31,9 @@ def _action(i: int) -> dict:
 def test_documents_carry_the_record_its_id_and_datetimes() -> None:
     d = threat_document(orjson.dumps(_threat(1)))
     assert d["_id"] == _threat(1)["event_id"] and d["ml_risk_score"] == 88
-    assert d["detected_at"] == datetime.fromtimestamp((T_MS + 1) / 1000, tz=timezone.utc)
+    assert d["detected_at"] == datetime.fromtimestamp((T_MS + 1) / 1000, tz=UTC)
     a = action_document(orjson.dumps(_action(1)))
-    assert a["_id"] == "a1" and a["issued_at"].tzinfo is timezone.utc
+    assert a["_id"] == "a1" and a["issued_at"].tzinfo is UTC
 
 
 @pytest.mark.parametrize("junk", [b"", b"{", b"\xff\xfe\x00", b"[]", b'{"event_id": 1}', b"null",
@@ -57,7 +57,7 @@ def test_batches_are_idempotent_and_expire(mongo_db) -> None:
     assert mongo_db[THREATS].count_documents({"entity.value": "203.0.113.7"}) == 1
     assert {"entity_time", "label_time", "severity_time"} <= set(mongo_db[THREATS].index_information())
     # Two days later everything is past the 1-day TTL (native TTL, or purged where unsupported).
-    later = datetime.fromtimestamp(T_MS / 1000, tz=timezone.utc) + timedelta(days=2)
+    later = datetime.fromtimestamp(T_MS / 1000, tz=UTC) + timedelta(days=2)
     gone = sink.purge(later)
     if all(m.value == "purge" for m in sink.ttl_modes.values()):
         assert gone == 55

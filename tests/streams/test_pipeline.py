@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,10 +19,11 @@ from features.simulation import ScenarioConfig, attackers, generate, normal_sour
 from streams.wire import DeadLetter, HealingAction, ThreatEvent
 from tests.streams.conftest import drain, metric_sum, produce_mixed, unique_prefix, wait_pipeline_idle
 
-pytestmark = pytest.mark.integration
+# One xdist worker runs the tests that share the module's one-worker run (all but the dry run).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_pipeline")]
 
 ALLOWLISTED = "203.0.113.250"
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 CFG = ScenarioConfig(seed=21, duration_s=240, start=NOW - timedelta(seconds=300), allowlisted_attacker=ALLOWLISTED)
 _FLOW = ('{"ts": %d, "src_ip": "10.9.9.9", "src_port": 40000, "dst_ip": "10.0.0.9", "dst_port": 443, '
          '"protocol": "tcp", "fwd_packets": 10, "fwd_bytes": 1500%s}')
@@ -36,7 +37,7 @@ BAD_INPUT = [
     ("logs", b'{"ts": NaN, "level": "info", "service": "s"}', "bad_json"),
     ("flows", (_FLOW % (_TS, ', "bwd_packets": 1e999')).encode(), "bad_value"),
     ("flows", (_FLOW % (_TS, "")).replace('"fwd_packets": 10', '"fwd_packets": "ten"').encode(), "wrong_type"),
-    ("flows", ('{"ts": %d, "src_ip": "10.9.9.9", "dst_ip": "10.0.0.9", "dst_port": 443, "protocol": "tcp"}' % _TS).encode(),
+    ("flows", f'{{"ts": {_TS}, "src_ip": "10.9.9.9", "dst_ip": "10.0.0.9", "dst_port": 443, "protocol": "tcp"}}'.encode(),
      "missing_field"),
     ("flows", (_FLOW % (_TS, "")).replace('"10.9.9.9"', '"999.1.1.1"').encode(), "bad_ip"),
     ("flows", (_FLOW % (int((NOW + timedelta(days=30)).timestamp() * 1000), "")).encode(), "time_out_of_range"),
@@ -111,7 +112,9 @@ class Run:
         app_id = self.prefix.rstrip(".")
         base = dict(emit_scored=True, allowlist=f"{ALLOWLISTED}/32", max_blocks_per_minute=100_000)
         base.update(settings)
-        self.workers = [start_worker(app_id, self.prefix, **base) for _ in range(workers)]
+        self.workers = [start_worker(app_id, self.prefix, ready=False, **base) for _ in range(workers)]
+        for w in self.workers:
+            w.wait_ready()
         _wait_group_stable(kafka_bootstrap, app_id, workers)
         raws, logs, flows, mixed = _inputs(self.prefix)
         self.produced = len(logs) + len(flows)
@@ -225,6 +228,7 @@ def test_metrics_agree_with_the_topics(run: Run) -> None:
     assert health["consuming"] and health["model"]["version"]
 
 
+@pytest.mark.xdist_group("dry-run")  # a group of its own (a test takes the union of its groups)
 def test_dry_run_and_circuit_breaker(kafka_bootstrap: str, start_worker) -> None:
     r = Run(kafka_bootstrap, start_worker, dry_run=True, max_blocks_per_minute=5)
     assert r.actions and all(a.dry_run for a in r.actions)

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -47,9 +47,9 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
                            "--eval-seeds", "100", "--max-regression", "1.0"], env=env,
                           stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: "waiting for retrain requests" in log.read_text(), 60, "the retrain worker to listen",
+        wait_for(lambda: "waiting for retrain requests" in log.read_text(), 120, "the retrain worker to listen",
                  log.read_text)
-        t0 = datetime.now(timezone.utc).replace(microsecond=0)
+        t0 = datetime.now(UTC).replace(microsecond=0)
 
         # Traffic like the training data: PSI measured, below the threshold, no request.
         _simulate(env, t0, "--duration", "60", "--seed", "5")
@@ -64,11 +64,13 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
 
         # The same network under a heavy attack mix: the distribution shifts, one request goes out.
         _simulate(env, t0 + timedelta(seconds=60), "--duration", "20", "--seed", "8", "--intensity", "20")
-        wait_for(lambda: metric_sum(w.metrics(), "streamguard_retrain_requests_total", reason="drift") >= 1, 120,
+        wait_for(lambda: metric_sum(w.metrics(), "streamguard_retrain_requests_total", reason="drift") >= 1, 240,
                  "a drift retrain request", w.log_tail)
         shifted_psi = metric_sum(w.metrics(), "streamguard_drift_psi")
         assert shifted_psi >= 0.3
-        requests = [m.value() for m in drain(kafka_bootstrap, f"{prefix}models.retrain", idle_s=1)]
+        # The metric counts the request before it is on the topic: wait for it too.
+        requests = [m.value() for m in drain(kafka_bootstrap, f"{prefix}models.retrain", idle_s=1,
+                                             until=lambda out: len(out) >= 1)]
         verified = [Verifier(SECRET).verify(r, now_ms=int(time.time() * 1000)) for r in requests]
         drift = [e for e in verified if e.command.op == "retrain"]
         assert len(drift) == 1 and drift[0].command.reason.startswith("drift: mean feature PSI")
@@ -83,7 +85,7 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
         new = reg.active("streamguard")
         assert new.extra["gate"]["passed"] and new.extra["gate"]["trigger"] == "drift"
         assert new.extra["gate"]["champion"] == old
-        wait_for(lambda: json.loads(w.get("/health")[1])["model"]["version"] == new.version, 30,
+        wait_for(lambda: json.loads(w.get("/health")[1])["model"]["version"] == new.version, 120,
                  "the worker to serve the published version", w.log_tail)
 
         # An operator's signed retrain goes through the CLI and waits for the retrain worker's answer.
@@ -93,7 +95,9 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
         assert proc.returncode == 0 and "promoted and announced" in out, out
         third = reg.active("streamguard")
         assert third.version not in (old, new.version) and third.extra["gate"]["trigger"] == "operator"
-        replies = [orjson.loads(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.status", idle_s=1)]
+        replies = [orjson.loads(m.value()) for m in drain(
+            kafka_bootstrap, f"{prefix}ops.status", idle_s=1,
+            until=lambda out: sum(orjson.loads(m.value())["app_id"] == "retrain-worker" for m in out) >= 2)]
         assert [r["reason"] for r in replies if r["app_id"] == "retrain-worker"] == ["promoted", "promoted"]
     finally:
         rw.terminate()

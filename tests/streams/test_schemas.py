@@ -10,8 +10,16 @@ import pytest
 
 from streams.cli._schemas import schemas, write_schemas
 from streams.control import Command, sign
-from streams.wire import (WIRE_MODELS, DeadLetter, EntityRef, HealingAction, ModelRef, StatusReply, ThreatEvent,
-                          dead_letter)
+from streams.wire import (
+    WIRE_MODELS,
+    DeadLetter,
+    EntityRef,
+    HealingAction,
+    ModelRef,
+    StatusReply,
+    ThreatEvent,
+    dead_letter,
+)
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 _REGENERATE = "run `streamguard schemas` to regenerate docs/schemas/ after changing a wire model"

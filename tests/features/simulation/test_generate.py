@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,9 @@ from features.simulation import (
     iter_generate,
     normal_sources,
 )
+
+# One xdist worker runs the module: its module-scoped fixtures are built once.
+pytestmark = pytest.mark.xdist_group("test_scenarios")
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT = ScenarioConfig()
@@ -190,7 +193,7 @@ def test_syslog_day_is_space_padded() -> None:
     evs = generate(ScenarioConfig(seed=3, duration_s=120.0, benign_eps=30.0, attacks=("brute_force",)))
     lines = [e.payload.decode() for e in evs if b"sshd[" in e.payload]
     assert lines and all(line.startswith("Jan  5 09:0") for line in lines)
-    later = generate(ScenarioConfig(seed=3, start=datetime(2026, 3, 15, 23, 59, tzinfo=timezone.utc), duration_s=120.0, benign_eps=30.0, attacks=("brute_force",)))
+    later = generate(ScenarioConfig(seed=3, start=datetime(2026, 3, 15, 23, 59, tzinfo=UTC), duration_s=120.0, benign_eps=30.0, attacks=("brute_force",)))
     later_lines = [e.payload.decode() for e in later if b"sshd[" in e.payload]
     assert any(line.startswith("Mar 15 23:59:") for line in later_lines)
     assert any(line.startswith("Mar 16 00:0") for line in later_lines)

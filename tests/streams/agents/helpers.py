@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -15,7 +15,7 @@ from streams.agents.ingest import Ingested, ingest
 from streams.internal import Hop, decode, encode
 from streams.wire import DeadLetter
 
-NOW = datetime(2026, 1, 5, 9, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 9, 5, tzinfo=UTC)
 BOUNDS = TimeBounds()
 CFG = WindowConfig()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from features.entities import EntityState
 from features.extract import ROLE_FEATURES
@@ -84,7 +84,7 @@ def test_hops_packed_in_one_message_count_once_each_and_not_again_when_redeliver
     [(where, part, value)] = box.drain()
     assert where == "hops" and part == partition_for(b"dst:10.0.0.5", 4)
     dst, outcomes = None, []
-    for delivery in range(2):  # the same message at offset 40, twice
+    for _delivery in range(2):  # the same message at offset 40, twice
         for index, msg in enumerate(unpack(value)):
             dst, _, outcome = apply_hop(msg, dst, cfg=CFG, at=(f"hops:{part}", position(40, index)))
             outcomes.append(outcome)
@@ -111,7 +111,7 @@ def test_event_older_than_the_lateness_allows_is_late_and_not_counted() -> None:
     cfg = WindowConfig(allowed_lateness_ms=60_000)
     state, _, outcome = apply_hop(ingested(sshd_failure(240), offset=1).hop.message, None, cfg=cfg)
     assert outcome == "counted"
-    assert state.watermark_ms == int(datetime(2026, 1, 5, 9, 4, tzinfo=timezone.utc).timestamp() * 1000)
+    assert state.watermark_ms == int(datetime(2026, 1, 5, 9, 4, tzinfo=UTC).timestamp() * 1000)
     # Within the lateness (30 s behind the watermark): still counted.
     _, _, outcome = apply_hop(ingested(sshd_failure(210), offset=2).hop.message, state, cfg=cfg)
     assert outcome == "counted"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,9 @@ from streams.internal import decode, encode
 from streams.wire import ThreatEvent
 from tests.streams.agents.helpers import NOW, ingested, sshd_failure, walk
 
+# One xdist worker runs the module: its module-scoped bundles are trained once.
+pytestmark = pytest.mark.xdist_group("test_score")
+
 # --- score_messages ------------------------------------------------------------------------------
 
 
@@ -27,7 +30,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     data = generator_data(seeds=(0,), duration_s=180, eval_seeds=(100,))
     out: Path = tmp_path_factory.mktemp("stage-models")
     return run_training(data, name="sg-stages", out_dir=out, params=TrainParams.defaults(n_estimators=30),
-                       trained_at=datetime(2026, 2, 1, tzinfo=timezone.utc)).bundle
+                       trained_at=datetime(2026, 2, 1, tzinfo=UTC)).bundle
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,7 @@ def test_scoring_a_brute_force(bundle: ModelBundle, brute_force_messages: list[d
     threat_ids = [rec.event_id for _, _, _, rec in out.threats]
     assert set(ids[10:]) <= set(threat_ids)
     assert threat_ids == [i for i in ids if i in set(threat_ids)]  # in input order
-    for key, value, view, rec in out.threats:
+    for _key, _value, view, rec in out.threats:
         assert key == b"203.0.113.50"
         parsed = ThreatEvent.model_validate_json(value)
         assert parsed == rec
@@ -96,7 +99,7 @@ def other_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     out: Path = tmp_path_factory.mktemp("stage-models-other")
     return run_training(data, name="sg-stages", out_dir=out, feature_set="event",
                         params=TrainParams.defaults(n_estimators=30),
-                        trained_at=datetime(2026, 3, 1, tzinfo=timezone.utc)).bundle
+                        trained_at=datetime(2026, 3, 1, tzinfo=UTC)).bundle
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +176,7 @@ def test_an_ab_split_serves_whole_entities_with_one_model(
     if fraction == 0.5:
         assert 0 < on_challenger < 24  # both arms hold entities
     # Threats (what healing acts on) follow the same split, with the serving model's risk.
-    for key, value, view, rec in out.threats:
+    for _key, _value, view, rec in out.threats:
         served = out.results[[m["id"] for m in many_sources].index(rec.event_id)]
         assert view.risk == rec.ml_risk_score == served.risk
         assert rec.model.version == served.model_version
