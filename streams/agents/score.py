@@ -155,18 +155,20 @@ class ScoreStage:
     async def _score_chunk(self, out: Outgoing, messages: list[dict[str, Any]], good: list[Any]) -> None:
         """Score one micro-batch and queue its outputs; `good` is the Faust event each message came in."""
         m, topics = self.ctx.metrics, self.ctx.topics
-        source = {msg["id"]: event.message for msg, event in zip(messages, good)}
         scored = await self._score_isolating(out, messages, good)
         if scored is None:
             return
+        # After isolating: a corrupt message (no id, say) is a dead letter by now, set to None.
+        source = {str(msg["id"]): event.message for msg, event in zip(messages, good) if msg is not None}
         self._count_challenge(scored)  # before any await: the challenger may change while we send
         messages = [msg for msg in messages if msg is not None]
         m.batch_size.observe(len(messages))
         m.scoring_seconds.observe(scored.model_seconds)
         for key, value, view, rec in scored.threats:
-            if await out.send(topics.threats, key=key, value=value, record="threat", source=source[rec.event_id]):
+            came_in = source.get(rec.event_id, good[0].message)
+            if await out.send(topics.threats, key=key, value=value, record="threat", source=came_in):
                 await out.send(topics.healing, key=b"threats", value=threat_notice(view), record="threat_notice",
-                               source=source[rec.event_id])
+                               source=came_in)
             m.threats.labels(rec.severity, rec.ml_predicted_label).inc()
         for key, value in scored.scored:
             await out.send(topics.scored, key=key, value=value, record="scored", source=good[0].message)

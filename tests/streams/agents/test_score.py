@@ -60,7 +60,7 @@ def test_scoring_a_brute_force(bundle: ModelBundle, brute_force_messages: list[d
     threat_ids = [rec.event_id for _, _, _, rec in out.threats]
     assert set(ids[10:]) <= set(threat_ids)
     assert threat_ids == [i for i in ids if i in set(threat_ids)]  # in input order
-    for _key, _value, view, rec in out.threats:
+    for key, value, view, rec in out.threats:
         assert key == b"203.0.113.50"
         parsed = ThreatEvent.model_validate_json(value)
         assert parsed == rec
