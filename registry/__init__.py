@@ -7,6 +7,7 @@ and MongoDB with GridFS, so workers on several machines share versions.
 from .errors import IntegrityError, RegistryError, VersionNotFound
 from .local import LocalRegistry
 from .mongo import MongoRegistry
+from .signature import record_problem, record_signature, signed
 from .store import ModelStore, VersionInfo
 
 __all__ = [
@@ -17,4 +18,7 @@ __all__ = [
     "RegistryError",
     "VersionInfo",
     "VersionNotFound",
+    "record_problem",
+    "record_signature",
+    "signed",
 ]

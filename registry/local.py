@@ -7,6 +7,7 @@ a temporary file and an atomic rename, so a crash never leaves a half-written ve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -132,6 +133,13 @@ class LocalRegistry:
     def apply_retention(self, name: str, keep: int) -> list[str]:
         """Delete all but the `keep` newest versions, never the active or previous; returns what went."""
         return apply_retention(self, name, keep)
+
+    def set_signature(self, name: str, version: str, signature: str) -> VersionInfo:
+        """Record a version's signature in its meta.json (atomic rename)."""
+        meta = self._dir(name, version) / "meta.json"
+        info = dataclasses.replace(self.get(name, version), signature=signature)
+        _write_json(meta, {**asdict(info), "status": "registered"})
+        return self._with_status(info)
 
     def fetch_artifact(self, name: str, version: str, cache_dir: Path) -> Path:
         """The artifact in place (a local store needs no cache), its sha256 verified."""

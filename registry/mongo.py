@@ -304,6 +304,16 @@ class MongoRegistry:
         """Delete all but the `keep` newest versions, never the active or previous; returns what went, oldest first."""
         return apply_retention(self, name, keep)
 
+    def set_signature(self, name: str, version: str, signature: str) -> VersionInfo:
+        """Record a version's signature on its document."""
+        self._check(name, version)
+        with _wrapped("set_signature", name, version):
+            if self._versions.update_one({"name": name, "version": version},
+                                         {"$set": {"signature": signature}}).matched_count != 1:
+                raise VersionNotFound(f"no version {version!r} of model {name!r} in MongoDB database "
+                                      f"{self.db.name!r}", name=name, version=version)
+            return self._info(self._doc(name, version), self._state(name))
+
     def fetch_artifact(self, name: str, version: str, cache_dir: Path) -> Path:
         """`cache_dir/<name>/<version>/artifact.bin`, downloaded from GridFS unless a verified copy is there."""
         self._check(name, version)

@@ -28,6 +28,7 @@ class VersionInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    signature: str = ""  # HMAC of the record (registry/signature.py); empty: unsigned
 
 
 def apply_retention(store: ModelStore, name: str, keep: int) -> list[str]:
@@ -75,3 +76,6 @@ class ModelStore(Protocol):
 
     def fetch_artifact(self, name: str, version: str, cache_dir: Path) -> Path:
         """A local path to the version's artifact, its sha256 verified."""
+
+    def set_signature(self, name: str, version: str, signature: str) -> VersionInfo:
+        """Record a version's signature (`registry.signature`); the record otherwise unchanged."""

@@ -184,13 +184,17 @@ def risk_from(p_attack: np.ndarray, anomaly: np.ndarray, anomaly_threshold: floa
 
 def load_bundle(path: Path, expected_sha256: str | None = None) -> ModelBundle:
     """Load a bundle, verifying its sha256 first when one is given (never unpickle unverified bytes)."""
+    # Read once: the bytes hashed are the bytes unpickled (a file swapped in between is never loaded).
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle {path}: {exc}") from exc
     if expected_sha256 is not None:
-        actual = sha256_file(path)
+        actual = hashlib.sha256(data).hexdigest()
         if actual != expected_sha256:
             raise BundleError(f"sha256 mismatch for {path}: expected {expected_sha256}, got {actual}")
     try:
-        with open(path, "rb") as fh:
-            bundle = pickle.load(fh)
+        bundle = pickle.loads(data)
     except Exception as exc:
         raise BundleError(f"cannot load bundle from {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(bundle, ModelBundle):

@@ -32,6 +32,7 @@ from .agents.ingest import IngestStage
 from .agents.score import ScoreStage
 from .agents.sink import SinkStage
 from .faust.delivery import DeliveryWatch
+from .kafka import faust_credentials
 from .metrics import Metrics
 from .model_store import open_store
 from .operations import Operations
@@ -61,6 +62,7 @@ def _faust_app(s: Settings) -> faust.App:
     return faust.App(
         s.app_id,
         broker=s.faust_broker,
+        broker_credentials=faust_credentials(s),
         store="memory://",
         datadir=str(s.data_dir),
         topic_partitions=s.topic_partitions,

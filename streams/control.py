@@ -3,9 +3,10 @@
 Pure code (no Kafka): `sign` builds an envelope, `Verifier.verify` accepts it or says why not.
 The signature is HMAC-SHA256 over the canonical JSON (sorted keys, no spaces, UTF-8) of
 everything in the envelope but the signature. A command is refused when it is not JSON, not
-signed, signed with another secret, outside the timestamp window, or a replay (its nonce was
-seen inside the window). Nonces older than the window are forgotten: a replay of one of those is
-refused as stale, so memory stays bounded.
+signed, signed with another secret, signed for another deployment (app id) or another topic
+(purpose), outside the timestamp window, or a replay (its nonce was seen inside the window).
+Nonces older than the window are forgotten: a replay of one of those is refused as stale, so
+memory stays bounded.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from .errors import StreamsError
 
 __all__ = [
     "COMMANDS",
+    "PURPOSES",
+    "Purpose",
     "Command",
     "ControlRejected",
     "Envelope",
     "Verifier",
     "canonical",
+    "purpose_of",
     "sign",
 ]
 
@@ -36,13 +40,21 @@ COMMANDS = ("promote", "rollback", "set_threshold", "pause_actions", "resume_act
             "allowlist", "unblock", "retrain", "status", "announce", "challenger")
 
 
+# Which topic an envelope was signed for: operator commands on `ops.control`, model announcements
+# and drift requests on `models.retrain`. Signed, so an envelope cannot be moved between them.
+PURPOSES = ("control", "models")
+Purpose = Literal["control", "models"]
+_MODELS_OPS = ("announce", "retrain")
+
+
 class ControlRejected(StreamsError):
     """A control message that must not be applied; `reason` is a short code for metrics."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, envelope: Envelope | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.envelope = envelope  # set once the signature held: a reply may then name its nonce
 
 
 class Command(BaseModel):
@@ -101,6 +113,8 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command: Command
+    app_id: str = Field(min_length=1, max_length=249, description="The deployment (STREAMGUARD_APP_ID) it is for.")
+    purpose: Purpose = Field(description="The topic it is for: control (ops.control) or models (models.retrain).")
     issued_at_ms: int
     nonce: str = Field(min_length=16, max_length=128)
     issuer: str = Field("", max_length=200)
@@ -119,25 +133,33 @@ def _mac(secret: str, obj: Any) -> str:
     return hmac.new(secret.encode(), canonical(obj), hashlib.sha256).hexdigest()
 
 
-def sign(command: Command, secret: str, *, now_ms: int, issuer: str = "", nonce: str | None = None) -> Envelope:
-    """A signed envelope for `command`, issued at `now_ms`."""
+def purpose_of(command: Command) -> Purpose:
+    """The topic a command is sent on when the sender does not say: announcements to models, the rest to control."""
+    return "models" if command.op == "announce" else "control"
+
+
+def sign(command: Command, secret: str, *, now_ms: int, app_id: str, purpose: Purpose | None = None,
+         issuer: str = "", nonce: str | None = None) -> Envelope:
+    """A signed envelope for `command` in deployment `app_id`, issued at `now_ms`, for the topic `purpose`."""
     if not secret:
         raise ControlRejected("no_secret", "a signing secret is required (STREAMGUARD_SIGNING_SECRET)")
-    env = Envelope(command=command, issued_at_ms=now_ms, nonce=nonce or secrets.token_hex(16), issuer=issuer)
+    env = Envelope(command=command, app_id=app_id, purpose=purpose or purpose_of(command), issued_at_ms=now_ms,
+                   nonce=nonce or secrets.token_hex(16), issuer=issuer)
     env.signature = _mac(secret, env.signed_part())
     return env
 
 
 class Verifier:
-    """Checks envelopes against one secret, a timestamp window and the nonces seen inside it."""
+    """Checks envelopes against one secret and deployment, a timestamp window and the nonces seen inside it."""
 
-    def __init__(self, secret: str, *, window_s: float = 300.0) -> None:
+    def __init__(self, secret: str, *, app_id: str, window_s: float = 300.0) -> None:
         self._secret = secret
+        self.app_id = app_id
         self.window_ms = int(window_s * 1000)
         self._seen: OrderedDict[str, int] = OrderedDict()  # nonce -> issued_at_ms, oldest first
 
-    def verify(self, raw: bytes, *, now_ms: int, check_time: bool = True) -> Envelope:
-        """The envelope if it may be applied; raises `ControlRejected` otherwise.
+    def verify(self, raw: bytes, *, now_ms: int, purpose: Purpose = "control", check_time: bool = True) -> Envelope:
+        """The envelope if it may be applied on the `purpose` topic; raises `ControlRejected` otherwise.
 
         `check_time=False` is for re-reading the topic's history at start-up: those commands
         were accepted when they were new, and their nonces still have to be unique.
@@ -159,9 +181,19 @@ class Verifier:
         # Bytes, not str: compare_digest raises TypeError on a non-ASCII str (found by fuzzing).
         if not hmac.compare_digest(_mac(self._secret, env.signed_part()).encode(), env.signature.encode()):
             raise ControlRejected("bad_signature", "the signature does not match")
+        # After the signature: these fields are only worth reading once they are known to be signed.
+        if env.app_id != self.app_id:
+            raise ControlRejected("wrong_deployment", f"signed for app id {env.app_id!r}, this is {self.app_id!r}",
+                                  env)
+        if env.purpose != purpose:
+            raise ControlRejected("wrong_topic", f"signed for the {env.purpose} topic, read from the {purpose} topic",
+                                  env)
+        op = env.command.op
+        if (purpose == "models" and op not in _MODELS_OPS) or (purpose == "control" and op == "announce"):
+            raise ControlRejected("wrong_topic", f"{op} does not belong on the {purpose} topic", env)
         if check_time and abs(now_ms - env.issued_at_ms) > self.window_ms:
             raise ControlRejected("stale", f"issued {abs(now_ms - env.issued_at_ms) / 1000:.0f} s from now; "
-                                  f"the window is {self.window_ms / 1000:.0f} s")
+                                  f"the window is {self.window_ms / 1000:.0f} s", env)
         self._forget_before(now_ms - self.window_ms if check_time else None)
         if env.nonce in self._seen:
             raise ControlRejected("replayed", f"nonce {env.nonce} was used before")

@@ -1,31 +1,112 @@
-"""Thin helpers over confluent-kafka's admin client: reachability and topic creation."""
+"""Kafka client options (TLS, SASL) for every client the project makes, and admin helpers.
+
+Every confluent-kafka client takes `client_conf(bootstrap)`, every aiokafka client
+`aiokafka_security()`, and the Faust app `faust_credentials()`, so one set of settings
+(`STREAMGUARD_KAFKA_SECURITY_PROTOCOL`, `..._SASL_*`, `..._SSL_*`) reaches all three libraries.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from .errors import InfraUnavailable, StreamsError
+from .settings import get_settings
 
-__all__ = ["admin_client", "ensure_topics", "ping_kafka", "record_limit"]
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = ["admin_client", "aiokafka_security", "client_conf", "ensure_topics", "faust_credentials", "ping_kafka",
+           "record_limit", "security_conf"]
 
 # What a record costs in a batch besides its key and value (batch header, record header,
 # varints); generous, so a record that passes our check is never refused by the broker.
 RECORD_OVERHEAD = 1024
 
 
-def admin_client(bootstrap: str) -> AdminClient:
+def security_conf(s: Settings | None = None) -> dict[str, Any]:
+    """librdkafka (confluent-kafka) options for the configured TLS and SASL; none for PLAINTEXT."""
+    s = s or get_settings()
+    conf: dict[str, Any] = {"security.protocol": s.kafka_security_protocol.lower()}
+    if s.kafka_security_protocol.startswith("SASL_"):
+        conf["sasl.mechanism"] = s.kafka_sasl_mechanism
+        conf["sasl.username"] = s.kafka_sasl_username
+        conf["sasl.password"] = s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else ""
+    for key, path in (("ssl.ca.location", s.kafka_ssl_cafile), ("ssl.certificate.location", s.kafka_ssl_certfile),
+                      ("ssl.key.location", s.kafka_ssl_keyfile)):
+        if path is not None:
+            conf[key] = str(path)
+    return conf
+
+
+def client_conf(bootstrap: str, s: Settings | None = None) -> dict[str, Any]:
+    """A confluent-kafka client's base configuration: the bootstrap servers and the security options."""
+    return {"bootstrap.servers": bootstrap, **security_conf(s)}
+
+
+def aiokafka_security(s: Settings | None = None) -> dict[str, Any]:
+    """Keyword arguments for an aiokafka producer or consumer: the same TLS and SASL as `security_conf`."""
+    s = s or get_settings()
+    kw: dict[str, Any] = {"security_protocol": s.kafka_security_protocol}
+    if s.kafka_security_protocol.startswith("SASL_"):
+        kw.update(sasl_mechanism=s.kafka_sasl_mechanism, sasl_plain_username=s.kafka_sasl_username,
+                  sasl_plain_password=s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else "")
+    if s.kafka_security_protocol.endswith("SSL"):
+        kw["ssl_context"] = _ssl_context(s)
+    return kw
+
+
+def faust_credentials(s: Settings | None = None) -> Any:
+    """The Faust app's `broker_credentials` (None for PLAINTEXT)."""
+    import faust
+
+    s = s or get_settings()
+    if s.kafka_security_protocol == "PLAINTEXT":
+        return None
+    if s.kafka_security_protocol == "SSL":
+        return faust.SSLCredentials(_ssl_context(s))
+    return faust.SASLCredentials(username=s.kafka_sasl_username, mechanism=s.kafka_sasl_mechanism,
+                                 password=s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else "",
+                                 ssl_context=_ssl_context(s) if s.kafka_security_protocol == "SASL_SSL" else None)
+
+
+def _ssl_context(s: Settings) -> Any:
+    from aiokafka.helpers import create_ssl_context
+
+    return create_ssl_context(cafile=str(s.kafka_ssl_cafile) if s.kafka_ssl_cafile else None,
+                              certfile=str(s.kafka_ssl_certfile) if s.kafka_ssl_certfile else None,
+                              keyfile=str(s.kafka_ssl_keyfile) if s.kafka_ssl_keyfile else None)
+
+
+def admin_client(bootstrap: str, **conf: Any) -> AdminClient:
     """An admin client for these bootstrap servers (librdkafka logs silenced)."""
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    return AdminClient({**client_conf(bootstrap), "log_level": 0, **conf})
 
 
 def ping_kafka(bootstrap: str, timeout_s: float = 5.0) -> int:
-    """Number of brokers answering a metadata request; raises `InfraUnavailable` if none."""
+    """Number of brokers answering a metadata request; raises `InfraUnavailable` if none.
+
+    A refused login says so: librdkafka reports it only to the error callback (served by
+    `poll`), and the request itself fails as a mere "transport failure".
+    """
+    from confluent_kafka import KafkaError
+
+    refused: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            refused.append(err.str())
+
+    client = admin_client(bootstrap, error_cb=on_error)
     try:
-        md = admin_client(bootstrap).list_topics(timeout=timeout_s)
+        md = client.list_topics(timeout=timeout_s)
     except KafkaException as exc:
+        client.poll(0.5)
+        if refused:
+            raise InfraUnavailable("Kafka", bootstrap, f"authentication failed: {refused[0]}") from exc
         raise InfraUnavailable("Kafka", bootstrap, str(exc)) from exc
     if not md.brokers:
         raise InfraUnavailable("Kafka", bootstrap, "no brokers in metadata")

@@ -54,13 +54,15 @@ def artifact_cache(s: Settings) -> Path:
     return s.data_dir / "models"
 
 
-def load_version(store: ModelStore, name: str, version: str, cache_dir: Path, *,
+def load_version(store: ModelStore, name: str, version: str, cache_dir: Path, *, secret: str,
                  expected_sha256: str | None = None) -> ModelBundle:
-    """Fetch, verify (sha256, feature schema, conformance) and load one registered version.
+    """Fetch, verify (record signature, sha256, feature schema, conformance) and load one registered version.
 
-    `expected_sha256` (from a signed announcement) must match the store's record too.
+    The store's record must be signed with `secret` (registry/signature.py): whoever can write the
+    store but does not hold the secret cannot make a worker unpickle their bytes. `expected_sha256`
+    (from a signed announcement) must match the record too.
     """
-    from registry import IntegrityError, RegistryError
+    from registry import IntegrityError, RegistryError, record_problem
     from scoring.bundle import load_bundle
     from scoring.conformance import check_bundle
     from scoring.errors import BundleError, ConformanceError
@@ -69,6 +71,14 @@ def load_version(store: ModelStore, name: str, version: str, cache_dir: Path, *,
         info = store.get(name, version)
     except RegistryError as exc:
         raise ModelRefused("unknown_version", str(exc), version=version) from None
+    except (TypeError, ValueError) as exc:  # a record someone wrote by hand: not a VersionInfo
+        raise ModelRefused("bad_record", f"unreadable registry record: {exc}", version=version) from None
+    if (info.name, info.version) != (name, version):
+        raise ModelRefused("bad_record", f"the record read for {name} {version} names {info.name} {info.version}",
+                           version=version)
+    problem = record_problem(info, secret)
+    if problem is not None:
+        raise ModelRefused(problem[0], problem[1], version=version)
     if expected_sha256 is not None and info.sha256 != expected_sha256:
         raise ModelRefused("sha256_mismatch", f"announced sha256 {expected_sha256[:12]}…, the registry holds "
                            f"{info.sha256[:12]}…", version=version)
@@ -93,19 +103,17 @@ def load_version(store: ModelStore, name: str, version: str, cache_dir: Path, *,
     return bundle
 
 
-def register_trained(store: ModelStore, result: TrainingResult, *, name: str, feature_set: str,
+def register_trained(store: ModelStore, result: TrainingResult, *, name: str, feature_set: str, secret: str,
                      extra: dict | None = None, description: dict | None = None) -> VersionInfo:
-    """Register a training result (artifact, report, metadata) and, in MongoDB, its training history."""
-    from registry import VersionInfo
+    """Register a training result (artifact, report, metadata, signed with `secret`) and, in MongoDB, its history."""
+    from registry import VersionInfo, signed
 
     b = result.bundle
-    info = store.register(
-        VersionInfo(name=name, version=b.version, sha256=result.sha256, feature_schema_version=b.feature_schema_version,
-                    created_ms=b.metadata["trained_at_ms"], metrics=b.metadata["metrics"],
-                    data_fingerprint=b.metadata["data_fingerprint"],
-                    extra={"conformance": result.conformance, "feature_set": feature_set, **(extra or {})}),
-        result.artifact, result.report.parent,
-    )
+    record = VersionInfo(name=name, version=b.version, sha256=result.sha256,
+                         feature_schema_version=b.feature_schema_version, created_ms=b.metadata["trained_at_ms"],
+                         metrics=b.metadata["metrics"], data_fingerprint=b.metadata["data_fingerprint"],
+                         extra={"conformance": result.conformance, "feature_set": feature_set, **(extra or {})})
+    info = store.register(signed(record, secret), result.artifact, result.report.parent)
     if hasattr(store, "record_training"):  # MongoDB keeps every training run in ml_training_history
         store.record_training(name, b.version, b.metadata["metrics"], b.metadata["data_fingerprint"],
                               b.metadata["trained_at_ms"], {**(description or {}), **(extra or {})})

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from features.extract import FEATURE_SCHEMA_VERSION
 
-from .control import Command, ControlRejected, Envelope, Verifier
+from .control import Command, ControlRejected, Envelope, Purpose, Verifier
 from .internal import unblock_request
+from .kafka import aiokafka_security
 from .model_store import ModelRefused, artifact_cache, load_version
 from .operator_state import STATE_KEY, OperatorState, sign_state
 from .reader import GrouplessReader, keep_running
@@ -54,7 +55,7 @@ class Operations:
         self.serving = serving
         self.store = store  # opened on first use: a worker that is never told to swap never opens it
         self.secret = s.signing_secret.get_secret_value()
-        self.verifier = Verifier(self.secret, window_s=s.control_window_s)
+        self.verifier = Verifier(self.secret, app_id=s.app_id, window_s=s.control_window_s)
         self.worker_id = ctx.worker_id
         self.state_topic = state_topic
         self.position: dict[int, int] = {}  # control-topic partition -> next offset to read
@@ -80,7 +81,8 @@ class Operations:
         challenger = ""
         if state.challenger and state.challenger != sv.bundle.version:
             try:
-                bundle = load_version(self.store(), s.model_name, state.challenger, artifact_cache(s))
+                bundle = load_version(self.store(), s.model_name, state.challenger, artifact_cache(s),
+                                      secret=self.secret)
                 sv.set_challenger(bundle, state.ab_fraction)
                 challenger = f", challenger {state.challenger}"
             except ModelRefused as exc:
@@ -98,15 +100,15 @@ class Operations:
             allowlist=list(sv.policy.allowlist), challenger=sv.challenger_version, ab_fraction=sv.ab_fraction,
             nonces=self.verifier.recent_nonces(self.now_ms()), written_at_ms=self.now_ms(), writer=self.worker_id)
 
-    async def handle(self, raw: bytes) -> StatusReply | None:
-        """Verify and apply one control message; the reply to publish (None: nothing to answer)."""
+    async def handle(self, raw: bytes, purpose: Purpose = "control") -> StatusReply | None:
+        """Verify and apply one message of the `purpose` topic; the reply to publish (None: nothing to answer)."""
         m = self.ctx.metrics
         try:
-            env = self.verifier.verify(raw, now_ms=self.now_ms())
+            env = self.verifier.verify(raw, now_ms=self.now_ms(), purpose=purpose)
         except ControlRejected as exc:
             m.control.labels("rejected", exc.reason).inc()
             log.warning("control message refused (%s): %s", exc.reason, exc.detail)
-            return self._reply(None, "rejected", exc.reason, exc.detail)
+            return self._reply(exc.envelope, "rejected", exc.reason, exc.detail)
         cmd = env.command
         if cmd.op == "retrain":
             return None  # for the retrain worker, which answers it
@@ -173,7 +175,7 @@ class Operations:
         started = time.monotonic()
         s = self.ctx.settings
         bundle = await asyncio.to_thread(load_version, self.store(), s.model_name, version, artifact_cache(s),
-                                         expected_sha256=expected_sha256)
+                                         secret=self.secret, expected_sha256=expected_sha256)
         old = sv.bundle.version
         sv.serve(bundle)  # between two batches: a batch reads the bundle once
         self.ctx.metrics.model_swaps.inc()
@@ -197,7 +199,8 @@ class Operations:
             sv.set_challenger(sv.challenger, fraction)  # only the split changes
         else:
             s = self.ctx.settings
-            bundle = await asyncio.to_thread(load_version, self.store(), s.model_name, version, artifact_cache(s))
+            bundle = await asyncio.to_thread(load_version, self.store(), s.model_name, version, artifact_cache(s),
+                                             secret=self.secret)
             sv.set_challenger(bundle, fraction)
         mode = f"A/B, serving {fraction:.0%} of entities" if fraction > 0 else "shadow only"
         return f"challenger {version} beside {sv.bundle.version} ({mode})"
@@ -211,7 +214,7 @@ class Operations:
         from aiokafka import AIOKafkaProducer
 
         s, names = self.ctx.settings, self.ctx.names
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap)
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, **aiokafka_security(s))
         await producer.start()
         offsets = {(names.control, p): o for p, o in self.position.items()}
         try:
@@ -222,7 +225,8 @@ class Operations:
                 await self._record(producer)
                 async for records in reader.batches():
                     for rec in records:
-                        reply = await self.handle(rec.value or b"")
+                        reply = await self.handle(rec.value or b"",
+                                                  "control" if rec.topic == names.control else "models")
                         if reply is not None:
                             await producer.send_and_wait(names.status, reply.model_dump_json().encode(),
                                                          key=self.worker_id.encode())

@@ -30,6 +30,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .control import canonical
+from .kafka import client_conf
 from .settings import Settings
 
 __all__ = ["STATE_KEY", "TOPIC_CONFIG", "OperatorState", "load_operator_state", "sign_state", "state_topic",
@@ -100,7 +101,7 @@ def topic_ends(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[int,
     """Partition -> end offset of a topic now (where a reader that starts now begins)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ends-{uuid.uuid4().hex}", "log_level": 0})
+    consumer = Consumer({**client_conf(bootstrap), "group.id": f"ends-{uuid.uuid4().hex}", "log_level": 0})
     try:
         md = consumer.list_topics(topic, timeout=timeout_s)
         parts = md.topics[topic].partitions if topic in md.topics else {}
@@ -114,7 +115,7 @@ def load_operator_state(bootstrap: str, topic: str, secret: str, app_id: str,
     """The furthest valid record on the state topic (None if there is none) and how many records were refused."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"operator-state-{uuid.uuid4().hex}",
+    consumer = Consumer({**client_conf(bootstrap), "group.id": f"operator-state-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "log_level": 0})
     best: OperatorState | None = None
     refused = 0

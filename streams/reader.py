@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from .faust.internals import refresh_metadata
+from .kafka import aiokafka_security
 
 __all__ = ["GrouplessReader", "keep_running"]
 
@@ -35,7 +36,7 @@ class GrouplessReader:
     async def __aenter__(self) -> GrouplessReader:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        self._consumer = c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+        self._consumer = c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, **aiokafka_security(),
                                               enable_auto_commit=False, auto_offset_reset="earliest")
         await c.start()
         try:

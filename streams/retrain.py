@@ -26,8 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .control import Command, ControlRejected, Envelope, Verifier, sign
+from .control import Command, ControlRejected, Envelope, Purpose, Verifier, sign
 from .errors import StreamsError
+from .kafka import client_conf
 from .metrics import RetrainMetrics
 from .model_store import ModelRefused, artifact_cache, load_version, open_store, register_trained
 from .settings import Settings
@@ -65,7 +66,8 @@ class RetrainWorker:
         self.progress = progress
         self.names = topic_names(settings)
         self.store = open_store(settings)
-        self.verifier = Verifier(settings.signing_secret.get_secret_value(), window_s=settings.control_window_s)
+        self.verifier = Verifier(settings.signing_secret.get_secret_value(), app_id=settings.app_id,
+                                 window_s=settings.control_window_s)
         self.worker_id = f"retrain@{socket.gethostname()}:{os.getpid()}"
         self.metrics = RetrainMetrics()
         self.last_run_monotonic: float | None = None
@@ -112,7 +114,8 @@ class RetrainWorker:
         champion_metrics = None
         if champion_info is not None:
             try:
-                champion = load_version(self.store, name, champion_info.version, artifact_cache(self.s))
+                champion = load_version(self.store, name, champion_info.version, artifact_cache(self.s),
+                                        secret=self.s.signing_secret.get_secret_value())
                 champion_metrics = evaluate(champion, data.test)
             except ModelRefused as exc:  # e.g. an older feature schema: it cannot be compared, nor served
                 self.progress(f"champion {champion_info.version} not comparable: {exc}")
@@ -120,6 +123,7 @@ class RetrainWorker:
         gate = {"passed": passed, "reason": why, "trigger": trigger, "request": reason,
                 "champion": champion_info.version if champion_info else None}
         info = register_trained(self.store, result, name=name, feature_set="all", extra={"gate": gate},
+                                secret=self.s.signing_secret.get_secret_value(),
                                 description=data.description)
         took = time.monotonic() - started
         self.metrics.seconds.observe(took)
@@ -138,14 +142,15 @@ class RetrainWorker:
         return {"outcome": "promoted", "version": info.version, "detail": detail}
 
     def _send(self, topic: str, key: bytes, command: Command) -> None:
-        env = sign(command, self.s.signing_secret.get_secret_value(), now_ms=self._now_ms(), issuer=self.worker_id)
+        env = sign(command, self.s.signing_secret.get_secret_value(), now_ms=self._now_ms(), app_id=self.s.app_id,
+                   purpose="models" if topic == self.names.retrain else "control", issuer=self.worker_id)
         self._produce(topic, key, env.model_dump_json().encode())
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         if self.producer is None:
             from confluent_kafka import Producer
 
-            self.producer = Producer({"bootstrap.servers": self.s.kafka_bootstrap, "enable.idempotence": True,
+            self.producer = Producer({**client_conf(self.s.kafka_bootstrap), "enable.idempotence": True,
                                       "log_level": 0})
         self.producer.produce(topic, value, key)
         if self.producer.flush(30) != 0:
@@ -159,10 +164,10 @@ class RetrainWorker:
                             state={"model": {"name": self.s.model_name, "version": active.version if active else None}})
         self._produce(self.names.status, self.worker_id.encode(), reply.model_dump_json().encode())
 
-    def handle(self, raw: bytes) -> None:
-        """Act on one message of the control or retrain topic (only signed `retrain` requests matter)."""
+    def handle(self, raw: bytes, purpose: Purpose = "control") -> None:
+        """Act on one message of the control or retrain (`models`) topic (only signed `retrain` requests matter)."""
         try:
-            env = self.verifier.verify(raw, now_ms=self._now_ms())
+            env = self.verifier.verify(raw, now_ms=self._now_ms(), purpose=purpose)
         except ControlRejected as exc:
             self.metrics.requests.labels("rejected").inc()
             log.warning("message refused (%s): %s", exc.reason, exc.detail)
@@ -197,7 +202,7 @@ class RetrainWorker:
         """Consume triggers until `should_stop()`; new messages only (history is not re-run)."""
         from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.s.kafka_bootstrap, "group.id": f"{self.worker_id}-reader",
+        consumer = Consumer({**client_conf(self.s.kafka_bootstrap), "group.id": f"{self.worker_id}-reader",
                              "enable.auto.commit": False, "log_level": 0})
         try:
             topics = [self.names.control, self.names.retrain]
@@ -213,7 +218,7 @@ class RetrainWorker:
             while not should_stop():
                 msg = consumer.poll(0.5)
                 if msg is not None and msg.error() is None:
-                    self.handle(msg.value() or b"")
+                    self.handle(msg.value() or b"", "models" if msg.topic() == self.names.retrain else "control")
                 if next_interval is not None and time.monotonic() >= next_interval:
                     next_interval = time.monotonic() + interval_s
                     if not self._cooling_down():

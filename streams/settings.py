@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import SettingsError
@@ -29,6 +29,16 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL).")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA certificate(s) (PEM) the brokers' certificates are "
+                                          "checked against (SSL, SASL_SSL); unset: the system's.")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (PEM), for brokers that ask one.")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client certificate's private key (PEM).")
     app_id: str = Field("streamguard", description="Faust app id; also the Kafka consumer group.")
     topic_prefix: str = Field("", description="Prefixed to every topic name, so deployments can share a cluster.")
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics streamguard creates.")
@@ -159,6 +169,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"not a CIDR: {cidr!r}") from None
         return value
 
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            raise ValueError(f"STREAMGUARD_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             "STREAMGUARD_KAFKA_SASL_USERNAME and STREAMGUARD_KAFKA_SASL_PASSWORD")
+        tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        files = {"kafka_ssl_cafile": self.kafka_ssl_cafile, "kafka_ssl_certfile": self.kafka_ssl_certfile,
+                 "kafka_ssl_keyfile": self.kafka_ssl_keyfile}
+        given = [k for k, v in files.items() if v is not None]
+        if given and not tls:
+            raise ValueError(f"STREAMGUARD_{given[0].upper()} is set but STREAMGUARD_KAFKA_SECURITY_PROTOCOL is "
+                             f"{self.kafka_security_protocol} (TLS files need SSL or SASL_SSL)")
+        missing = [k for k in given if not Path(files[k]).is_file()]
+        if missing:
+            raise ValueError(f"STREAMGUARD_{missing[0].upper()}: no such file {files[missing[0]]}")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("STREAMGUARD_KAFKA_SSL_CERTFILE and STREAMGUARD_KAFKA_SSL_KEYFILE go together")
+        return self
+
     def check_signing_secret(self) -> None:
         """Refuse the default or a short signing secret (anyone could sign commands) unless allowed for development."""
         secret = self.signing_secret.get_secret_value()
@@ -201,6 +231,7 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"STREAMGUARD_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            (f"STREAMGUARD_{'_'.join(str(p) for p in err['loc']).upper()}: " if err["loc"] else "") + err["msg"]
+            for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from None

@@ -39,6 +39,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # How `make test` spreads the tests over pytest-xdist workers.
 pytest_plugins = ["tests.scheduling"]
 
+# The test deployment's one signing secret: what trains (and so signs model records), the
+# workers, the CLI and the retrain worker all read it from the environment they inherit.
+SIGNING_SECRET = "test-deployment-signing-secret-0123456789"
+os.environ["STREAMGUARD_SIGNING_SECRET"] = SIGNING_SECRET
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "docker" / "local"
 _TEST_VAR = ROOT / "var" / "test"
@@ -155,6 +160,23 @@ def kafka_bootstrap(pytestconfig: pytest.Config) -> Iterator[str]:
     server = _local_servers()["kafka"]
     _start_local(pytestconfig, server)
     yield f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl_bootstrap(kafka_bootstrap: str) -> str:
+    """The same broker's SASL_PLAINTEXT (SCRAM-SHA-512) listener; users are created through `kafka_bootstrap`."""
+    if given := os.environ.get("STREAMGUARD_TEST_KAFKA_SASL"):
+        return given
+    if os.environ.get("STREAMGUARD_TEST_KAFKA") or not kafka_bootstrap.startswith("127.0.0.1:"):
+        pytest.skip("a broker not started by docker/local/kafka.sh: set STREAMGUARD_TEST_KAFKA_SASL to its "
+                    "SASL_PLAINTEXT SCRAM-SHA-512 listener")
+    port = int(os.environ.get("KAFKA_SASL_PORT", "9094"))
+    with socket.socket() as s:
+        s.settimeout(5)
+        if s.connect_ex(("127.0.0.1", port)) != 0:
+            pytest.fail(f"the local broker has no SASL listener on 127.0.0.1:{port}: it was started by an older "
+                        "docker/local/kafka.sh; restart it (make kafka-down kafka-up)")
+    return f"127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Docker-free single-node Kafka (KRaft) from the official broker jars, fetched with Maven.
 # Usage: kafka.sh up|down|status|clean   (idempotent; a stale pid file is handled)
-# Variables: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_HOME_DIR (var/kafka),
+# Variables: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_SASL_PORT (9094: SASL_PLAINTEXT
+#            with SCRAM-SHA-512, no users until one is created), KAFKA_HOME_DIR (var/kafka),
 #            KAFKA_CACHE_DIR (.cache/kafka), PYTHON (.venv/bin/python), KAFKA_HEAP (1g)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,6 +10,7 @@ root=$(cd "$here/../.." && pwd)
 
 port=${KAFKA_PORT:-9092}
 controller_port=${KAFKA_CONTROLLER_PORT:-9093}
+sasl_port=${KAFKA_SASL_PORT:-9094}
 home=${KAFKA_HOME_DIR:-$root/var/kafka}
 cache=${KAFKA_CACHE_DIR:-$root/.cache/kafka}
 python=${PYTHON:-$root/.venv/bin/python}
@@ -69,7 +71,8 @@ up() {
   fi
   fetch_jars
   mkdir -p "$home/data"
-  sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" -e "s|@DATA_DIR@|$home/data|g" \
+  sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" -e "s|@SASL_PORT@|$sasl_port|g" \
+      -e "s|@DATA_DIR@|$home/data|g" \
       "$here/kafka/server.properties.in" >"$home/server.properties"
   local cp="$libs/*"
   local jvm=(-Xms256m "-Xmx$heap" -XX:+UseG1GC -Djava.awt.headless=true

@@ -249,7 +249,7 @@ class ScoreStage:
         reason = (f"drift: mean feature PSI {overall:.3f} (threshold {s.drift_psi_threshold:g}; highest {worst:.3f} "
                   f"on {feature}) over the last {s.drift_window_events} events scored by {sv.bundle.version}")
         env = sign(Command(op="retrain", reason=reason), s.signing_secret.get_secret_value(), now_ms=ctx.now_ms(),
-                   issuer=f"worker:{ctx.worker_id}")
+                   app_id=s.app_id, purpose="models", issuer=f"worker:{ctx.worker_id}")
         await out.send(ctx.topics.retrain, key=b"retrain", value=env.model_dump_json().encode(), record="retrain",
                        source=_DRIFT)
         m.retrain_requests.labels("drift").inc()

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import InfraUnavailable, StreamsError
+from ..kafka import client_conf
 from ..settings import Settings, get_settings
 from ._app import console
 
@@ -63,8 +64,7 @@ class Sender:
     def __init__(self, bootstrap: str) -> None:
         from confluent_kafka import Producer
 
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
+        self.producer = Producer({**client_conf(bootstrap),
             "linger.ms": 20,
             "enable.idempotence": True,  # no duplicates, order kept per partition on retries
             "message.timeout.ms": 30_000,  # a broker that goes away fails deliveries in 30 s, not 5 min
@@ -133,6 +133,24 @@ def registry() -> ModelStore:
         raise typer.Exit(1) from None
 
 
+def check_loadable(reg: ModelStore, version: str, name: str | None = None) -> None:
+    """Exit with a clear error unless workers would accept `version`: its record signed, its artifact intact."""
+    from registry import RegistryError, record_problem
+
+    from ..model_store import artifact_cache
+
+    s = get_settings()
+    name = name or s.model_name
+    try:
+        info = reg.get(name, version)
+        problem = record_problem(info, s.signing_secret.get_secret_value())
+        if problem is not None:
+            raise fail(f"workers would refuse {version} ({problem[0]}): {problem[1]}")
+        reg.fetch_artifact(name, version, artifact_cache(s))  # its bytes hash to the signed sha256
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+
+
 def ints(text: str, option: str) -> list[int]:
     """Comma-separated integers of an option; a usage error naming the option otherwise."""
     try:
@@ -153,7 +171,7 @@ def load_active(name: str, version: str | None, reg: ModelStore | None = None) -
                       "`make models` or `streamguard train`")
         raise typer.Exit(1)
     try:
-        return load_version(reg, name, info.version, artifact_cache(s))
+        return load_version(reg, name, info.version, artifact_cache(s), secret=s.signing_secret.get_secret_value())
     except ModelRefused as exc:
         console.print(f"[red]error[/] {exc}")
         raise typer.Exit(1) from None

@@ -13,10 +13,11 @@ import typer
 from rich.markup import escape
 
 from ..control import Command, ControlRejected, sign
+from ..kafka import client_conf
 from ..settings import get_settings
 from ..topics import topic_names
 from ._app import app
-from ._common import Sender, connect, fail, registry, say
+from ._common import Sender, check_loadable, connect, fail, registry, say
 
 __all__ = ["send_signed"]
 
@@ -39,8 +40,9 @@ def send_signed(command: Command, wait_s: float, *, announce: bool = False, expe
     names = topic_names(s)
     topic = names.retrain if announce else names.control
     try:
-        env = sign(command, s.signing_secret.get_secret_value(),
-                   now_ms=int(datetime.now(UTC).timestamp() * 1000), issuer=f"cli@{socket.gethostname()}")
+        env = sign(command, s.signing_secret.get_secret_value(), app_id=s.app_id,
+                   purpose="models" if announce else "control", now_ms=int(datetime.now(UTC).timestamp() * 1000),
+                   issuer=f"cli@{socket.gethostname()}")
     except ControlRejected as exc:
         raise fail(exc.detail) from None
     connect(s, [topic, names.status])
@@ -83,7 +85,7 @@ class _ReplyReader:
     def __init__(self, bootstrap: str, topic: str) -> None:
         from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"control-cli-{uuid.uuid4().hex}",
+        self.c = Consumer({**client_conf(bootstrap), "group.id": f"control-cli-{uuid.uuid4().hex}",
                            "enable.auto.commit": False, "log_level": 0})
         md = self.c.list_topics(topic, timeout=10)
         self.c.assign([TopicPartition(topic, p, OFFSET_END) for p in md.topics[topic].partitions])
@@ -115,10 +117,8 @@ def promote(version: str = typer.Argument(..., help="A registered version (see `
 
     s = get_settings()
     reg = registry()
-    from ..model_store import artifact_cache
-
-    # Refuses a missing or altered artifact before anything changes.
-    reg.fetch_artifact(s.model_name, version, artifact_cache(s))
+    # Refuses an unsigned record or a missing or altered artifact before anything changes.
+    check_loadable(reg, version)
     reg.activate(s.model_name, version)
     _send(Command(op="promote", version=version), wait, expect or None)
 
@@ -129,7 +129,11 @@ def rollback(to: str = typer.Option(None, "--to", help="Version to return to (de
     """Return the registry to the previous (or a named) version and swap it in on every worker."""
 
     s = get_settings()
-    info = registry().rollback(s.model_name, to)
+    reg = registry()
+    target = to or next((i.version for i in reg.list(s.model_name) if i.status == "previous"), None)
+    if target is not None:  # none: the registry says why below
+        check_loadable(reg, target)
+    info = reg.rollback(s.model_name, to)
     _send(Command(op="rollback", version=info.version), wait, expect or None)
 
 
@@ -151,11 +155,8 @@ def challenger(version: str = typer.Argument(None, help="A registered version to
     if stop == (version is not None):
         raise fail("give a VERSION to start a challenger, or --stop (not both)")
     if version is not None:
-        from ..model_store import artifact_cache
-
-        s = get_settings()
-        # Refuses an unknown version or an altered artifact before anything is sent.
-        registry().fetch_artifact(s.model_name, version, artifact_cache(s))
+        # Refuses an unknown version, an unsigned record or an altered artifact before anything is sent.
+        check_loadable(registry(), version)
     _send(Command(op="challenger", version=version, fraction=ab if version is not None else None), wait,
           expect or None)
 

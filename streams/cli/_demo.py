@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from ..kafka import client_conf
 from ..settings import get_settings
 from ._app import app, console
 
@@ -86,8 +87,11 @@ def demo(
     """
     from rich.live import Live
 
+    from registry import record_signature
+
     from ..errors import InfraUnavailable, StreamsError
     from ..kafka import ping_kafka
+    from ..model_store import artifact_cache
     from ._common import registry
     from ._view import View, decode_record
 
@@ -105,7 +109,8 @@ def demo(
             console.print("starting the embedded Kafka broker ...")
             subprocess.run(["bash", str(_KAFKA_SH), "up"], check=True)
             started_kafka = True
-        if registry().active(s.model_name) is None:
+        active = registry().active(s.model_name)
+        if active is None:
             console.print(f"[red]error[/] no active model {s.model_name!r}: run `make models` first")
             raise typer.Exit(1)
 
@@ -117,7 +122,13 @@ def demo(
         except StreamsError:
             # The demo's own deployment gets its own secret; a real one must set STREAMGUARD_SIGNING_SECRET.
             env["STREAMGUARD_SIGNING_SECRET"] = secrets.token_hex(32)
-            console.print("signing secret: a random one for this demo (STREAMGUARD_SIGNING_SECRET is not set)")
+            # Workers load only records signed with their secret: the demo vouches for the model it
+            # trained itself (`make models`), whose artifact is checked against its sha256 first.
+            reg = registry()
+            reg.fetch_artifact(s.model_name, active.version, artifact_cache(s))
+            reg.set_signature(s.model_name, active.version, record_signature(active, env["STREAMGUARD_SIGNING_SECRET"]))
+            console.print(f"signing secret: a random one for this demo (STREAMGUARD_SIGNING_SECRET is not set); "
+                          f"{s.model_name} {active.version} signed with it")
         exe = str(Path(sys.executable).parent / "streamguard")
         log_dir = Path(tempfile.mkdtemp(prefix="streamguard-demo-"))
         worker_log = log_dir / "worker.log"
@@ -147,7 +158,7 @@ def demo(
         names = topic_names(s.model_copy(update={"topic_prefix": prefix}))
         wanted = {names.threats: ("threat", ThreatEvent), names.actions: ("action", HealingAction),
                   names.deadletter: ("deadletter", DeadLetter)}
-        consumer = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"demo-view-{uuid.uuid4().hex}",
+        consumer = Consumer({**client_conf(s.kafka_bootstrap), "group.id": f"demo-view-{uuid.uuid4().hex}",
                              "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 0})
         consumer.subscribe(list(wanted))
         view = View(kinds=["threat", "action", "deadletter"], topics=list(wanted))

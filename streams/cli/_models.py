@@ -1,4 +1,4 @@
-"""Model commands: train, score, models list/show."""
+"""Model commands: train, score, models list/show/sign/promote/rollback/delete/prune."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import typer
 from ..model_store import describe_store, register_trained
 from ..settings import get_settings
 from ._app import app, console
-from ._common import ints, load_active, registry
+from ._common import check_loadable, fail, ints, load_active, registry
 
 __all__: list[str] = []
 
@@ -99,7 +99,8 @@ def train(
                               params=params)
         b = result.bundle
         reg = registry()
-        info = register_trained(reg, result, name=name, feature_set=features.value, description=data.description)
+        info = register_trained(reg, result, name=name, feature_set=features.value, description=data.description,
+                                secret=get_settings().signing_secret.get_secret_value())
     if publish or activate or (activate is None and reg.active(name) is None):
         info = reg.activate(name, b.version)
     m = result.metrics
@@ -152,7 +153,9 @@ _RESTART_NOTE = ("Running workers serve it from their next restart; `streamguard
 def models_promote(version: str = typer.Argument(..., help="Version to make active."),
                    name: str = typer.Option("streamguard", help="Model name.")) -> None:
     """Make a registered version active; the one it replaces becomes the rollback target."""
-    info = registry().activate(name, version)
+    reg = registry()
+    check_loadable(reg, version, name)  # workers would refuse it at their next start
+    info = reg.activate(name, version)
     console.print(f"{name} {info.version} is active. {_RESTART_NOTE}")
 
 
@@ -178,6 +181,46 @@ def models_prune(keep: int = typer.Option(5, min=0, help="How many of the newest
     """Apply retention: delete all but the newest KEEP versions, never the active or previous one."""
     gone = registry().apply_retention(name, keep)
     console.print(f"deleted {len(gone)} version(s)" + (": " + ", ".join(gone) if gone else ""))
+
+
+@models_app.command("sign")
+def models_sign(version: str = typer.Argument(None, help="Version (default: the active one)."),
+                every: bool = typer.Option(False, "--all", help="Every registered version of the model."),
+                name: str = typer.Option("streamguard", help="Model name.")) -> None:
+    """Sign version records with STREAMGUARD_SIGNING_SECRET, each after checking its artifact's sha256.
+
+    Workers load a version only when its record (name, version, sha256, feature schema) is
+    signed with their secret. `streamguard train` and the retrain worker sign what they
+    register; sign a version registered before records were signed, or after the secret
+    changed, once you trust its artifact: signing vouches for it.
+    """
+    from registry import RegistryError, record_signature
+
+    from ..errors import StreamsError
+    from ..model_store import artifact_cache
+
+    s = get_settings()
+    try:
+        s.check_signing_secret()
+    except StreamsError as exc:
+        raise fail(str(exc), 2) from None
+    secret = s.signing_secret.get_secret_value()
+    reg = registry()
+    infos = reg.list(name) if every else [reg.get(name, version) if version else reg.active(name)]
+    if not infos or infos[0] is None:
+        raise fail(f"model {name!r} has no {'versions' if every else 'active version'}")
+    failed = 0
+    for info in infos:
+        try:
+            reg.fetch_artifact(name, info.version, artifact_cache(s))  # its bytes hash to the record's sha256
+            reg.set_signature(name, info.version, record_signature(info, secret))
+        except RegistryError as exc:
+            failed += 1
+            console.print(f"[red]not signed[/] {info.version}: {exc}")
+            continue
+        console.print(f"signed {name} {info.version} (sha256 {info.sha256[:12]}…)")
+    if failed:
+        raise typer.Exit(1)
 
 
 def _read_input(path: str, now: datetime):

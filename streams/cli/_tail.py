@@ -12,6 +12,7 @@ import typer
 from rich.live import Live
 from rich.markup import escape
 
+from ..kafka import client_conf
 from ..settings import get_settings
 from ..topics import topic_names
 from ._app import app, console
@@ -72,8 +73,7 @@ def tail(
     deadline = started + timeout if timeout is not None else None
     connect(s, list(by_topic))
 
-    consumer = Consumer({
-        "bootstrap.servers": s.kafka_bootstrap,
+    consumer = Consumer({**client_conf(s.kafka_bootstrap),
         "group.id": f"streamguard-tail-{uuid.uuid4().hex}",
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "enable.auto.commit": False,

@@ -42,7 +42,8 @@ from tests.streams.conftest import BIN, Worker, free_port, group_lag, metric_sum
 OUT = Path("var/bench")
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
-WORKER_SECRET = "bench-worker-signing-secret-0123456789"  # workers refuse the default
+# Workers refuse the default secret, and load only model records signed with theirs.
+WORKER_SECRET = "bench-worker-signing-secret-0123456789"
 
 
 def _say(msg: str) -> None:
@@ -378,7 +379,7 @@ def latency(c: Cluster, rate: float, n_events: int, timeout_s: float, *, swap_to
 # --- swap on two workers ----------------------------------------------------------------------
 
 
-SWAP_SECRET = "bench-swap-signing-secret-0123456789"
+SWAP_SECRET = WORKER_SECRET
 
 
 def _feed(bootstrap: str, prefix: str, events: list[tuple[str, bytes, bytes]], rate: float,
@@ -430,7 +431,7 @@ def swap_two_workers(c: Cluster, versions: tuple[str, str], rate: float, swaps: 
             info = reg.activate("streamguard", target)
             env = sign(Command(op="announce", version=target, sha256=info.sha256,
                                feature_schema_version=info.feature_schema_version), SWAP_SECRET,
-                       now_ms=int(time.time() * 1000))
+                       app_id=app_id, now_ms=int(time.time() * 1000))
             p.produce(f"{prefix}models.retrain", key=b"announce", value=env.model_dump_json().encode())
             p.flush(30)
             t0 = time.monotonic()  # the announcement is on the topic
@@ -509,7 +510,7 @@ def _machine() -> dict[str, Any]:
 
 def train_versions(registry: Path) -> tuple[str, str]:
     """Two small generator-trained versions; the first is left active."""
-    env = {**os.environ, "STREAMGUARD_REGISTRY_DIR": str(registry)}
+    env = {**os.environ, "STREAMGUARD_REGISTRY_DIR": str(registry), "STREAMGUARD_SIGNING_SECRET": WORKER_SECRET}
     made = []
     for seeds in ("0,1", "2,3"):
         _say(f"training a bench model (seeds {seeds})")

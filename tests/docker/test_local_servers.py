@@ -24,7 +24,7 @@ def _run(script: str, action: str, env: dict[str, str]) -> subprocess.CompletedP
     ("script", "env_for"),
     [
         ("mongo.sh", lambda tmp, port: {"MONGO_PORT": str(port), "MONGO_HOME_DIR": str(tmp / "mongo")}),
-        ("kafka.sh", lambda tmp, port: {"KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(free_port()),
+        ("kafka.sh", lambda tmp, port: {"KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(free_port()), "KAFKA_SASL_PORT": str(free_port()),
                                         "KAFKA_HOME_DIR": str(tmp / "kafka"), "KAFKA_HEAP": "512m"}),
     ],
 )

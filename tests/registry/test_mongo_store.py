@@ -4,6 +4,7 @@ activation and training history."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -82,6 +83,23 @@ def test_register_then_get(store: ModelStore, register: Register) -> None:
     assert got == declared
     assert got.status == "registered"
     assert got.metrics == {"macro_f1": 0.9, "per_class": {"dos": 0.8}}
+
+
+def test_a_signature_is_kept_from_registration_or_set_later(store: ModelStore, register: Register) -> None:
+    """Both stores keep a record's signature: given at registration, or set afterwards (`models sign`)."""
+    from registry import record_problem, record_signature, signed
+
+    secret = "store-test-secret-0123456789"
+    first = register(store, "v1", 1_000)
+    assert store.get(NAME, "v1").signature == "" and record_problem(first, secret)[0] == "unsigned_record"
+    store.activate(NAME, "v1")
+    got = store.set_signature(NAME, "v1", record_signature(first, secret))
+    assert got.status == "active" and record_problem(store.get(NAME, "v1"), secret) is None
+    second = register(store, "v2", 2_000, signature=signed(first, secret).signature)  # a copied signature
+    assert record_problem(store.get(NAME, "v2"), secret)[0] == "bad_record_signature"
+    assert record_problem(dataclasses.replace(second, signature=record_signature(second, secret)), secret) is None
+    with pytest.raises(VersionNotFound):
+        store.set_signature(NAME, "v9", "0" * 64)
 
 
 def test_list_is_oldest_first(store: ModelStore, register: Register) -> None:

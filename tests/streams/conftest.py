@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, once_per_run
+from tests.conftest import ROOT, SIGNING_SECRET, once_per_run
 
 BIN = Path(sys.executable).parent / "streamguard"
 
@@ -30,8 +30,8 @@ class TrainedRegistry:
     scratch: Path  # the run's TMPDIR, empty if train cleaned up after itself
 
 
-# Workers refuse the default secret; tests that sign commands pass their own.
-WORKER_SECRET = "test-worker-signing-secret-0123456789"
+# Workers refuse the default secret, and load only model records signed with theirs.
+WORKER_SECRET = SIGNING_SECRET
 TRAIN_ARGS = ["train", "--seeds", "0,1", "--eval-seeds", "100", "--duration", "300"]
 
 

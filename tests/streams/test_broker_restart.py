@@ -29,7 +29,7 @@ class _Broker:
     def __init__(self, home: Path) -> None:
         self.port = free_port()
         self.env = {**os.environ, "PYTHON": sys.executable, "KAFKA_PORT": str(self.port),
-                    "KAFKA_CONTROLLER_PORT": str(free_port()), "KAFKA_HOME_DIR": str(home), "KAFKA_HEAP": "512m"}
+                    "KAFKA_CONTROLLER_PORT": str(free_port()), "KAFKA_SASL_PORT": str(free_port()), "KAFKA_HOME_DIR": str(home), "KAFKA_HEAP": "512m"}
         self.bootstrap = f"127.0.0.1:{self.port}"
 
     def run(self, action: str) -> None:

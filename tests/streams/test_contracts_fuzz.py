@@ -71,7 +71,7 @@ def test_control_envelopes_are_applied_or_rejected_with_a_reason(data: dict) -> 
         except TypeError:  # orjson refuses some generated dicts (e.g. huge ints): the generator's limit, not ours
             return
     try:
-        Verifier(SECRET).verify(raw, now_ms=NOW_MS)
+        Verifier(SECRET, app_id="fuzz-app").verify(raw, now_ms=NOW_MS)
     except ControlRejected as exc:
         assert exc.reason in {"malformed", "unsigned", "invalid_command", "bad_signature", "stale", "replayed"}
     else:
@@ -80,15 +80,15 @@ def test_control_envelopes_are_applied_or_rejected_with_a_reason(data: dict) -> 
 
 @given(st.integers(0, 400), st.binary(min_size=1, max_size=3))
 def test_a_signed_envelope_with_any_byte_changed_is_rejected(at: int, chunk: bytes) -> None:
-    env = sign(Command(op="set_threshold", value=80), SECRET, now_ms=NOW_MS, issuer="fuzz")
+    env = sign(Command(op="set_threshold", value=80), SECRET, app_id="fuzz-app", now_ms=NOW_MS, issuer="fuzz")
     raw = bytearray(env.model_dump_json().encode())
-    assert Verifier(SECRET).verify(bytes(raw), now_ms=NOW_MS).command == env.command  # untouched, it is accepted
+    assert Verifier(SECRET, app_id="fuzz-app").verify(bytes(raw), now_ms=NOW_MS).command == env.command  # untouched, it is accepted
     at = at % len(raw)
     if raw[at:at + len(chunk)] == chunk:
         return
     raw[at:at + len(chunk)] = chunk
     try:
-        got = Verifier(SECRET).verify(bytes(raw), now_ms=NOW_MS)
+        got = Verifier(SECRET, app_id="fuzz-app").verify(bytes(raw), now_ms=NOW_MS)
     except ControlRejected:
         return
     # A change that keeps the JSON's meaning (e.g. whitespace) may verify; the content must be the original.

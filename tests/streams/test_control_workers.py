@@ -16,11 +16,12 @@ import pytest
 
 from registry import LocalRegistry
 from streams.control import Command, sign
+from tests.conftest import SIGNING_SECRET
 from tests.streams.conftest import BIN, drain, metric_sum, produce, unique_prefix, wait_for
 
 pytestmark = pytest.mark.integration
 
-SECRET = "integration-test-secret"
+SECRET = SIGNING_SECRET  # the secret the session model is signed with
 
 
 def _versions(w) -> str:
@@ -49,6 +50,7 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     new = next(v.version for v in reg.list("streamguard") if v.version != old)
 
     env["STREAMGUARD_TOPIC_PREFIX"] = prefix
+    env["STREAMGUARD_APP_ID"] = app_id  # commands are signed for one deployment
     for w in workers:
         w.wait_ready()
     assert {_versions(w) for w in workers} == {old}
@@ -70,23 +72,30 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     unsigned = orjson.loads(envelopes[-1])
     unsigned.pop("signature")
     unsigned["command"] = {"op": "rollback", "version": old}
-    forged = sign(Command(op="rollback", version=old), "not-the-secret", now_ms=now_ms).model_dump_json().encode()
+    forged = sign(Command(op="rollback", version=old), "not-the-secret", app_id=app_id,
+                  now_ms=now_ms).model_dump_json().encode()
+    # Signed with the right secret but for another deployment, or for the models topic.
+    elsewhere = sign(Command(op="rollback", version=old), SECRET, app_id="another-deployment",
+                     now_ms=now_ms).model_dump_json().encode()
+    moved = sign(Command(op="rollback", version=old), SECRET, app_id=app_id, purpose="models",
+                 now_ms=now_ms).model_dump_json().encode()
     artifact = reg.artifact_path("streamguard", old, verify=False)
     pristine = artifact.read_bytes()
     artifact.write_bytes(pristine + b"tampered")
-    tampered = sign(Command(op="rollback", version=old), SECRET, now_ms=now_ms).model_dump_json().encode()
+    tampered = sign(Command(op="rollback", version=old), SECRET, app_id=app_id, now_ms=now_ms).model_dump_json().encode()
     produce(kafka_bootstrap, control, [(b"control", orjson.dumps(unsigned)), (b"control", forged),
-                                       (b"control", envelopes[-1]), (b"control", tampered)])
+                                       (b"control", envelopes[-1]), (b"control", elsewhere), (b"control", moved),
+                                       (b"control", tampered)])
 
     def refused() -> bool:
-        return all(metric_sum(w.metrics(), "streamguard_control_commands_total", outcome="rejected") >= 3
+        return all(metric_sum(w.metrics(), "streamguard_control_commands_total", outcome="rejected") >= 5
                    and metric_sum(w.metrics(), "streamguard_model_refused_total", reason="sha256_mismatch") >= 1
                    for w in workers)
 
     wait_for(refused, 120, "every forged command refused on both workers", workers[0].log_tail)
     for w in workers:
         m = w.metrics()
-        for reason in ("unsigned", "bad_signature", "replayed"):
+        for reason in ("unsigned", "bad_signature", "replayed", "wrong_deployment", "wrong_topic"):
             assert metric_sum(m, "streamguard_control_commands_total", outcome="rejected", reason=reason) == 1
         assert _versions(w) == new
     # A metric counts a command before its reply is on ops.status: wait for the replies too.

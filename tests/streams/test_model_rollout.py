@@ -16,11 +16,12 @@ from features.extract import FEATURE_SCHEMA_VERSION
 from registry import LocalRegistry, MongoRegistry
 from streams.control import Command, sign
 from streams.wire import HealingAction, ThreatEvent
+from tests.conftest import SIGNING_SECRET
 from tests.streams.conftest import BIN, drain, metric_sum, produce, unique_prefix, wait_for, wait_pipeline_idle
 
 pytestmark = pytest.mark.integration
 
-SECRET = "rollout-test-secret"
+SECRET = SIGNING_SECRET  # the secret the session model is signed with
 
 
 def _version(w) -> str:
@@ -108,10 +109,11 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     good = dict(op="announce", version=first.version, sha256=first.sha256, feature_schema_version=FEATURE_SCHEMA_VERSION)
     bad = [
-        sign(Command(**{**good, "sha256": "0" * 64}), SECRET, now_ms=now_ms),
-        sign(Command(**{**good, "feature_schema_version": "0-other"}), SECRET, now_ms=now_ms),
-        sign(Command(**good), "not-the-secret", now_ms=now_ms),
-        sign(Command(**{**good, "version": new, "sha256": store.get("streamguard", new).sha256}), SECRET, now_ms=now_ms),
+        sign(Command(**{**good, "sha256": "0" * 64}), SECRET, app_id=app_id, now_ms=now_ms),
+        sign(Command(**{**good, "feature_schema_version": "0-other"}), SECRET, app_id=app_id, now_ms=now_ms),
+        sign(Command(**good), "not-the-secret", app_id=app_id, now_ms=now_ms),
+        sign(Command(**good), SECRET, app_id="another-deployment", now_ms=now_ms),
+        sign(Command(**{**good, "version": new, "sha256": store.get("streamguard", new).sha256}), SECRET, app_id=app_id, now_ms=now_ms),
     ]
     swaps_before = [metric_sum(w.metrics(), "streamguard_model_swaps_total") for w in workers]
     produce(kafka_bootstrap, f"{prefix}models.retrain", [(b"announce", e.model_dump_json().encode()) for e in bad])
@@ -128,6 +130,7 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
         m = w.metrics()
         assert metric_sum(m, "streamguard_model_refused_total", reason="sha256_mismatch") == 1
         assert metric_sum(m, "streamguard_model_refused_total", reason="schema_mismatch") == 1
+        assert metric_sum(m, "streamguard_control_commands_total", reason="wrong_deployment") == 1
         assert metric_sum(m, "streamguard_model_swaps_total") == before
         assert _version(w) == new
     # A metric counts an announcement before its reply is on ops.status: wait for the replies too.

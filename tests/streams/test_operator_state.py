@@ -16,8 +16,9 @@ import pytest
 
 from streams.control import Command, sign
 from streams.operator_state import OperatorState, sign_state, verify_state
+from tests.conftest import SIGNING_SECRET
 
-SECRET = "operator-state-test-secret"
+SECRET = SIGNING_SECRET  # the secret the session model is signed with
 
 
 def _state(**over) -> OperatorState:
@@ -73,7 +74,7 @@ def test_switches_survive_restarts_and_retention_and_a_stale_capture_is_never_ap
     prefix = unique_prefix()
     app_id = prefix.rstrip(".")
     env = {**os.environ, "STREAMGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap, "STREAMGUARD_SIGNING_SECRET": SECRET,
-           "STREAMGUARD_TOPIC_PREFIX": prefix}
+           "STREAMGUARD_TOPIC_PREFIX": prefix, "STREAMGUARD_APP_ID": app_id}
     w = start_worker(app_id, prefix, signing_secret=SECRET)
     assert (_health(w)["threat_threshold"], _health(w)["dry_run"]) == (70, False)
     _control(env, "set-threshold", "85")
@@ -81,7 +82,7 @@ def test_switches_survive_restarts_and_retention_and_a_stale_capture_is_never_ap
     _control(env, "allowlist", "add", "198.51.100.0/24")
     # A command captured ten minutes ago: refused live as stale, and never applied later.
     old_ms = int(datetime.now(UTC).timestamp() * 1000) - 600_000
-    stale = sign(Command(op="dry_run", on=False), SECRET, now_ms=old_ms).model_dump_json().encode()
+    stale = sign(Command(op="dry_run", on=False), SECRET, app_id=app_id, now_ms=old_ms).model_dump_json().encode()
     produce(kafka_bootstrap, f"{prefix}ops.control", [(b"control", stale)])
     wait_for(lambda: metric_sum(w.metrics(), "streamguard_control_commands_total", outcome="rejected",
                                 reason="stale") == 1, 120, "the stale command refused", w.log_tail)
@@ -147,7 +148,7 @@ def test_a_restarted_control_consumer_does_not_go_back_in_time(kafka_bootstrap: 
                 topic_ends(kafka_bootstrap, names.control))
 
     def command(op: Command) -> None:
-        env = sign(op, SECRET, now_ms=int(time.time() * 1000))
+        env = sign(op, SECRET, app_id=s.app_id, now_ms=int(time.time() * 1000))
         produce(kafka_bootstrap, names.control, [(b"control", env.model_dump_json().encode())])
 
     async def until(predicate, what: str) -> None:

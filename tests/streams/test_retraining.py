@@ -15,11 +15,12 @@ import pytest
 
 from registry import LocalRegistry
 from streams.control import Verifier
+from tests.conftest import SIGNING_SECRET
 from tests.streams.conftest import BIN, drain, free_port, metric_sum, unique_prefix, wait_for, wait_pipeline_idle
 
 pytestmark = pytest.mark.integration
 
-SECRET = "retrain-test-secret"
+SECRET = SIGNING_SECRET  # the secret the session model is signed with
 
 
 def _simulate(env: dict, start: datetime, *args: str) -> None:
@@ -71,7 +72,7 @@ def test_drift_requests_a_retrain_and_the_gated_version_is_published(
         # The metric counts the request before it is on the topic: wait for it too.
         requests = [m.value() for m in drain(kafka_bootstrap, f"{prefix}models.retrain", idle_s=1,
                                              until=lambda out: len(out) >= 1)]
-        verified = [Verifier(SECRET).verify(r, now_ms=int(time.time() * 1000)) for r in requests]
+        verified = [Verifier(SECRET, app_id=app_id).verify(r, now_ms=int(time.time() * 1000), purpose="models") for r in requests]
         drift = [e for e in verified if e.command.op == "retrain"]
         assert len(drift) == 1 and drift[0].command.reason.startswith("drift: mean feature PSI")
         print(f"\ndrift: mean feature PSI {normal_psi:.3f} on normal traffic, {shifted_psi:.3f} under attack")

@@ -85,7 +85,7 @@ def _samples() -> dict[str, Any]:
     letter = dead_letter("bad_json", "bad_json: invalid JSON", topic="flows", partition=2, offset=41,
                          raw=b'{"ts": 1', received_at_ms=1767603602000)
     assert isinstance(letter, DeadLetter)
-    envelope = sign(Command(op="set_threshold", value=80), "s3cret", now_ms=1767603602000, issuer="cli@ops",
+    envelope = sign(Command(op="set_threshold", value=80), "s3cret", app_id="streamguard", now_ms=1767603602000, issuer="cli@ops",
                     nonce="0123456789abcdef")
     reply = StatusReply(worker="host:42", app_id="streamguard", at_ms=1767603602100, nonce=envelope.nonce,
                         op="set_threshold", outcome="applied", reason="set_threshold", detail="threat threshold 80",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -113,3 +114,14 @@ def test_a_worker_with_the_default_secret_does_not_start(tmp_path) -> None:
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
     assert "STREAMGUARD_SIGNING_SECRET is the default" in proc.stdout + proc.stderr
+
+
+def test_settings_refuse_an_incomplete_kafka_security_setup(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="STREAMGUARD_KAFKA_SASL_USERNAME"):
+        Settings(kafka_security_protocol="SASL_PLAINTEXT")
+    with pytest.raises(ValueError, match="TLS files need SSL or SASL_SSL"):
+        Settings(kafka_ssl_cafile=tmp_path / "ca.pem")
+    with pytest.raises(ValueError, match="no such file"):
+        Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=tmp_path / "missing.pem")
+    s = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="u", kafka_sasl_password="pw-secret-value")
+    assert "pw-secret-value" not in str(s.masked())  # the password is a secret
