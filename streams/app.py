@@ -143,6 +143,27 @@ class Pipeline:
         self.operations = Operations(ctx, self.serving, lambda: self.store, state_topic=state_topic(s))
         self._wire()
 
+    def internal_topics(self) -> list[tuple[str, int, dict[str, str]]]:
+        """(name, partitions, config) of each internal topic and table changelog, as Faust would create it.
+
+        The worker creates them before Faust starts: a topic Faust creates while its consumer
+        subscribes can be missing from the first metadata, and aiokafka then ignores it until its
+        next refresh (5 minutes): the stage reading it stands still (seen on a fresh broker).
+        """
+        t, tables = self.ctx.topics, self.ctx.tables
+        out = []
+        for topic in (t.hops, t.to_score, t.healing, t.watermarks, tables.entities.changelog_topic,
+                      tables.healing.changelog_topic):
+            config = {k: str(v) for k, v in (topic.config or {}).items()}
+            policy = ",".join(p for p, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on)
+            if policy:
+                config["cleanup.policy"] = policy
+            if topic.retention:
+                r = topic.retention
+                config["retention.ms"] = str(int((r.total_seconds() if isinstance(r, timedelta) else float(r)) * 1000))
+            out.append((topic.get_topic_name(), topic.partitions or self.settings.topic_partitions, config))
+        return out
+
     @property
     def store(self) -> ModelStore:
         """The model store new versions are fetched from (opened on first use)."""

@@ -52,6 +52,8 @@ def worker(
                   f"{describe_store(s)}, Kafka {s.kafka_bootstrap}, metrics on :{s.metrics_port}")
     limit = s.max_record_bytes or record_limit(s.kafka_bootstrap, topic_names(s).all(), PRODUCER_MAX_REQUEST)
     pipeline = Pipeline(s, bundle, store=store, max_record_bytes=limit)
+    for name, partitions, config in pipeline.internal_topics():
+        ensure_topics(s.kafka_bootstrap, [name], partitions, config=config)
     # The operators' switches (and the challenger) before any agent starts: see streams.operator_state.
     states = state_topic(s)
     ensure_topics(s.kafka_bootstrap, [states], 1, config=TOPIC_CONFIG)
