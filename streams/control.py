@@ -32,6 +32,7 @@ __all__ = [
     "Envelope",
     "Verifier",
     "canonical",
+    "mac",
     "purpose_of",
     "sign",
 ]
@@ -129,7 +130,8 @@ def canonical(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
-def _mac(secret: str, obj: Any) -> str:
+def mac(secret: str, obj: Any) -> str:
+    """HMAC-SHA256 (hex) of `obj`'s canonical JSON: what every signed record of the project carries."""
     return hmac.new(secret.encode(), canonical(obj), hashlib.sha256).hexdigest()
 
 
@@ -145,7 +147,7 @@ def sign(command: Command, secret: str, *, now_ms: int, app_id: str, purpose: Pu
         raise ControlRejected("no_secret", "a signing secret is required (STREAMGUARD_SIGNING_SECRET)")
     env = Envelope(command=command, app_id=app_id, purpose=purpose or purpose_of(command), issued_at_ms=now_ms,
                    nonce=nonce or secrets.token_hex(16), issuer=issuer)
-    env.signature = _mac(secret, env.signed_part())
+    env.signature = mac(secret, env.signed_part())
     return env
 
 
@@ -179,7 +181,7 @@ class Verifier:
         if not self._secret:
             raise ControlRejected("no_secret", "this worker has no signing secret; every command is refused")
         # Bytes, not str: compare_digest raises TypeError on a non-ASCII str (found by fuzzing).
-        if not hmac.compare_digest(_mac(self._secret, env.signed_part()).encode(), env.signature.encode()):
+        if not hmac.compare_digest(mac(self._secret, env.signed_part()).encode(), env.signature.encode()):
             raise ControlRejected("bad_signature", "the signature does not match")
         # After the signature: these fields are only worth reading once they are known to be signed.
         if env.app_id != self.app_id:

@@ -28,13 +28,13 @@ RECORD_OVERHEAD = 1024
 
 
 def security_conf(s: Settings | None = None) -> dict[str, Any]:
-    """librdkafka (confluent-kafka) options for the configured TLS and SASL; none for PLAINTEXT."""
+    """librdkafka (confluent-kafka) options for the configured protocol, and its TLS and SASL settings."""
     s = s or get_settings()
     conf: dict[str, Any] = {"security.protocol": s.kafka_security_protocol.lower()}
     if s.kafka_security_protocol.startswith("SASL_"):
         conf["sasl.mechanism"] = s.kafka_sasl_mechanism
         conf["sasl.username"] = s.kafka_sasl_username
-        conf["sasl.password"] = s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else ""
+        conf["sasl.password"] = _password(s)
     for key, path in (("ssl.ca.location", s.kafka_ssl_cafile), ("ssl.certificate.location", s.kafka_ssl_certfile),
                       ("ssl.key.location", s.kafka_ssl_keyfile)):
         if path is not None:
@@ -53,7 +53,7 @@ def aiokafka_security(s: Settings | None = None) -> dict[str, Any]:
     kw: dict[str, Any] = {"security_protocol": s.kafka_security_protocol}
     if s.kafka_security_protocol.startswith("SASL_"):
         kw.update(sasl_mechanism=s.kafka_sasl_mechanism, sasl_plain_username=s.kafka_sasl_username,
-                  sasl_plain_password=s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else "")
+                  sasl_plain_password=_password(s))
     if s.kafka_security_protocol.endswith("SSL"):
         kw["ssl_context"] = _ssl_context(s)
     return kw
@@ -69,8 +69,12 @@ def faust_credentials(s: Settings | None = None) -> Any:
     if s.kafka_security_protocol == "SSL":
         return faust.SSLCredentials(_ssl_context(s))
     return faust.SASLCredentials(username=s.kafka_sasl_username, mechanism=s.kafka_sasl_mechanism,
-                                 password=s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else "",
+                                 password=_password(s),
                                  ssl_context=_ssl_context(s) if s.kafka_security_protocol == "SASL_SSL" else None)
+
+
+def _password(s: Settings) -> str:
+    return s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else ""
 
 
 def _ssl_context(s: Settings) -> Any:

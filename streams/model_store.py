@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
     from .settings import Settings
 
-__all__ = ["ModelRefused", "artifact_cache", "describe_store", "load_version", "open_store", "register_trained"]
+__all__ = ["ModelRefused", "artifact_cache", "checked_record", "describe_store", "load_version", "open_store",
+           "register_trained", "sign_version"]
 
 
 class ModelRefused(StreamsError):
@@ -54,18 +55,9 @@ def artifact_cache(s: Settings) -> Path:
     return s.data_dir / "models"
 
 
-def load_version(store: ModelStore, name: str, version: str, cache_dir: Path, *, secret: str,
-                 expected_sha256: str | None = None) -> ModelBundle:
-    """Fetch, verify (record signature, sha256, feature schema, conformance) and load one registered version.
-
-    The store's record must be signed with `secret` (registry/signature.py): whoever can write the
-    store but does not hold the secret cannot make a worker unpickle their bytes. `expected_sha256`
-    (from a signed announcement) must match the record too.
-    """
-    from registry import IntegrityError, RegistryError, record_problem
-    from scoring.bundle import load_bundle
-    from scoring.conformance import check_bundle
-    from scoring.errors import BundleError, ConformanceError
+def checked_record(store: ModelStore, name: str, version: str, *, secret: str) -> VersionInfo:
+    """The store's record of a version if it is readable, its own and signed with `secret`; `ModelRefused` otherwise."""
+    from registry import RegistryError, record_problem
 
     try:
         info = store.get(name, version)
@@ -79,6 +71,32 @@ def load_version(store: ModelStore, name: str, version: str, cache_dir: Path, *,
     problem = record_problem(info, secret)
     if problem is not None:
         raise ModelRefused(problem[0], problem[1], version=version)
+    return info
+
+
+def sign_version(store: ModelStore, name: str, version: str, cache_dir: Path, *, secret: str) -> VersionInfo:
+    """Sign a version's record with `secret` once its artifact hashes to the recorded sha256 (this vouches for it)."""
+    from registry import record_signature
+
+    info = store.get(name, version)
+    store.fetch_artifact(name, version, cache_dir)  # raises IntegrityError on other bytes
+    return store.set_signature(name, version, record_signature(info, secret))
+
+
+def load_version(store: ModelStore, name: str, version: str, cache_dir: Path, *, secret: str,
+                 expected_sha256: str | None = None) -> ModelBundle:
+    """Fetch, verify (record signature, sha256, feature schema, conformance) and load one registered version.
+
+    The store's record must be signed with `secret` (registry/signature.py): whoever can write the
+    store but does not hold the secret cannot make a worker unpickle their bytes. `expected_sha256`
+    (from a signed announcement) must match the record too.
+    """
+    from registry import IntegrityError, RegistryError
+    from scoring.bundle import load_bundle
+    from scoring.conformance import check_bundle
+    from scoring.errors import BundleError, ConformanceError
+
+    info = checked_record(store, name, version, secret=secret)
     if expected_sha256 is not None and info.sha256 != expected_sha256:
         raise ModelRefused("sha256_mismatch", f"announced sha256 {expected_sha256[:12]}…, the registry holds "
                            f"{info.sha256[:12]}…", version=version)

@@ -21,7 +21,6 @@ deployment, or written by anyone without the secret, is ignored.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import uuid
@@ -29,7 +28,7 @@ import uuid
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .control import canonical
+from .control import mac
 from .kafka import client_conf
 from .settings import Settings
 
@@ -74,8 +73,7 @@ class OperatorState(BaseModel):
 
 def _mac(secret: str, app_id: str, state: OperatorState) -> str:
     body = state.model_dump(mode="json", exclude={"signature"})
-    return hmac.new(secret.encode(), canonical({"purpose": _PURPOSE, "app_id": app_id, "state": body}),
-                    hashlib.sha256).hexdigest()
+    return mac(secret, {"purpose": _PURPOSE, "app_id": app_id, "state": body})
 
 
 def sign_state(state: OperatorState, secret: str) -> bytes:

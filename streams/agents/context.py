@@ -20,20 +20,14 @@ from ..metrics import Metrics
 from ..settings import Settings
 from ..topics import TopicNames
 from ..wire import dead_letter
-from .outgoing import Outgoing
+from .outgoing import Origin, Outgoing
 
 __all__ = ["StageContext", "Tables", "Topics"]
 
 log = logging.getLogger("streamguard.worker")
 
 
-class _Where:
-    """Where packed hops come from, for the (by construction unreachable) dead letter of an oversized one."""
-
-    topic, partition, offset = "(outbox)", -1, -1
-
-
-_OUTBOX = _Where()
+_OUTBOX = Origin("(outbox)")  # packed hops fit a message by construction
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,11 @@ from scoring.healing import HealingState, decide, expire, release
 
 from ..internal import UnblockRequest, read_healing
 from ..wire import HealingAction
+from .outgoing import Origin, Outgoing
 
 if TYPE_CHECKING:
     from ..serving import Serving
     from .context import StageContext
-    from .outgoing import Outgoing
 
 __all__ = ["HealStage", "action_record"]
 
@@ -30,13 +30,7 @@ log = logging.getLogger("streamguard.worker")
 _STATE_KEY = b"policy-state"
 
 
-class _Expiry:
-    """Where expiry actions come from, for the (unreachable: actions are small) oversized case."""
-
-    topic, partition, offset = "(expiry)", -1, -1
-
-
-_EXPIRY = _Expiry()
+_EXPIRY = Origin("(expiry)")  # actions are small: the oversized case is unreachable
 BATCH = 500
 
 

@@ -20,12 +20,21 @@ from typing import Any
 from ..metrics import Metrics
 from ..wire import DeadLetter, dead_letter
 
-__all__ = ["Outgoing"]
+__all__ = ["Origin", "Outgoing"]
 
 log = logging.getLogger("streamguard.worker")
 
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a record comes from when no input message carries it (the dead letter of an oversized one names it)."""
+
+    topic: str
+    partition: int = -1
+    offset: int = -1
 
 
 @dataclass(slots=True)

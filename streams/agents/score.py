@@ -27,24 +27,18 @@ from scoring.healing import Threat
 from ..control import Command, sign
 from ..internal import encode, threat_notice, unpack
 from ..wire import primary_entity, threat_from
+from .outgoing import Origin, Outgoing
 
 if TYPE_CHECKING:
     from ..serving import Serving
     from .context import StageContext
-    from .outgoing import Outgoing
 
 __all__ = ["ScoreStage", "ScoredBatch", "score_messages"]
 
 log = logging.getLogger("streamguard.worker")
 
 
-class _DriftRequest:
-    """Where a drift retrain request comes from, for the (unreachable: it is small) oversized case."""
-
-    topic, partition, offset = "(drift)", -1, -1
-
-
-_DRIFT = _DriftRequest()
+_DRIFT = Origin("(drift)")  # a retrain request is small: the oversized case is unreachable
 
 
 @dataclass(slots=True)

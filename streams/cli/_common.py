@@ -135,18 +135,17 @@ def registry() -> ModelStore:
 
 def check_loadable(reg: ModelStore, version: str, name: str | None = None) -> None:
     """Exit with a clear error unless workers would accept `version`: its record signed, its artifact intact."""
-    from registry import RegistryError, record_problem
+    from registry import RegistryError
 
-    from ..model_store import artifact_cache
+    from ..model_store import ModelRefused, artifact_cache, checked_record
 
     s = get_settings()
     name = name or s.model_name
     try:
-        info = reg.get(name, version)
-        problem = record_problem(info, s.signing_secret.get_secret_value())
-        if problem is not None:
-            raise fail(f"workers would refuse {version} ({problem[0]}): {problem[1]}")
+        checked_record(reg, name, version, secret=s.signing_secret.get_secret_value())
         reg.fetch_artifact(name, version, artifact_cache(s))  # its bytes hash to the signed sha256
+    except ModelRefused as exc:
+        raise fail(f"workers would refuse it: {exc}") from None
     except RegistryError as exc:
         raise fail(str(exc)) from None
 

@@ -87,11 +87,9 @@ def demo(
     """
     from rich.live import Live
 
-    from registry import record_signature
-
     from ..errors import InfraUnavailable, StreamsError
     from ..kafka import ping_kafka
-    from ..model_store import artifact_cache
+    from ..model_store import artifact_cache, sign_version
     from ._common import registry
     from ._view import View, decode_record
 
@@ -124,9 +122,8 @@ def demo(
             env["STREAMGUARD_SIGNING_SECRET"] = secrets.token_hex(32)
             # Workers load only records signed with their secret: the demo vouches for the model it
             # trained itself (`make models`), whose artifact is checked against its sha256 first.
-            reg = registry()
-            reg.fetch_artifact(s.model_name, active.version, artifact_cache(s))
-            reg.set_signature(s.model_name, active.version, record_signature(active, env["STREAMGUARD_SIGNING_SECRET"]))
+            sign_version(registry(), s.model_name, active.version, artifact_cache(s),
+                         secret=env["STREAMGUARD_SIGNING_SECRET"])
             console.print(f"signing secret: a random one for this demo (STREAMGUARD_SIGNING_SECRET is not set); "
                           f"{s.model_name} {active.version} signed with it")
         exe = str(Path(sys.executable).parent / "streamguard")

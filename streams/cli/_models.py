@@ -194,10 +194,10 @@ def models_sign(version: str = typer.Argument(None, help="Version (default: the 
     register; sign a version registered before records were signed, or after the secret
     changed, once you trust its artifact: signing vouches for it.
     """
-    from registry import RegistryError, record_signature
+    from registry import RegistryError
 
     from ..errors import StreamsError
-    from ..model_store import artifact_cache
+    from ..model_store import artifact_cache, sign_version
 
     s = get_settings()
     try:
@@ -212,8 +212,7 @@ def models_sign(version: str = typer.Argument(None, help="Version (default: the 
     failed = 0
     for info in infos:
         try:
-            reg.fetch_artifact(name, info.version, artifact_cache(s))  # its bytes hash to the record's sha256
-            reg.set_signature(name, info.version, record_signature(info, secret))
+            sign_version(reg, name, info.version, artifact_cache(s), secret=secret)
         except RegistryError as exc:
             failed += 1
             console.print(f"[red]not signed[/] {info.version}: {exc}")
