@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install models eval-cicids bench bench-quick reliability demo test lint test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
+.PHONY: help install models eval-cicids bench bench-quick proto-core-v2 reliability demo test lint test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
         mongo-up mongo-down mongo-status mongo-clean infra-up infra-down clean
 
 help: ## list the targets
@@ -85,6 +85,10 @@ bench: install $(MODELS) kafka-up ## benchmarks (not part of `make test`; ~1 h a
 bench-quick: install $(MODELS) kafka-up ## the same figures on a small workload (a few minutes), to try the harness
 	$(BIN)/python -m tests.benchmarks.bench_pipeline --events 20000 --rates 1000 --latency-events 3000 \
 	  --entities 4000 --per-event-seconds 10 --swaps 3
+
+proto-core-v2: install ## the stream core v2 prototype's offline figures per stage (docs/design/core-v2.md; ~4 min)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[prototype]'
+	$(BIN)/python -m tests.benchmarks.proto_core_v2
 
 demo: install $(MODELS) ## the main job: local Kafka, a worker, ~60 s of traffic with attacks, live view, summary
 	@$(BIN)/streamguard demo

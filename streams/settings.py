@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     threat_threshold: int = Field(70, ge=0, le=100, description="Risk at or above which a scored event is a threat.")
     batch_size: int = Field(1000, ge=1, description="Events per scoring micro-batch.")
     batch_timeout_s: float = Field(0.2, gt=0, description="Longest wait to fill a micro-batch.")
+    blas_threads: int = Field(1, ge=1, le=64, description="Threads each BLAS/OpenMP pool of the worker may use. "
+                              "One: scoring batches are small, and extra threads only contend with the worker's "
+                              "own (4x slower scoring measured on a loaded machine with two).")
     session_timeout_s: float = Field(
         30.0, ge=6, le=300,
         description="How long a silent worker keeps its partitions before the group hands them to another "

@@ -48,6 +48,9 @@ def worker(
         console.print(f"created topics: {', '.join(created)}")
     store = registry()
     bundle = load_active(s.model_name, None, store)
+    from scoring.threads import pin_threads
+
+    pin_threads(s.blas_threads)  # after the model is loaded: its libraries' pools exist by now
     console.print(f"streamguard worker {s.app_id}: model {bundle.name} {bundle.version} from "
                   f"{describe_store(s)}, Kafka {s.kafka_bootstrap}, metrics on :{s.metrics_port}")
     limit = s.max_record_bytes or record_limit(s.kafka_bootstrap, topic_names(s).all(), PRODUCER_MAX_REQUEST)
