@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@# Compile the window store's kernels once (numba caches them beside the module), so
+	@# tests and workers start warm instead of compiling (~10-60 s) in each process.
+	$(BIN)/python -c 'from features.store import compile_kernels; compile_kernels()'
 	@touch $@
 
 kafka-up: install ## start the local Kafka broker (KRaft, jars fetched with Maven) on 127.0.0.1:9092
@@ -87,7 +90,6 @@ bench-quick: install $(MODELS) kafka-up ## the same figures on a small workload 
 	  --entities 4000 --per-event-seconds 10 --swaps 3
 
 proto-core-v2: install ## the stream core v2 prototype's offline figures per stage (docs/design/core-v2.md; ~4 min)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[prototype]'
 	$(BIN)/python -m tests.benchmarks.proto_core_v2
 
 demo: install $(MODELS) ## the main job: local Kafka, a worker, ~60 s of traffic with attacks, live view, summary

@@ -64,6 +64,7 @@ class TrainParams(dict):
             seed=0,
             classifier="RandomForestClassifier",
             n_estimators=150,
+            max_depth=None,
             min_samples_leaf=1,
             class_weight="balanced_subsample",
             anomaly_detector="knn",
@@ -103,6 +104,7 @@ def train_bundle(
 
     clf = RandomForestClassifier(
         n_estimators=p["n_estimators"],
+        max_depth=p["max_depth"],
         min_samples_leaf=p["min_samples_leaf"],
         class_weight=p["class_weight"],
         random_state=p["seed"],

@@ -20,6 +20,7 @@ import sklearn
 from features.extract import WindowStore
 from features.parsing import parse_line
 from features.simulation import ScenarioConfig, generate
+from features.store import WindowStoreV2, batch_from_events, compile_kernels
 from registry import LocalRegistry
 from scoring.batch import score_batch
 from scoring.bundle import load_bundle
@@ -57,6 +58,19 @@ def main() -> int:
     feature_s = time.perf_counter() - t
     x = np.asarray(rows, dtype=np.float64)
     n = len(events)
+    # The v2 window store (not serving yet, docs/design/core-v2.md) on the same events, in
+    # batches of 1,000; kernels compiled before timing. Its columns are built from Event
+    # objects here, in Python: v2's parsers will build them directly.
+    compile_kernels()
+    batches = [batch_from_events(events[i:i + 1000]) for i in range(0, n, 1000)]
+    t = time.perf_counter()
+    batch_from_events(events)
+    columns_s = time.perf_counter() - t
+    store = WindowStoreV2()
+    t = time.perf_counter()
+    for b in batches:
+        store.observe(b)
+    store_s = time.perf_counter() - t
 
     batch = 1000
     xb, eb = x[:batch], events[:batch]
@@ -75,6 +89,9 @@ def main() -> int:
         "events": n,
         "parse_us_per_event": parse_s / n * 1e6,
         "features_us_per_event": feature_s / n * 1e6,
+        "windows_v2_us_per_event": store_s / n * 1e6,
+        "columns_from_events_us_per_event": columns_s / n * 1e6,
+        "windows_v2_state_bytes_per_entity": store.stats().bytes_per_entity,
         "score_us_per_event_batch_1000": batch_us,
         "score_and_explain_us_per_event_batch_1000": full_us,
         "score_us_per_event_batch_1": single_us,
@@ -89,6 +106,9 @@ def main() -> int:
         "| stage | µs per event |", "|---|---|",
         f"| parse (raw bytes → Event) | {report['parse_us_per_event']:.1f} |",
         f"| windows + features | {report['features_us_per_event']:.1f} |",
+        f"| role windows, v2 store (batches of 1,000; not serving yet) | {report['windows_v2_us_per_event']:.1f} |",
+        f"| Event objects to v2 columns (Python; v2 parsers will make them) | "
+        f"{report['columns_from_events_us_per_event']:.1f} |",
         f"| score, batch 1,000 (both models) | {batch_us:.1f} |",
         f"| score + explain threats, batch 1,000 | {full_us:.1f} |",
         f"| score, one call per event | {single_us:.1f} |",
