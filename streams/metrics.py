@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
+from features.errors import Reason
+
 __all__ = ["Metrics", "RetrainMetrics"]
 
 _LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -35,6 +37,14 @@ class Metrics:
         self.threats = Counter("streamguard_threats_total", "Threat events emitted.", ["severity", "label"], registry=r)
         self.actions = Counter("streamguard_actions_total", "Healing actions emitted.",
                                ["action", "dry_run"], registry=r)
+        self.actions_degraded = Counter(
+            "streamguard_actions_degraded_total",
+            "Blocking actions turned into alerts because the circuit breaker was open or healing was paused.",
+            registry=r)
+        self.consumer_lag = Gauge(
+            "streamguard_consumer_lag_messages",
+            "Messages between the group's committed offset and the end of the partitions this worker reads, by "
+            "stage (ingest: the raw inputs).", ["stage"], registry=r)
         self.batch_size = Histogram("streamguard_batch_size", "Events per scoring batch.",
                                     buckets=_BATCH_BUCKETS, registry=r)
         self.scoring_seconds = Histogram("streamguard_scoring_seconds", "Model time per scoring batch.", registry=r)
@@ -108,6 +118,13 @@ class Metrics:
                                     "challenger runs (the label mix).", ["role", "label"], registry=r)
         self.served = Counter("streamguard_served_events_total", "Scored events by the model role whose verdict "
                               "was served (challenger: A/B).", ["role"], registry=r)
+
+        # Series that alerts take rates of exist from the start at 0: a series first seen at
+        # 300 (a burst of bad input) has no earlier sample, and rate() would see no increase.
+        for reason in [r.value for r in Reason] + ["internal"]:
+            self.deadletters.labels(reason)
+        for kind in ("logs", "flows"):
+            self.events_in.labels(kind)
 
     def render(self) -> bytes:
         """The exposition text for /metrics."""

@@ -20,11 +20,13 @@ import pytest
 
 # Serial seconds on this 2-core machine under load: test_pipeline ~200 (one group of ~150 and
 # the dry run), retraining ~130, control ~125, rollout ~115, recovery ~90, broker restart ~75,
-# CLI models ~70, local servers ~60. Then the other integration tests, then the rest.
+# CLI models ~70, alerting ~70 (a rule's one-minute `for:`), local servers ~60. Then the other
+# integration tests, then the rest.
 LONGEST_FIRST = ("tests/streams/test_pipeline.py", "tests/streams/test_retraining.py",
                  "tests/streams/test_control_workers.py", "tests/streams/test_model_rollout.py",
                  "tests/streams/test_pipeline_recovery.py", "tests/streams/test_broker_restart.py",
-                 "tests/streams/test_cli_models.py", "tests/docker/test_local_servers.py")
+                 "tests/streams/test_cli_models.py", "tests/streams/test_alerting.py",
+                 "tests/docker/test_local_servers.py")
 
 _GROUPS_FILE = "xdist-groups.json"
 

@@ -4,13 +4,15 @@ State is a handful of flat arrays (see `features.store.store`), so the store can
 and the kernel can run without Python objects:
 - an entity table (role, watermark, last seen, late events, distinct values per series, and
   a bit per series it ever wrote: most entities write a few of the 20, and the others read 0);
-- a bucket table: open addressing, key `(entity * 32 + series) << 30 | bucket // 8` -> the
-  values of 8 consecutive buckets, so a read of 60 buckets probes 8 or 9 entries. Counters keep
+- a bucket table: open addressing, key `(entity * 32 + series) << 30 | bucket // 8` -> a row
+  of a dense pool holding 8 consecutive buckets, so a read of 60 buckets probes 8 or 9 entries
+  and an empty slot costs 12 bytes, not a row's 64. Counters keep
   sums per bucket; distinct series keep how many values were last seen in each bucket (a
   last-seen histogram), so a read sums at most the buckets of its span;
 - a value table: open addressing, (owner = entity * 32 + series, 64-bit value hash) -> last seen.
 
 Series ids are positions in `layout.SERIES`; this module spells them as constants below.
+`maintain.py` holds the kernels that rebuild, trim and load these tables.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _slot(keys, key):
 
 
 @njit(cache=True, inline="always")
-def _badd(bkeys, bvals, used, owner, bucket, v):
+def _badd(bkeys, bidx, pool, pn, used, owner, bucket, v):
     """Add v to one bucket of a series; 1 if that took a new chunk entry."""
     used[owner // 32] |= 1 << (owner % 32)  # reads of series an entity never wrote are skipped
     key = (owner << 30) | (bucket >> 3)
@@ -65,8 +67,10 @@ def _badd(bkeys, bvals, used, owner, bucket, v):
     new = 0
     if bkeys[j] == EMPTY:
         bkeys[j] = key
+        bidx[j] = pn[0]  # the next free pool row: the caller keeps the pool large enough
+        pn[0] += 1
         new = 1
-    bvals[j, bucket & 7] += v
+    pool[bidx[j], bucket & 7] += v
     return new
 
 
@@ -85,7 +89,7 @@ def _bslot(bkeys, key):
 
 
 @njit(cache=True, inline="always")
-def _sum(bkeys, bvals, owner, lo, hi):
+def _sum(bkeys, bidx, pool, owner, lo, hi):
     """Sum of the buckets lo..hi (inclusive) of one series: one probe per chunk of 8 buckets."""
     if lo < 0:
         lo = 0
@@ -97,16 +101,16 @@ def _sum(bkeys, bvals, owner, lo, hi):
         a = max(lo - c * 8, 0)
         b = min(hi - c * 8, 7)
         for k in range(a, b + 1):
-            t += bvals[j, k]
+            t += pool[bidx[j], k]
     return t
 
 
 @njit(cache=True, inline="always")
-def _total(bkeys, bvals, used, eid, sid, width, now, span):
+def _total(bkeys, bidx, pool, used, eid, sid, width, now, span):
     """A series' sum over the buckets overlapping (now - span, now]."""
     if not (used[eid] >> sid) & 1:
         return 0.0
-    return _sum(bkeys, bvals, eid * 32 + sid, (now - span) // width + 1, now // width)
+    return _sum(bkeys, bidx, pool, eid * 32 + sid, (now - span) // width + 1, now // width)
 
 
 @njit(cache=True, inline="always")
@@ -119,7 +123,7 @@ def _vhash(owner, value):
 
 
 @njit(cache=True)
-def _distinct(bkeys, bvals, used, vkeys, vown, vlast, ndist, eid, sid, width, value, ts, limit, over):
+def _distinct(bkeys, bidx, pool, pn, used, vkeys, vown, vlast, ndist, eid, sid, width, value, ts, limit, over):
     """Record a distinct value seen at ts: move its last sighting to ts's bucket. Returns new entries."""
     owner = eid * 32 + sid
     h = _vhash(owner, value)
@@ -136,29 +140,29 @@ def _distinct(bkeys, bvals, used, vkeys, vown, vlast, ndist, eid, sid, width, va
             # Listed once, when it passes the limit; a full list waits for the next batch's trim.
             over[0] += 1
             over[over[0]] = owner
-        return 1 + _badd(bkeys, bvals, used, owner, ts // width, 1.0)
+        return 1 + _badd(bkeys, bidx, pool, pn, used, owner, ts // width, 1.0)
     old = vlast[j]
     if ts <= old or ts // width == old // width:
         if ts > old:
             vlast[j] = ts
         return 0
     vlast[j] = ts
-    new = _badd(bkeys, bvals, used, owner, ts // width, 1.0)
-    _bsub(bkeys, bvals, owner, old // width)
+    new = _badd(bkeys, bidx, pool, pn, used, owner, ts // width, 1.0)
+    _bsub(bkeys, bidx, pool, owner, old // width)
     return new
 
 
 @njit(cache=True, inline="always")
-def _bsub(bkeys, bvals, owner, bucket):
+def _bsub(bkeys, bidx, pool, owner, bucket):
     """Take one value's last sighting out of a histogram bucket (if that bucket is still kept)."""
     j = _bslot(bkeys, (owner << 30) | (bucket >> 3))
     if j >= 0:
-        bvals[j, bucket & 7] -= 1.0
+        pool[bidx[j], bucket & 7] -= 1.0
 
 
 @njit(cache=True)
 def apply(ts, ids, fail, status, err, atk, rt, flow, pk, by, hv,
-          role, wm, last_seen, late, ndist, used, bkeys, bvals, vkeys, vown, vlast,
+          role, wm, last_seen, late, ndist, used, bkeys, bidx, pool, pn, vkeys, vown, vlast,
           width, lateness, cap, limit, over, out):
     """Observe each event in order in its entities' windows, then read its role features into `out`.
 
@@ -187,205 +191,91 @@ def apply(ts, ids, fail, status, err, atk, rt, flow, pk, by, hv,
                 if t > last_seen[e]:
                     last_seen[e] = t
                 if r == 0:
-                    entries += _badd(bkeys, bvals, used, e * 32 + SRC_EVENTS, t // width[SRC_EVENTS], 1.0)
+                    entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SRC_EVENTS, t // width[SRC_EVENTS], 1.0)
                     if fail[i]:
-                        entries += _badd(bkeys, bvals, used, e * 32 + SRC_FAILURES, t // width[SRC_FAILURES], 1.0)
+                        entries += _badd(bkeys, bidx, pool, pn, used,
+                                         e * 32 + SRC_FAILURES, t // width[SRC_FAILURES], 1.0)
                     if 400 <= status[i] < 500:
-                        entries += _badd(bkeys, bvals, used, e * 32 + SRC_4XX, t // width[SRC_4XX], 1.0)
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SRC_4XX, t // width[SRC_4XX], 1.0)
                     if atk[i]:
-                        entries += _badd(bkeys, bvals, used, e * 32 + SRC_ATTACK, t // width[SRC_ATTACK], 1.0)
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SRC_ATTACK, t // width[SRC_ATTACK], 1.0)
                     if flow[i]:
-                        entries += _badd(bkeys, bvals, used, e * 32 + SRC_FLOWS, t // width[SRC_FLOWS], 1.0)
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SRC_FLOWS, t // width[SRC_FLOWS], 1.0)
                     if hv[0, i] != 0:
-                        entries += _distinct(bkeys, bvals, used, vkeys, vown, vlast, ndist, e, SRC_USERS,
+                        entries += _distinct(bkeys, bidx, pool, pn, used, vkeys, vown, vlast, ndist, e, SRC_USERS,
                                              width[SRC_USERS], hv[0, i], t, limit, over)
                     if hv[3, i] != 0:
-                        entries += _distinct(bkeys, bvals, used, vkeys, vown, vlast, ndist, e, SRC_PATHS,
+                        entries += _distinct(bkeys, bidx, pool, pn, used, vkeys, vown, vlast, ndist, e, SRC_PATHS,
                                              width[SRC_PATHS], hv[3, i], t, limit, over)
                     if hv[1, i] != 0:
-                        entries += _distinct(bkeys, bvals, used, vkeys, vown, vlast, ndist, e, SRC_PORTS,
+                        entries += _distinct(bkeys, bidx, pool, pn, used, vkeys, vown, vlast, ndist, e, SRC_PORTS,
                                              width[SRC_PORTS], hv[1, i], t, limit, over)
                     if hv[2, i] != 0:
-                        entries += _distinct(bkeys, bvals, used, vkeys, vown, vlast, ndist, e, SRC_DIPS,
+                        entries += _distinct(bkeys, bidx, pool, pn, used, vkeys, vown, vlast, ndist, e, SRC_DIPS,
                                              width[SRC_DIPS], hv[2, i], t, limit, over)
                 elif r == 1:
                     if flow[i]:
-                        entries += _badd(bkeys, bvals, used, e * 32 + DST_FLOWS, t // width[DST_FLOWS], 1.0)
-                        entries += _badd(bkeys, bvals, used, e * 32 + DST_PACKETS, t // width[DST_PACKETS], pk[i])
-                        entries += _badd(bkeys, bvals, used, e * 32 + DST_BYTES, t // width[DST_BYTES], by[i])
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + DST_FLOWS, t // width[DST_FLOWS], 1.0)
+                        entries += _badd(bkeys, bidx, pool, pn, used,
+                                         e * 32 + DST_PACKETS, t // width[DST_PACKETS], pk[i])
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + DST_BYTES, t // width[DST_BYTES], by[i])
                     if hv[4, i] != 0:
-                        entries += _distinct(bkeys, bvals, used, vkeys, vown, vlast, ndist, e, DST_SRCS,
+                        entries += _distinct(bkeys, bidx, pool, pn, used, vkeys, vown, vlast, ndist, e, DST_SRCS,
                                              width[DST_SRCS], hv[4, i], t, limit, over)
                 elif r == 2:
                     if fail[i]:
-                        entries += _badd(bkeys, bvals, used, e * 32 + USER_FAILURES, t // width[USER_FAILURES], 1.0)
+                        entries += _badd(bkeys, bidx, pool, pn, used,
+                                         e * 32 + USER_FAILURES, t // width[USER_FAILURES], 1.0)
                     if hv[4, i] != 0:
-                        entries += _distinct(bkeys, bvals, used, vkeys, vown, vlast, ndist, e, USER_SRCS,
+                        entries += _distinct(bkeys, bidx, pool, pn, used, vkeys, vown, vlast, ndist, e, USER_SRCS,
                                              width[USER_SRCS], hv[4, i], t, limit, over)
                 else:
                     w = width[SVC_EVENTS]
-                    entries += _badd(bkeys, bvals, used, e * 32 + SVC_EVENTS, t // w, 1.0)
+                    entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SVC_EVENTS, t // w, 1.0)
                     if status[i] >= 500:
-                        entries += _badd(bkeys, bvals, used, e * 32 + SVC_ERRORS, t // w, 1.0)
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SVC_ERRORS, t // w, 1.0)
                     if err[i]:
-                        entries += _badd(bkeys, bvals, used, e * 32 + SVC_ERRORS, t // w, 1.0)
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SVC_ERRORS, t // w, 1.0)
                     if not math.isnan(rt[i]):
-                        entries += _badd(bkeys, bvals, used, e * 32 + SVC_RT_N, t // w, 1.0)
-                        entries += _badd(bkeys, bvals, used, e * 32 + SVC_RT_S, t // w, rt[i])
-                        entries += _badd(bkeys, bvals, used, e * 32 + SVC_RT_SS, t // w, rt[i] * rt[i])
-            _read(i, r, e, now, rt, bkeys, bvals, used, width, fcap, out)
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SVC_RT_N, t // w, 1.0)
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SVC_RT_S, t // w, rt[i])
+                        entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SVC_RT_SS, t // w, rt[i] * rt[i])
+            _read(i, r, e, now, rt, bkeys, bidx, pool, used, width, fcap, out)
     return entries, n_late
 
 
 @njit(cache=True, inline="always")
-def _read(i, r, e, now, rt, bkeys, bvals, used, width, fcap, out):
+def _read(i, r, e, now, rt, bkeys, bidx, pool, used, width, fcap, out):
     s, m = 1000, 60_000
     if r == 0:
-        out[i, 0] = _total(bkeys, bvals, used, e, SRC_EVENTS, width[SRC_EVENTS], now, m)
-        out[i, 1] = _total(bkeys, bvals, used, e, SRC_FAILURES, width[SRC_FAILURES], now, m)
-        out[i, 2] = _total(bkeys, bvals, used, e, SRC_FAILURES, width[SRC_FAILURES], now, 10 * m)
-        out[i, 3] = min(_total(bkeys, bvals, used, e, SRC_USERS, width[SRC_USERS], now, 10 * m), fcap)
-        out[i, 4] = _total(bkeys, bvals, used, e, SRC_4XX, width[SRC_4XX], now, m)
-        out[i, 5] = _total(bkeys, bvals, used, e, SRC_ATTACK, width[SRC_ATTACK], now, 10 * m)
-        out[i, 6] = min(_total(bkeys, bvals, used, e, SRC_PATHS, width[SRC_PATHS], now, m), fcap)
-        out[i, 7] = _total(bkeys, bvals, used, e, SRC_FLOWS, width[SRC_FLOWS], now, m)
-        out[i, 8] = min(_total(bkeys, bvals, used, e, SRC_PORTS, width[SRC_PORTS], now, m), fcap)
-        out[i, 9] = min(_total(bkeys, bvals, used, e, SRC_DIPS, width[SRC_DIPS], now, m), fcap)
+        out[i, 0] = _total(bkeys, bidx, pool, used, e, SRC_EVENTS, width[SRC_EVENTS], now, m)
+        out[i, 1] = _total(bkeys, bidx, pool, used, e, SRC_FAILURES, width[SRC_FAILURES], now, m)
+        out[i, 2] = _total(bkeys, bidx, pool, used, e, SRC_FAILURES, width[SRC_FAILURES], now, 10 * m)
+        out[i, 3] = min(_total(bkeys, bidx, pool, used, e, SRC_USERS, width[SRC_USERS], now, 10 * m), fcap)
+        out[i, 4] = _total(bkeys, bidx, pool, used, e, SRC_4XX, width[SRC_4XX], now, m)
+        out[i, 5] = _total(bkeys, bidx, pool, used, e, SRC_ATTACK, width[SRC_ATTACK], now, 10 * m)
+        out[i, 6] = min(_total(bkeys, bidx, pool, used, e, SRC_PATHS, width[SRC_PATHS], now, m), fcap)
+        out[i, 7] = _total(bkeys, bidx, pool, used, e, SRC_FLOWS, width[SRC_FLOWS], now, m)
+        out[i, 8] = min(_total(bkeys, bidx, pool, used, e, SRC_PORTS, width[SRC_PORTS], now, m), fcap)
+        out[i, 9] = min(_total(bkeys, bidx, pool, used, e, SRC_DIPS, width[SRC_DIPS], now, m), fcap)
     elif r == 1:
-        out[i, 10] = min(_total(bkeys, bvals, used, e, DST_SRCS, width[DST_SRCS], now, m), fcap)
-        out[i, 11] = _total(bkeys, bvals, used, e, DST_FLOWS, width[DST_FLOWS], now, 10 * s)
-        out[i, 12] = _total(bkeys, bvals, used, e, DST_PACKETS, width[DST_PACKETS], now, 10 * s) / 10.0
-        out[i, 13] = _total(bkeys, bvals, used, e, DST_BYTES, width[DST_BYTES], now, 10 * s) / 10.0
+        out[i, 10] = min(_total(bkeys, bidx, pool, used, e, DST_SRCS, width[DST_SRCS], now, m), fcap)
+        out[i, 11] = _total(bkeys, bidx, pool, used, e, DST_FLOWS, width[DST_FLOWS], now, 10 * s)
+        out[i, 12] = _total(bkeys, bidx, pool, used, e, DST_PACKETS, width[DST_PACKETS], now, 10 * s) / 10.0
+        out[i, 13] = _total(bkeys, bidx, pool, used, e, DST_BYTES, width[DST_BYTES], now, 10 * s) / 10.0
     elif r == 2:
-        out[i, 14] = _total(bkeys, bvals, used, e, USER_FAILURES, width[USER_FAILURES], now, 10 * m)
-        out[i, 15] = min(_total(bkeys, bvals, used, e, USER_SRCS, width[USER_SRCS], now, 10 * m), fcap)
+        out[i, 14] = _total(bkeys, bidx, pool, used, e, USER_FAILURES, width[USER_FAILURES], now, 10 * m)
+        out[i, 15] = min(_total(bkeys, bidx, pool, used, e, USER_SRCS, width[USER_SRCS], now, 10 * m), fcap)
     else:
         w = width[SVC_EVENTS]
-        out[i, 16] = _total(bkeys, bvals, used, e, SVC_EVENTS, w, now, m)
-        e5 = _total(bkeys, bvals, used, e, SVC_EVENTS, w, now, 5 * m)
-        out[i, 17] = _total(bkeys, bvals, used, e, SVC_ERRORS, w, now, 5 * m) / e5 if e5 else 0.0
+        out[i, 16] = _total(bkeys, bidx, pool, used, e, SVC_EVENTS, w, now, m)
+        e5 = _total(bkeys, bidx, pool, used, e, SVC_EVENTS, w, now, 5 * m)
+        out[i, 17] = _total(bkeys, bidx, pool, used, e, SVC_ERRORS, w, now, 5 * m) / e5 if e5 else 0.0
         z = 0.0
-        nn = _total(bkeys, bvals, used, e, SVC_RT_N, w, now, 5 * m)
+        nn = _total(bkeys, bidx, pool, used, e, SVC_RT_N, w, now, 5 * m)
         if nn >= 5 and not math.isnan(rt[i]):
-            mean = _total(bkeys, bvals, used, e, SVC_RT_S, w, now, 5 * m) / nn
-            var = _total(bkeys, bvals, used, e, SVC_RT_SS, w, now, 5 * m) / nn - mean * mean
+            mean = _total(bkeys, bidx, pool, used, e, SVC_RT_S, w, now, 5 * m) / nn
+            var = _total(bkeys, bidx, pool, used, e, SVC_RT_SS, w, now, 5 * m) / nn - mean * mean
             if math.isfinite(mean) and math.isfinite(var):
                 z = (rt[i] - mean) / max(math.sqrt(max(var, 0.0)), 1.0)
         out[i, 18] = max(min(z, 50.0), -50.0)
-
-
-@njit(cache=True)
-def rebuild(bkeys, bvals, vkeys, vown, vlast, wm, alive, ndist, width, keep, cap, bcap, vcap):
-    """New tables of capacity (bcap, vcap) holding only what some read can still reach.
-
-    A bucket is dropped when it is `keep[series]` or more buckets behind its entity's newest
-    (the longest span read plus the lateness), or when its entity is no longer `alive`; a
-    value likewise by its last sighting. A distinct series over `cap` values keeps its most
-    recent ones: the values last seen before the cut are dropped with their histogram counts.
-    """
-    nb_keys = np.full(bcap, EMPTY, np.int64)
-    nb_vals = np.zeros((bcap, 8))
-    nv_keys = np.full(vcap, EMPTY, np.int64)
-    nv_own = np.zeros(vcap, np.int64)
-    nv_last = np.zeros(vcap, np.int64)
-    ndist[:, :] = 0
-    for j in range(bkeys.shape[0]):
-        k = bkeys[j]
-        if k == EMPTY:
-            continue
-        owner = k >> 30
-        e, sid = owner // 32, owner % 32
-        # A chunk goes when its newest bucket is out of reach (or its entity is gone).
-        if not alive[e] or (k & 0x3FFFFFFF) * 8 + 7 <= wm[e] // width[sid] - keep[sid]:
-            continue
-        if not bvals[j].any():
-            continue
-        nj = _slot(nb_keys, k)
-        nb_keys[nj] = k
-        nb_vals[nj, :] = bvals[j, :]
-    for j in range(vkeys.shape[0]):
-        if vkeys[j] < 0:  # empty, or a value `trim` removed
-            continue
-        owner = vown[j]
-        e, sid = owner // 32, owner % 32
-        if not alive[e] or vlast[j] // width[sid] <= wm[e] // width[sid] - keep[sid]:
-            continue
-        h = vkeys[j]
-        m = nv_keys.shape[0] - 1
-        nj = _h(h) & m
-        while nv_keys[nj] != EMPTY:
-            nj = (nj + 1) & m
-        nv_keys[nj] = h
-        nv_own[nj] = owner
-        nv_last[nj] = vlast[j]
-        ndist[e, DSLOT[sid]] += 1
-    return nb_keys, nb_vals, nv_keys, nv_own, nv_last
-
-
-@njit(cache=True)
-def trim(bkeys, bvals, vkeys, vown, vlast, ndist, width, cap, over):
-    """Bring each distinct series `over` lists (over[0] of them, from `apply`) back to its `cap` newest values.
-
-    One pass over the value table gathers every listed series' sightings, a second drops the
-    stale ones: a series passes its limit once per `slack` new values, so this stays rare.
-    """
-    k = over[0]
-    owners = over[1:1 + k]
-    sizes = np.zeros(k, np.int64)
-    for i in range(k):
-        owner = owners[i]
-        sizes[i] = ndist[owner // 32, DSLOT[owner % 32]]
-    starts = np.zeros(k + 1, np.int64)
-    starts[1:] = np.cumsum(sizes)
-    lasts = np.empty(starts[k], np.int64)
-    fill = starts[:k].copy()
-    for j in range(vkeys.shape[0]):
-        # Only listed series are over the cap: an O(1) test spares the owner search for the rest.
-        if vkeys[j] < 0 or ndist[vown[j] // 32, DSLOT[vown[j] % 32]] <= cap:
-            continue
-        for i in range(k):
-            if vown[j] == owners[i] and fill[i] < starts[i + 1]:
-                lasts[fill[i]] = vlast[j]
-                fill[i] += 1
-                break
-    cuts = np.empty(k, np.int64)
-    for i in range(k):
-        got = np.sort(lasts[starts[i]:fill[i]])
-        cuts[i] = got[len(got) - cap] if len(got) > cap else NO_TIME
-    removed = 0
-    for j in range(vkeys.shape[0]):
-        if vkeys[j] < 0 or ndist[vown[j] // 32, DSLOT[vown[j] % 32]] <= cap:
-            continue
-        for i in range(k):
-            owner = owners[i]
-            if vown[j] == owner and vlast[j] < cuts[i]:
-                _bsub(bkeys, bvals, owner, vlast[j] // width[owner % 32])
-                vkeys[j] = REMOVED
-                ndist[owner // 32, DSLOT[owner % 32]] -= 1
-                removed += 1
-                break
-    over[0] = 0
-    return removed
-
-
-@njit(cache=True)
-def load(bk, bv, vk, vo, vl, bcap, vcap):
-    """Tables of capacity (bcap, vcap) holding a snapshot's live entries (chunks, then values)."""
-    nb_keys = np.full(bcap, EMPTY, np.int64)
-    nb_vals = np.zeros((bcap, 8))
-    for i in range(bk.shape[0]):
-        j = _slot(nb_keys, bk[i])
-        nb_keys[j] = bk[i]
-        nb_vals[j, :] = bv[i, :]
-    nv_keys = np.full(vcap, EMPTY, np.int64)
-    nv_own = np.zeros(vcap, np.int64)
-    nv_last = np.zeros(vcap, np.int64)
-    m = vcap - 1
-    for i in range(vk.shape[0]):
-        j = _h(vk[i]) & m
-        while nv_keys[j] != EMPTY:
-            j = (j + 1) & m
-        nv_keys[j] = vk[i]
-        nv_own[j] = vo[i]
-        nv_last[j] = vl[i]
-    return nb_keys, nb_vals, nv_keys, nv_own, nv_last

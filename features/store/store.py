@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..windows import WindowConfig
-from . import kernel
+from . import kernel, maintain
 from .layout import SERIES, series_table
 
 __all__ = ["Batch", "StoreStats", "WindowStoreV2", "compile_kernels"]
@@ -72,7 +72,9 @@ class WindowStoreV2:
         self.ids: dict[str, int] = {}
         self._free: list[int] = []
         self._alloc_entities(max(capacity, 16))
-        self._bkeys, self._bvals = _bucket_table(1 << 12)
+        self._bkeys, self._bidx = _bucket_table(1 << 12)
+        self._pool = np.zeros((1 << 11, 8))  # rows of 8 buckets, handed out in order (`_pn`)
+        self._pn = np.zeros(1, np.int64)
         self._vkeys, self._vown, self._vlast = _value_table(1 << 12)
         self._bused = 0
         self._vused = 0
@@ -131,21 +133,26 @@ class WindowStoreV2:
             np.maximum(batch.ts.astype(np.int64), 0), ids, batch.fail, batch.status, batch.err, batch.atk, batch.rt,
             batch.flow, batch.packets, batch.bytes, batch.values,
             self.role, self.wm, self.last_seen, self.late, self.ndist, self.used,
-            self._bkeys, self._bvals, self._vkeys, self._vown, self._vlast,
+            self._bkeys, self._bidx, self._pool, self._pn, self._vkeys, self._vown, self._vlast,
             self.width, self.cfg.allowed_lateness_ms, self.cfg.distinct_cap, self.cfg.distinct_cap + _TRIM_SLACK,
             self._over, out)
         self._bused += entries  # bucket and value entries together: an upper bound for each table
         self._vused += entries
         self.late_events += late
         if self._over[0]:
-            kernel.trim(self._bkeys, self._bvals, self._vkeys, self._vown, self._vlast, self.ndist, self.width,
-                        self.cfg.distinct_cap, self._over)
+            maintain.trim(self._bkeys, self._bidx, self._pool, self._vkeys, self._vown, self._vlast, self.ndist,
+                        self.width, self.cfg.distinct_cap, self._over)
         return out
 
     def _reserve(self, extra: int) -> None:
-        """Rebuild the tables if `extra` more entries could push either past half full."""
+        """Rebuild the tables if `extra` more entries could push either past half full; grow the pool to fit them."""
         if (self._bused + extra) * 2 > len(self._bkeys) or (self._vused + extra) * 2 > len(self._vkeys):
             self._rebuild(np.ones(len(self.role), np.bool_), extra)
+        need = int(self._pn[0]) + extra
+        if need > len(self._pool):
+            pool = np.zeros((max(need, 2 * len(self._pool)), 8))
+            pool[: len(self._pool)] = self._pool
+            self._pool = pool
 
     def _rebuild(self, alive: np.ndarray, extra: int = 0) -> None:
         live_b = int(np.count_nonzero(self._bkeys != kernel.EMPTY))
@@ -154,9 +161,11 @@ class WindowStoreV2:
         # after a rebuild, so the next one waits until the table doubles its entries.
         bcap = _pow2(3 * (live_b + extra) + 1024)
         vcap = _pow2(3 * (live_v + extra) + 1024)
-        self._bkeys, self._bvals, self._vkeys, self._vown, self._vlast = kernel.rebuild(
-            self._bkeys, self._bvals, self._vkeys, self._vown, self._vlast, self.wm, alive, self.ndist,
-            self.width, self.keep, self.cfg.distinct_cap, bcap, vcap)
+        pcap = live_b + max(live_b // 2, extra) + 1024  # a pool grown later is copied, not rehashed
+        self._bkeys, self._bidx, self._pool, rows, self._vkeys, self._vown, self._vlast = maintain.rebuild(
+            self._bkeys, self._bidx, self._pool, self._vkeys, self._vown, self._vlast, self.wm, alive, self.ndist,
+            self.width, self.keep, self.cfg.distinct_cap, bcap, pcap, vcap)
+        self._pn[0] = rows
         self._bused = int(np.count_nonzero(self._bkeys != kernel.EMPTY))
         self._vused = int(np.count_nonzero(self._vkeys >= 0))
 
@@ -177,7 +186,7 @@ class WindowStoreV2:
 
     # -- state ---------------------------------------------------------------------------------
     def stats(self) -> StoreStats:
-        arrays = (*self._entity_arrays(), self._bkeys, self._bvals, self._vkeys, self._vown, self._vlast)
+        arrays = (*self._entity_arrays(), self._bkeys, self._bidx, self._pool, self._vkeys, self._vown, self._vlast)
         return StoreStats(entities=len(self.ids), buckets=int(np.count_nonzero(self._bkeys != kernel.EMPTY)),
                           values=int(np.count_nonzero(self._vkeys >= 0)),
                           state_bytes=sum(a.nbytes for a in arrays))
@@ -196,7 +205,7 @@ class WindowStoreV2:
                  key_bytes=np.frombuffer(b"".join(encoded), np.uint8),
                  key_lengths=np.array([len(k) for k in encoded], np.int64), eids=eids,
                  role=self.role, wm=self.wm, last_seen=self.last_seen, late=self.late, ndist=self.ndist, used=self.used,
-                 bkeys=self._bkeys[bl], bvals=self._bvals[bl], vkeys=self._vkeys[vl], vown=self._vown[vl],
+                 bkeys=self._bkeys[bl], bvals=self._pool[self._bidx[bl]], vkeys=self._vkeys[vl], vown=self._vown[vl],
                  vlast=self._vlast[vl],
                  free=np.array(self._free, np.int64), late_events=np.int64(self.late_events))
         return buf.getvalue()
@@ -218,8 +227,11 @@ class WindowStoreV2:
             store.role, store.wm, store.last_seen = z["role"], z["wm"], z["last_seen"]
             store.late, store.ndist, store.used = z["late"], z["ndist"], z["used"]
             bk, vk = z["bkeys"], z["vkeys"]
-            store._bkeys, store._bvals, store._vkeys, store._vown, store._vlast = kernel.load(
-                bk, z["bvals"], vk, z["vown"], z["vlast"], _pow2(3 * len(bk) + 1024), _pow2(3 * len(vk) + 1024))
+            rows = z["bvals"]
+            store._bkeys, store._bidx, store._pool, n, store._vkeys, store._vown, store._vlast = maintain.load(
+                bk, rows, vk, z["vown"], z["vlast"], _pow2(3 * len(bk) + 1024), len(bk) + len(bk) // 2 + 1024,
+                _pow2(3 * len(vk) + 1024))
+            store._pn[0] = n
             store.late_events = int(z["late_events"])
         store._bused = int(np.count_nonzero(store._bkeys != kernel.EMPTY))
         store._vused = int(np.count_nonzero(store._vkeys >= 0))
@@ -239,8 +251,8 @@ def compile_kernels() -> None:
     store = WindowStoreV2(WindowConfig(distinct_cap=1))
     store.observe(batch)
     store._over[:2] = (1, store.ids["src:0"] * 32 + kernel.SRC_PORTS)
-    kernel.trim(store._bkeys, store._bvals, store._vkeys, store._vown, store._vlast, store.ndist, store.width, 1,
-                store._over)
+    maintain.trim(store._bkeys, store._bidx, store._pool, store._vkeys, store._vown, store._vlast, store.ndist,
+                store.width, 1, store._over)
     store.sweep(int(batch.ts[-1]))
     WindowStoreV2.restore(store.snapshot(), store.cfg).observe(batch)
 
@@ -250,7 +262,7 @@ def _pow2(n: int) -> int:
 
 
 def _bucket_table(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.full(n, kernel.EMPTY, np.int64), np.zeros((n, 8))
+    return np.full(n, kernel.EMPTY, np.int64), np.zeros(n, np.int32)
 
 
 def _value_table(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

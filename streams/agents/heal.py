@@ -118,3 +118,5 @@ class HealStage:
             await out.send(self.ctx.topics.actions, key=a.target.encode(),
                            value=action_record(a).model_dump_json().encode(), record="action", source=source)
             self.ctx.metrics.actions.labels(a.action, str(a.dry_run).lower()).inc()
+            if a.degraded:
+                self.ctx.metrics.actions_degraded.inc()

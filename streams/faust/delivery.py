@@ -56,13 +56,22 @@ class DeliveryWatch:
         partition, raw ones too, whose committed offset is held back by one message never
         acknowledged while later ones were (seen once on a raw partition after a rebalance,
         with two workers reading a backlog). `stages_by_topic` names each watched topic's
-        stage; "ingest" marks raw topics.
+        stage; "ingest" marks raw topics. Also sets each stage's consumer lag (messages between
+        committed offsets and partition ends) for the lag alert.
         """
         app, consumer = self.app, self.app.consumer
         if not app.flow_control.is_active() or app.rebalancing:
             self.stalls.reset()
             return
         now = time.monotonic()
+        lag = dict.fromkeys(stages_by_topic.values(), 0)
+        try:
+            self._stalls(consumer, stages_by_topic, now, lag)
+        finally:
+            for stage, behind in lag.items():
+                self.metrics.consumer_lag.labels(stage).set(behind)
+
+    def _stalls(self, consumer: Any, stages_by_topic: Mapping[str, str], now: float, lag: dict[str, int]) -> None:
         for tp in consumer.assignment():
             stage = stages_by_topic.get(tp.topic)
             if stage is None:
@@ -72,6 +81,8 @@ class DeliveryWatch:
                 acked = acked_offsets(consumer, tp)
             except Exception:  # noqa: BLE001 - revoked meanwhile, or nothing fetched yet
                 continue
+            if committed is not None and end is not None:
+                lag[stage] += max(end - committed, 0)
             above = bool(acked) and committed is not None and min(acked) > committed
             if stage == "ingest" and not above:
                 continue  # raw topics may have holes by design: only a commit held back is a stall
