@@ -6,6 +6,8 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.docker.test_grafana_dashboard import dashboard_queries
 from tests.streams.conftest import free_port, produce, unique_prefix, wait_for
 
 pytestmark = pytest.mark.integration
@@ -52,6 +55,15 @@ class Prometheus:
                 return resp.status == 200
         except OSError:
             return False
+
+    def query(self, expr: str) -> dict:
+        """An instant query's response (status, data or error), errors included."""
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return json.load(exc)
 
     def alerts(self) -> list[dict]:
         return self.api("/api/v1/alerts")["data"]["alerts"]
@@ -115,3 +127,13 @@ def test_bad_input_fires_the_dead_letter_alert_for_a_worker_that_received_it(
         worker = next(w for w in workers if f"127.0.0.1:{w.port}" == alert["labels"]["instance"])
         assert sum(v for (n, _), v in worker.metrics().items() if n == "streamguard_deadletters_total") > 0
     assert {a["labels"]["alertname"] for a in server.alerts()} == {"StreamguardDeadLettersSpiking"}
+
+    # The dashboard's queries, against the same Prometheus and workers: each is valid PromQL,
+    # and those about input, dead letters, the model and alerts already show data.
+    answers = {title + ": " + expr: server.query(expr) for title, expr in dashboard_queries()}
+    failed = {q: a.get("error") for q, a in answers.items() if a["status"] != "success"}
+    assert not failed, failed
+    with_data = {q for q, a in answers.items() if a["data"]["result"]}
+    for expected in ("rate(streamguard_events_in_total", "rate(streamguard_deadletters_total",
+                     "(streamguard_model_info)", "ALERTS{"):
+        assert any(expected in q for q in with_data), (expected, sorted(with_data))
