@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install models eval-cicids bench bench-quick proto-core-v2 prometheus-tools reliability demo test lint test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
+.PHONY: help install models eval-cicids bench bench-quick proto-core-v2 test-tools reliability demo test lint test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
         mongo-up mongo-down mongo-status mongo-clean infra-up infra-down clean
 
 help: ## list the targets
@@ -47,10 +47,10 @@ infra-down: kafka-down mongo-down ## stop both local servers
 # Parallel test processes (pytest-xdist; scheduling in tests/scheduling.py). `make test XDIST=` runs them in one.
 XDIST ?= -n 3 --dist loadgroup --no-loadscope-reorder
 
-prometheus-tools: ## prometheus and promtool for the alerting tests (Debian's package, via apt-get if missing)
-	@bash docker/local/prometheus.sh
+test-tools: ## programs some tests run: prometheus, promtool, nft (Debian's packages, via apt-get if missing)
+	@bash docker/local/test-tools.sh
 
-test: install prometheus-tools ## run every test; the session starts (and stops) a real broker and MongoDB-protocol server
+test: install test-tools ## run every test; the session starts (and stops) a real broker and MongoDB-protocol server
 	$(BIN)/python -m pytest $(XDIST)
 
 reliability: install ## fault runs (SIGKILL every 20 s, broker restart) and a long fuzzing pass (~10 min)
@@ -58,10 +58,10 @@ reliability: install ## fault runs (SIGKILL every 20 s, broker restart) and a lo
 	  tests/streams/test_pipeline_recovery.py tests/streams/test_broker_restart.py \
 	  tests/features/test_parsing_fuzz.py tests/streams/test_contracts_fuzz.py
 
-test-unit: install prometheus-tools ## only the tests that need no server
+test-unit: install test-tools ## only the tests that need no server
 	$(BIN)/python -m pytest $(XDIST) -m "not integration"
 
-test-integration: install prometheus-tools ## only the tests against the real servers
+test-integration: install test-tools ## only the tests against the real servers
 	$(BIN)/python -m pytest $(XDIST) -m "integration and not reliability"
 
 lint: install ## ruff, then the layout rules (import circles, package boundaries, module sizes)

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     topic_retrain: str = "models.retrain"
     topic_control: str = "ops.control"
     topic_deadletter: str = "ops.deadletter"
+    topic_applied: str = Field("actions.applied", description="What enforcement points (streamguard enforce) did "
+                               "with each healing action.")
     topic_status: str = Field("ops.status", description="Workers' replies to control commands (applied or refused).")
     control_window_s: float = Field(300.0, gt=0, description="How far a control command's timestamp may be from now.")
     topic_scored: str = Field("events.scored", description="Every scored event, when emit_scored is on.")

@@ -23,11 +23,12 @@ class TopicNames:
     scored: str
     status: str
     shadow: str
+    applied: str
 
     def all(self) -> list[str]:
         """Every external topic name, in declaration order."""
         return [self.logs_raw, self.flows_raw, self.threats, self.actions, self.retrain, self.control,
-                self.deadletter, self.scored, self.status, self.shadow]
+                self.deadletter, self.scored, self.status, self.shadow, self.applied]
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -43,4 +44,5 @@ def topic_names(settings: Settings) -> TopicNames:
         status=settings.topic(settings.topic_status),
         scored=settings.topic(settings.topic_scored),
         shadow=settings.topic(settings.topic_shadow),
+        applied=settings.topic(settings.topic_applied),
     )

@@ -174,6 +174,22 @@ class HealingAction(BaseModel):
     issued_at_ms: int
 
 
+class AppliedAction(BaseModel):
+    """What an enforcement point did with a healing action, on `actions.applied` (`streamguard enforce`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    action_id: str
+    action: str
+    target: str
+    outcome: Literal["applied", "printed", "dry_run", "expired", "ignored", "failed"] = Field(
+        description="applied: the commands ran; printed: --print mode wrote them; dry_run, expired (a block whose "
+                    "expiry had passed) and ignored (not an address action) ran nothing; failed: see detail.")
+    detail: str
+    commands: list[str] = Field(description="The enforcement commands run (or printed), as one line each.")
+    enforcer: str = Field(description="host:pid of the enforcement point.")
+    at_ms: int
+
+
 class StatusReply(BaseModel):
     """A worker's answer to a control message on `ops.status` (the retrain worker's report of a run, too)."""
 
@@ -197,4 +213,5 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "dead_letter": DeadLetter,
     "control_envelope": Envelope,
     "status_reply": StatusReply,
+    "applied_action": AppliedAction,
 }

@@ -19,7 +19,7 @@ RULES = RULES_DIR / "alerts.yml"
 def _promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool is not installed: `make prometheus-tools` installs Debian's prometheus package")
+        pytest.fail("promtool is not installed: `make test-tools` installs Debian's prometheus package")
     return path
 
 

@@ -29,7 +29,7 @@ class Prometheus:
     def __init__(self, folder: Path, targets: list[str]) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
-            pytest.fail("prometheus is not installed: `make prometheus-tools` installs Debian's prometheus package")
+            pytest.fail("prometheus is not installed: `make test-tools` installs Debian's prometheus package")
         self.port = free_port()
         config = folder / "prometheus.yml"
         # One-second scrapes and evaluations: the rules' own `for:` durations still apply.

@@ -12,6 +12,7 @@ from streams.cli._schemas import schemas, write_schemas
 from streams.control import Command, sign
 from streams.wire import (
     WIRE_MODELS,
+    AppliedAction,
     DeadLetter,
     EntityRef,
     HealingAction,
@@ -90,8 +91,11 @@ def _samples() -> dict[str, Any]:
     reply = StatusReply(worker="host:42", app_id="streamguard", at_ms=1767603602100, nonce=envelope.nonce,
                         op="set_threshold", outcome="applied", reason="set_threshold", detail="threat threshold 80",
                         state={"model": {"name": "streamguard", "version": "v1"}, "threat_threshold": 80})
+    applied = AppliedAction(action_id="a1", action="block_ip", target="203.0.113.7", outcome="applied",
+                            detail="203.0.113.7 blocked for 900 s", enforcer="fw-1:77", at_ms=1767603602300,
+                            commands=["nft add element inet streamguard blocked_v4 '{ 203.0.113.7 timeout 900s }'"])
     return {"threat_event": threat, "healing_action": action, "dead_letter": letter, "control_envelope": envelope,
-            "status_reply": reply}
+            "status_reply": reply, "applied_action": applied}
 
 
 def test_sample_records_validate_against_their_schema() -> None:
