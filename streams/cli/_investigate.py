@@ -1,0 +1,118 @@
+"""`streamguard threats`, `actions` and `blocks`: what the MongoDB sink stored, filtered, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import InfraUnavailable
+from ..settings import get_settings
+from ._app import app
+from ._common import fail
+
+__all__: list[str] = []
+
+_SINCE = typer.Option(None, "--since", metavar="WHEN", help="From this time on: 30m, 2h, 7d (ago) or ISO 8601.")
+_UNTIL = typer.Option(None, "--until", metavar="WHEN", help="Before this time (same forms as --since).")
+_LIMIT = typer.Option(50, "--limit", "-n", min=1, max=10_000, help="At most this many rows, newest first.")
+_JSON = typer.Option(False, "--json", help="One JSON object per line on stdout instead of the table.")
+
+
+def _db() -> Any:
+    """The sink's database; one clear error if no MongoDB is configured or it does not answer."""
+    from ..mongo import connect_mongo
+
+    s = get_settings()
+    if s.mongo_uri is None:
+        raise fail("this reads what the MongoDB sink stored: set STREAMGUARD_MONGO_URI (and run the workers with it) "
+                   "first; without MongoDB, `streamguard tail` shows threats and actions live from Kafka", 2)
+    try:
+        return connect_mongo(s.mongo_uri.get_secret_value())[s.mongo_database]
+    except InfraUnavailable as exc:
+        raise fail(f"MongoDB at {exc.address} did not answer ({exc.detail[:200]})") from None
+
+
+def _query(entity: str | None, since: str | None, until: str | None, limit: int, **kw: Any) -> Any:
+    from ..investigate import Query, parse_when
+
+    now = datetime.now(UTC)
+    try:
+        return Query(entity=entity, since=parse_when(since, now) if since else None,
+                     until=parse_when(until, now) if until else None, limit=limit, **kw)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _ms(ms: int | None) -> str:
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _show(rows: list[dict[str, Any]], as_json: bool, title: str, columns: list[tuple[str, Any]]) -> None:
+    if as_json:
+        for doc in rows:
+            print(json.dumps({k: v for k, v in doc.items() if k != "_id"}, default=str), flush=True)
+        return
+    table = Table(title=f"{title} ({len(rows)})", title_justify="left")
+    for name, _ in columns:
+        table.add_column(name, overflow="fold")
+    for doc in rows:
+        table.add_row(*(escape(str(get(doc))) for _, get in columns))
+    Console().print(table)  # the result goes to stdout; messages and errors to stderr
+
+
+@app.command()
+def threats(
+    entity: str = typer.Option(None, "--entity", "-e", help="Only this entity (an IP address, user, host...)."),
+    label: str = typer.Option(None, "--label", "-l", help="Only this predicted label, e.g. brute_force."),
+    severity: str = typer.Option(None, "--severity", "-s", help="Only this severity: low, medium, high, critical."),
+    since: str = _SINCE, until: str = _UNTIL, limit: int = _LIMIT, as_json: bool = _JSON,
+) -> None:
+    """Threats the MongoDB sink stored, newest first (needs STREAMGUARD_MONGO_URI)."""
+    from ..investigate import find_threats
+
+    rows = find_threats(_db(), _query(entity, since, until, limit, label=label, severity=severity))
+    _show(rows, as_json, "threats", [
+        ("detected (UTC)", lambda d: _ms(d["detected_at_ms"])), ("severity", lambda d: d["severity"]),
+        ("risk", lambda d: d["ml_risk_score"]), ("label", lambda d: d["ml_predicted_label"]),
+        ("entity", lambda d: f"{d['entity']['type']}:{d['entity']['value']}"),
+        ("why", lambda d: (d["ml_reasoning"][1:2] or d["ml_reasoning"][:1] or [""])[0][:120]),
+    ])
+
+
+@app.command()
+def actions(
+    target: str = typer.Option(None, "--target", "-t", help="Only actions on this target."),
+    action: str = typer.Option(None, "--action", "-a", help="Only this action: block_ip, unblock_ip, alert, ..."),
+    since: str = _SINCE, until: str = _UNTIL, limit: int = _LIMIT, as_json: bool = _JSON,
+) -> None:
+    """Healing actions the MongoDB sink stored, newest first (needs STREAMGUARD_MONGO_URI)."""
+    from ..investigate import find_actions
+
+    rows = find_actions(_db(), _query(target, since, until, limit, action=action))
+    _show(rows, as_json, "actions", [
+        ("issued (UTC)", lambda d: _ms(d["issued_at_ms"])), ("action", lambda d: d["action"]),
+        ("target", lambda d: d["target"]), ("expires (UTC)", lambda d: _ms(d.get("expires_at_ms"))),
+        ("dry run", lambda d: "yes" if d["dry_run"] else ""), ("reason", lambda d: d["reason"][:120]),
+    ])
+
+
+@app.command()
+def blocks(
+    target: str = typer.Option(None, "--target", "-t", help="Only this address."),
+    limit: int = _LIMIT, as_json: bool = _JSON,
+) -> None:
+    """Addresses blocked now: each one's latest block_ip, not undone, not a dry run, not expired."""
+    from ..investigate import active_blocks
+
+    rows = active_blocks(_db(), datetime.now(UTC), _query(target, None, None, limit))
+    _show(rows, as_json, "active blocks", [
+        ("target", lambda d: d["target"]), ("since (UTC)", lambda d: _ms(d["issued_at_ms"])),
+        ("expires (UTC)", lambda d: _ms(d.get("expires_at_ms"))), ("risk", lambda d: d["risk"]),
+        ("reason", lambda d: d["reason"][:120]),
+    ])
