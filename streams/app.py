@@ -31,6 +31,7 @@ from .agents.hop import HopStage
 from .agents.ingest import IngestStage
 from .agents.score import ScoreStage
 from .agents.sink import SinkStage
+from .api import register_api
 from .faust.delivery import DeliveryWatch
 from .kafka import faust_credentials
 from .metrics import Metrics
@@ -198,6 +199,7 @@ class Pipeline:
             app.agent(topics.actions, name="sink-actions")(sink.run_actions)
             app.timer(60.0, name="sink-purge")(sink.purge_tick)
         register_pages(app, self.metrics, self._health, debug=s.debug_pages)
+        register_api(app, s)
 
     def _health(self) -> tuple[dict[str, Any], int]:
         return health(self.app, self.serving, last_input_monotonic=self.ingest.last_input_monotonic,

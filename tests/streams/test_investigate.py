@@ -14,7 +14,7 @@ import pytest
 from streams.investigate import Query, action_filter, parse_when, threat_filter
 from streams.mongo import MongoSink, action_document, threat_document
 from tests.conftest import ROOT
-from tests.streams.conftest import BIN
+from tests.streams.conftest import BIN, unique_prefix
 from tests.streams.test_mongo_sink import _action, _threat
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -103,3 +103,51 @@ def test_threats_actions_and_active_blocks_from_the_sink(mongo_db, mongo_uri: st
 
     bad = _cli(mongo_uri, db, "threats", "--since", "last tuesday")
     assert bad.returncode == 2 and "duration like 30m" in bad.stderr
+
+
+def test_api_parameters_are_checked() -> None:
+    from streams.api import MAX_LIMIT, query_from
+
+    q = query_from("threats", {"label": "xss", "since": "1h", "limit": "10", "offset": "20"}, NOW)
+    assert (q.label, q.since, q.limit) == ("xss", NOW - timedelta(hours=1), 30)
+    for bad in ({"limit": str(MAX_LIMIT + 1)}, {"offset": "-1"}, {"limit": "ten"}, {"label": "x", "evil": "1"},
+                {"since": "soon"}):
+        with pytest.raises(ValueError):
+            query_from("threats", bad, NOW)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        query_from("blocks", {"label": "xss"}, NOW)
+
+
+@pytest.mark.integration
+def test_the_worker_serves_the_same_queries_as_json(mongo_db, mongo_uri: str, start_worker) -> None:
+
+    now_ms = int(time.time() * 1000)
+    threats = [threat_document(orjson.dumps(_threat(i) | {"detected_at_ms": now_ms - i * 1000,
+                                                         "ml_predicted_label": "xss" if i % 2 else "brute_force"}))
+               for i in range(7)]
+    sink = MongoSink(mongo_db)
+    sink.write("threats", threats)
+    sink.write("actions", [action_document(orjson.dumps(_action(1) | {"issued_at_ms": now_ms,
+                                                                      "expires_at_ms": now_ms + 600_000}))])
+    prefix = unique_prefix()
+    worker = start_worker(prefix.rstrip("."), prefix, mongo_uri=mongo_uri, mongo_database=mongo_db.name)
+
+    def get(path: str) -> tuple[int, dict]:
+        status, body = worker.get(path)
+        return status, json.loads(body)
+
+    status, page = get("/api/threats?label=brute_force&limit=2")
+    assert status == 200 and page["count"] == 2 and page["offset"] == 0
+    assert [t["event_id"] for t in page["items"]] == [threats[0]["_id"], threats[2]["_id"]]
+    status, page2 = get(page["next"])
+    assert [t["event_id"] for t in page2["items"]] == [threats[4]["_id"], threats[6]["_id"]]
+    status, page3 = get(page2["next"])
+    assert page3["items"] == [] and page3["next"] is None
+    status, blocks = get("/api/blocks")
+    assert status == 200 and [b["target"] for b in blocks["items"]] == ["203.0.113.1"]
+    status, actions = get("/api/actions?target=203.0.113.9")
+    assert status == 200 and actions["items"] == []
+    status, err = get("/api/threats?limit=100000")
+    assert status == 400 and "limit" in err["error"]
+    status, err = get("/api/threats?entity[$ne]=x")
+    assert status == 400 and "unknown parameter" in err["error"]

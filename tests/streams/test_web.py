@@ -27,6 +27,8 @@ def test_the_web_server_listens_on_loopback_and_hides_the_debug_page_by_default(
     w = start_worker(prefix.rstrip("."), prefix)
     assert w.get("/health")[0] == 200 and w.get("/metrics")[0] == 200
     assert w.get("/debug/tasks")[0] == 404
+    status, body = w.get("/api/threats")  # no MongoDB configured: nothing stored to query, and it says so
+    assert status == 501 and b"STREAMGUARD_MONGO_URI" in body
     assert _listening_on(w.port) == {"127.0.0.1"}
 
 
