@@ -49,7 +49,7 @@ def enforce(
     from confluent_kafka import Consumer, Producer
 
     from ..enforce import NftBackend, plan, ruleset
-    from ..wire import AppliedAction, HealingAction
+    from ..wire import AppliedAction, HealingAction, dead_letter
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", table):
         raise fail(f"--table must be a plain nftables name (letters, digits, _), got {table!r}", 2)
@@ -61,7 +61,7 @@ def enforce(
         backend = NftBackend(nft)
     except ValueError as exc:
         raise fail(str(exc), 2) from None
-    connect(s, [names.actions, names.applied])
+    connect(s, [names.actions, names.applied, names.deadletter])
     if print_only:
         print(f"{backend.line(['-f', '-'])} <<'EOF'\n{ruleset(table)}EOF", flush=True)
     else:
@@ -98,8 +98,15 @@ def enforce(
                 try:
                     action = HealingAction.model_validate_json(msg.value() or b"")
                 except ValueError as exc:
-                    say(f"[yellow]skipped[/] an unreadable record at {msg.topic()}[{msg.partition()}]@{msg.offset()}: "
-                        f"{escape(str(exc).splitlines()[0])}")
+                    # Not an action: nothing to enforce, but kept with its reason, like any refused input.
+                    why = str(exc).splitlines()[0]
+                    letter = dead_letter("wrong_type", f"not a healing action: {why}", topic=msg.topic(),
+                                         partition=msg.partition(), offset=msg.offset(), raw=msg.value() or b"",
+                                         received_at_ms=int(time.time() * 1000))
+                    producer.produce(names.deadletter, key=msg.topic().encode(),
+                                     value=letter.model_dump_json().encode())
+                    say(f"[yellow]dead-lettered[/] an unreadable record at {msg.topic()}[{msg.partition()}]@"
+                        f"{msg.offset()}: {escape(why)}")
                     continue
                 if action.action_id in seen:
                     continue

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.wire import AppliedAction
+from streams.wire import AppliedAction, DeadLetter
 from tests.conftest import ROOT
 from tests.streams.conftest import BIN, drain, produce, unique_prefix, wait_for
 from tests.streams.test_enforce import action
@@ -114,6 +114,7 @@ def test_a_blocked_address_is_dropped_in_the_namespace_until_it_is_unblocked(kaf
 
 def test_print_mode_writes_the_commands_and_runs_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
     prefix, app_id = unique_prefix(), unique_prefix().rstrip(".")
+    produce(kafka_bootstrap, f"{prefix}actions.healing", [(b"junk", b'{"action": "block_ip", "target": "x"}')])
     _publish(kafka_bootstrap, prefix, [
         action(target="198.51.100.20", action_id="p1", expires_at_ms=None, ttl_s=300),
         action("unblock_ip", target="198.51.100.20", action_id="p2", expires_at_ms=None, ttl_s=0),
@@ -126,3 +127,5 @@ def test_print_mode_writes_the_commands_and_runs_nothing(kafka_bootstrap: str, t
                         "sudo nft delete element inet streamguard blocked_v4 '{ 198.51.100.20 }'"]
     acks = _acks(kafka_bootstrap, prefix, 2)
     assert sorted((a.action_id, a.outcome) for a in acks) == [("p1", "printed"), ("p2", "printed")]
+    letters = [DeadLetter.model_validate_json(m.value()) for m in drain(kafka_bootstrap, f"{prefix}ops.deadletter")]
+    assert [(d.reason, d.source_topic) for d in letters] == [("wrong_type", f"{prefix}actions.healing")]
