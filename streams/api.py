@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from .investigate import Query, active_blocks, find_actions, find_threats, parse_when
+from .investigate import Query, active_blocks, find_actions, find_incidents, find_threats, parse_when
 from .settings import Settings
 
 __all__ = ["MAX_LIMIT", "register_api"]
 
 MAX_LIMIT = 500
-_FILTERS = {"threats": ("entity", "label", "severity", "since", "until"),
+_STORED_ONLY = frozenset({"_id", "detected_at", "event_time", "issued_at", "opened_at", "updated_at", "last_seen",
+                          "closed_at"})
+_FILTERS = {"incidents": ("target", "label", "severity", "status", "since", "until"),
+            "threats": ("entity", "label", "severity", "since", "until"),
             "actions": ("target", "action", "since", "until"),
             "blocks": ("target",)}
 
@@ -28,10 +31,12 @@ def query_from(kind: str, params: Any, now: datetime) -> Query:
     offset = int(params.get("offset", 0))
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise ValueError(f"limit must be 1..{MAX_LIMIT} and offset >= 0")
+    if params.get("status") not in (None, "open", "closed"):
+        raise ValueError("status must be open or closed")
     since, until = params.get("since"), params.get("until")
     # Offset pagination: the query fetches offset + limit rows, the page is the tail.
     return Query(entity=params.get("entity") or params.get("target"), label=params.get("label"),
-                 severity=params.get("severity"), action=params.get("action"),
+                 severity=params.get("severity"), action=params.get("action"), status=params.get("status"),
                  since=parse_when(since, now) if since else None, until=parse_when(until, now) if until else None,
                  limit=offset + limit)
 
@@ -40,14 +45,16 @@ def _page(kind: str, db: Any, params: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     q = query_from(kind, params, now)
     offset = int(params.get("offset", 0))
-    if kind == "threats":
+    if kind == "incidents":
+        rows = find_incidents(db, q)
+    elif kind == "threats":
         rows = find_threats(db, q)
     elif kind == "actions":
         rows = find_actions(db, q)
     else:
         rows = active_blocks(db, now, q)
-    items = [{k: v for k, v in d.items() if k not in ("_id", "detected_at", "event_time", "issued_at")}
-             for d in rows[offset:]]
+    # The BSON datetimes the sink adds for queries; every record keeps its times in ms.
+    items = [{k: v for k, v in d.items() if k not in _STORED_ONLY} for d in rows[offset:]]
     limit = q.limit - offset
     nxt = None
     if len(rows) == q.limit:  # maybe more: the next page starts after this one
@@ -57,7 +64,7 @@ def _page(kind: str, db: Any, params: Any) -> dict[str, Any]:
 
 
 def register_api(app: Any, settings: Settings) -> None:
-    """Add /api/threats, /api/actions and /api/blocks (GET, JSON) to a Faust app's web server."""
+    """Add /api/incidents, /api/threats, /api/actions and /api/blocks (GET, JSON) to a Faust app's web server."""
     state: dict[str, Any] = {}
 
     def db() -> Any:

@@ -84,6 +84,8 @@ class ThreatNotice(BaseModel):
     target: str
     evidence: dict[str, float]
     detected_at_ms: int
+    event_time_ms: int | None = None
+    model_version: str | None = None
 
 
 class UnblockRequest(BaseModel):
@@ -119,7 +121,8 @@ def threat_notice(t: Threat) -> bytes:
     """The healing-topic message for a threat."""
     return orjson.dumps({"event_id": t.event_id, "label": t.label, "risk": t.risk, "target_type": t.target_type,
                          "target": t.target, "evidence": t.evidence,
-                         "detected_at_ms": int(t.detected_at.timestamp() * 1000)})
+                         "detected_at_ms": int(t.detected_at.timestamp() * 1000), "event_time_ms": t.event_time_ms,
+                         "model_version": t.model_version})
 
 
 def unblock_request(target: str) -> bytes:
@@ -134,7 +137,8 @@ def read_healing(raw: bytes | None) -> Threat | UnblockRequest:
         return msg
     return Threat(event_id=msg.event_id, label=msg.label, risk=msg.risk, target_type=msg.target_type,
                   target=msg.target, evidence=dict(msg.evidence),
-                  detected_at=datetime.fromtimestamp(msg.detected_at_ms / 1000, tz=UTC))
+                  detected_at=datetime.fromtimestamp(msg.detected_at_ms / 1000, tz=UTC),
+                  event_time_ms=msg.event_time_ms, model_version=msg.model_version)
 
 
 def floor_report(worker: str, floor_ms: int | None) -> bytes:

@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.database import Database
 
-__all__ = ["Query", "active_blocks", "find_actions", "find_threats", "parse_when"]
+__all__ = ["Query", "active_blocks", "find_actions", "find_incidents", "find_threats", "parse_when"]
 
 _AGO = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -36,6 +36,7 @@ class Query:
     label: str | None = None
     severity: str | None = None
     action: str | None = None
+    status: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 50
@@ -66,6 +67,25 @@ def action_filter(q: Query) -> dict[str, Any]:
     if q.action:
         f["action"] = q.action
     return f
+
+
+def incident_filter(q: Query) -> dict[str, Any]:
+    """The MongoDB filter on `incidents` (target, label or status, with `updated_at`)."""
+    f: dict[str, Any] = _time_range("updated_at", q)
+    if q.entity:
+        f["target"] = q.entity
+    if q.label:
+        f["label"] = q.label
+    if q.severity:
+        f["severity"] = q.severity
+    if q.status:
+        f["status"] = q.status
+    return f
+
+
+def find_incidents(db: Database, q: Query) -> list[dict[str, Any]]:
+    """Incidents matching the query, most recently updated first."""
+    return list(db["incidents"].find(incident_filter(q), sort=[("updated_at", DESCENDING)], limit=q.limit))
 
 
 def find_threats(db: Database, q: Query) -> list[dict[str, Any]]:

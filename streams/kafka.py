@@ -7,7 +7,7 @@ Every confluent-kafka client takes `client_conf(bootstrap)`, every aiokafka clie
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException
@@ -119,9 +119,10 @@ def ping_kafka(bootstrap: str, timeout_s: float = 5.0) -> int:
 
 def ensure_topics(
     bootstrap: str, names: Iterable[str], partitions: int, replication: int = 1, timeout_s: float = 30.0,
-    config: dict[str, str] | None = None,
+    config: dict[str, str] | None = None, per_topic: Mapping[str, dict[str, str]] | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet (with `config`, e.g. compaction); returns the names created."""
+    """Create the topics that do not exist yet (with `config`, e.g. compaction, and `per_topic` configs by name);
+    returns the names created."""
     client = admin_client(bootstrap)
     wanted = list(dict.fromkeys(names))
     try:
@@ -132,8 +133,8 @@ def ensure_topics(
     if not missing:
         return []
     futures = client.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=replication, config=dict(config or {}))
-         for n in missing],
+        [NewTopic(n, num_partitions=partitions, replication_factor=replication,
+                  config={**(config or {}), **(per_topic or {}).get(n, {})}) for n in missing],
         operation_timeout=timeout_s,
     )
     created = []

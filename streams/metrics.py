@@ -37,6 +37,9 @@ class Metrics:
         self.threats = Counter("streamguard_threats_total", "Threat events emitted.", ["severity", "label"], registry=r)
         self.actions = Counter("streamguard_actions_total", "Healing actions emitted.",
                                ["action", "dry_run"], registry=r)
+        self.incidents = Counter("streamguard_incident_records_total",
+                                 "Incident records emitted (opened or updated: open; closed: closed).", ["status"],
+                                 registry=r)
         self.actions_degraded = Counter(
             "streamguard_actions_degraded_total",
             "Blocking actions turned into alerts because the circuit breaker was open or healing was paused.",
@@ -125,6 +128,8 @@ class Metrics:
             self.deadletters.labels(reason)
         for kind in ("logs", "flows"):
             self.events_in.labels(kind)
+        for status in ("open", "closed"):
+            self.incidents.labels(status)
 
     def render(self) -> bytes:
         """The exposition text for /metrics."""

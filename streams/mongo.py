@@ -21,10 +21,10 @@ from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
 from .errors import InfraUnavailable, StreamsError
-from .wire import HealingAction, ThreatEvent
+from .wire import HealingAction, Incident, ThreatEvent
 
-__all__ = ["ACTIONS", "THREATS", "MongoSink", "SinkError", "TtlMode", "action_document", "connect_mongo",
-           "ensure_ttl_index", "purge_expired", "threat_document"]
+__all__ = ["ACTIONS", "INCIDENTS", "THREATS", "MongoSink", "SinkError", "TtlMode", "action_document",
+           "connect_mongo", "ensure_ttl_index", "incident_document", "purge_expired", "threat_document"]
 
 # Server answer "NotImplemented": FerretDB 1.x has no TTL indexes (FerretDB issue #2415).
 _NOT_IMPLEMENTED = 238
@@ -79,6 +79,9 @@ def _redact(uri: str) -> str:
 
 THREATS = "threats"
 ACTIONS = "actions"
+INCIDENTS = "incidents"
+# The time field each collection is queried, and expired, by.
+TIME_FIELDS = {THREATS: "detected_at", ACTIONS: "issued_at", INCIDENTS: "updated_at"}
 
 
 class SinkError(StreamsError):
@@ -109,6 +112,14 @@ def threat_document(raw: bytes) -> dict[str, Any]:
                      {"detected_at": "detected_at_ms", "event_time": "event_time_ms"})
 
 
+def incident_document(raw: bytes) -> dict[str, Any]:
+    """The stored form of one `threats.incidents` record (the latest revision replaces the one stored)."""
+    doc = _document(raw, Incident, "incident", "incident_id",
+                    {"opened_at": "opened_at_ms", "updated_at": "updated_at_ms", "last_seen": "last_seen_ms"})
+    doc["closed_at"] = _dt(doc["closed_at_ms"]) if doc["closed_at_ms"] is not None else None
+    return doc
+
+
 def action_document(raw: bytes) -> dict[str, Any]:
     """The stored form of one `actions.healing` record; raises ValueError if it is not one."""
     return _document(raw, HealingAction, "healing action", "action_id", {"issued_at": "issued_at_ms"})
@@ -122,14 +133,17 @@ class MongoSink:
         self.ttl_s = int(ttl_days * 86400)
         self.ttl_modes: dict[str, TtlMode] = {}
         try:
-            t, a = db[THREATS], db[ACTIONS]
+            t, a, i = db[THREATS], db[ACTIONS], db[INCIDENTS]
             # By entity, by time, by label: the three questions an analyst starts with.
             t.create_index([("entity.value", ASCENDING), ("detected_at", DESCENDING)], name="entity_time")
             t.create_index([("ml_predicted_label", ASCENDING), ("detected_at", DESCENDING)], name="label_time")
             t.create_index([("severity", ASCENDING), ("detected_at", DESCENDING)], name="severity_time")
             a.create_index([("target", ASCENDING), ("issued_at", DESCENDING)], name="target_time")
             a.create_index([("action", ASCENDING), ("issued_at", DESCENDING)], name="action_time")
-            for coll, field in ((t, "detected_at"), (a, "issued_at")):
+            i.create_index([("target", ASCENDING), ("updated_at", DESCENDING)], name="target_time")
+            i.create_index([("label", ASCENDING), ("updated_at", DESCENDING)], name="label_time")
+            i.create_index([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_time")
+            for coll, field in ((t, TIME_FIELDS[THREATS]), (a, TIME_FIELDS[ACTIONS]), (i, TIME_FIELDS[INCIDENTS])):
                 if self.ttl_s:
                     self.ttl_modes[coll.name] = ensure_ttl_index(coll, field, self.ttl_s)
                 else:
@@ -138,7 +152,10 @@ class MongoSink:
             raise SinkError(f"cannot prepare MongoDB collections in {db.name!r}: {exc}") from exc
 
     def write(self, collection: str, docs: list[dict[str, Any]]) -> int:
-        """Upsert documents by `_id`; returns how many were written."""
+        """Upsert documents by `_id`; returns how many were written.
+
+        Records of one id come from one partition in order (incidents: revisions), so the last wins.
+        """
         if not docs:
             return 0
         # The last copy of an id in the batch wins, as it would in sequence.
@@ -153,7 +170,7 @@ class MongoSink:
     def purge(self, now: datetime) -> int:
         """Delete expired documents where the server has no TTL indexes (FerretDB 1.x)."""
         gone = 0
-        for name, field in ((THREATS, "detected_at"), (ACTIONS, "issued_at")):
+        for name, field in TIME_FIELDS.items():
             if self.ttl_modes.get(name) is TtlMode.PURGE:
                 try:
                     gone += purge_expired(self.db[name], field, self.ttl_s, now)

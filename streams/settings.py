@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     topic_deadletter: str = "ops.deadletter"
     topic_applied: str = Field("actions.applied", description="What enforcement points (streamguard enforce) did "
                                "with each healing action.")
+    topic_incidents: str = Field("threats.incidents", description="Incidents: one record per attack, updated "
+                                 "(compacted, keyed by incident id).")
     topic_status: str = Field("ops.status", description="Workers' replies to control commands (applied or refused).")
     control_window_s: float = Field(300.0, gt=0, description="How far a control command's timestamp may be from now.")
     topic_scored: str = Field("events.scored", description="Every scored event, when emit_scored is on.")
@@ -87,6 +89,12 @@ class Settings(BaseSettings):
                                                    "are dropped from the tables.")
     max_future_s: int = Field(86400, ge=0, description="Events further than this in the future are dead-lettered.")
     not_before: str = Field("2000-01-01T00:00:00Z", description="Events before this instant are dead-lettered.")
+
+    incident_update_s: float = Field(30.0, ge=0, description="An open incident's record goes out at most this "
+                                     "often while its attack goes on.")
+    incident_quiet_s: float = Field(300.0, gt=0, description="An incident closes this long after its last threat.")
+    incident_max_open: int = Field(10_000, ge=1, description="Open incidents at most; one more closes the "
+                                   "longest-quiet first.")
 
     # Drift
     drift_window_events: int = Field(5000, ge=100, description="Scored events per drift (PSI) measurement window.")

@@ -24,11 +24,17 @@ class TopicNames:
     status: str
     shadow: str
     applied: str
+    incidents: str
 
     def all(self) -> list[str]:
         """Every external topic name, in declaration order."""
         return [self.logs_raw, self.flows_raw, self.threats, self.actions, self.retrain, self.control,
-                self.deadletter, self.scored, self.status, self.shadow, self.applied]
+                self.deadletter, self.scored, self.status, self.shadow, self.applied, self.incidents]
+
+    def configs(self) -> dict[str, dict[str, str]]:
+        """Topic configs a topic needs when streamguard creates it (by name)."""
+        # One record per incident id is its state: compaction keeps the latest revision of each.
+        return {self.incidents: {"cleanup.policy": "compact"}}
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -45,4 +51,5 @@ def topic_names(settings: Settings) -> TopicNames:
         scored=settings.topic(settings.topic_scored),
         shadow=settings.topic(settings.topic_shadow),
         applied=settings.topic(settings.topic_applied),
+        incidents=settings.topic(settings.topic_incidents),
     )

@@ -24,6 +24,8 @@ __all__ = [
     "DeadLetter",
     "EntityRef",
     "HealingAction",
+    "Incident",
+    "IncidentAction",
     "ModelRef",
     "StatusReply",
     "ThreatEvent",
@@ -207,6 +209,47 @@ class StatusReply(BaseModel):
                                   "threshold, dry run, paused, allowlist.")
 
 
+class IncidentAction(BaseModel):
+    """An action taken on an incident's target, as listed on the incident."""
+
+    model_config = ConfigDict(extra="forbid")
+    action_id: str
+    action: str
+    dry_run: bool
+    degraded: bool
+    issued_at_ms: int
+
+
+class Incident(BaseModel):
+    """One attack on `threats.incidents` (compacted, keyed by `incident_id`): the latest `revision` is the state.
+
+    Threats of one (target type, target, label) while the attack goes on. Times ending in
+    `_at_ms` are the healing worker's clock; `first_seen_ms`/`last_seen_ms` are event times.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    incident_id: str = Field(description="Deterministic: a hash of the target, the label and the first threat.")
+    target_type: str
+    target: str
+    label: str
+    status: Literal["open", "closed"]
+    opened_at_ms: int
+    updated_at_ms: int
+    closed_at_ms: int | None = Field(description="Set once no threat came for the quiet period "
+                                     "(STREAMGUARD_INCIDENT_QUIET_S).")
+    first_seen_ms: int
+    last_seen_ms: int
+    threat_count: int = Field(ge=1)
+    max_risk: int = Field(ge=0, le=100)
+    severity: Severity
+    evidence: dict[str, float] = Field(description="The window features of the incident's highest-risk threat.")
+    event_ids: list[str] = Field(description="Event ids of its first threats (on threats.enriched).")
+    last_event_id: str
+    actions: list[IncidentAction] = Field(description="The latest actions taken on its target.")
+    model_versions: list[str]
+    revision: int = Field(ge=1, description="Grows with every change; keep the record with the highest.")
+
+
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "threat_event": ThreatEvent,
     "healing_action": HealingAction,
@@ -214,4 +257,5 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "control_envelope": Envelope,
     "status_reply": StatusReply,
     "applied_action": AppliedAction,
+    "incident": Incident,
 }

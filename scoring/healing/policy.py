@@ -43,6 +43,8 @@ class Threat:
     target: str  # the entity value, e.g. "203.0.113.7" or a user name
     evidence: dict[str, float]  # window features of the event
     detected_at: datetime
+    event_time_ms: int | None = None  # the event's own time, for incidents
+    model_version: str | None = None  # the model version that scored it, for incidents
 
 
 @dataclass(frozen=True)

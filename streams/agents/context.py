@@ -45,6 +45,7 @@ class Topics:
     scored: Any
     shadow: Any
     retrain: Any
+    incidents: Any  # threats.incidents (compacted)
 
 
 @dataclass(frozen=True, slots=True)

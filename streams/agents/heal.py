@@ -1,8 +1,14 @@
-"""Heal: threats and operator unblocks in, healing actions out, under the pure policy of `scoring.healing`.
+"""Heal: threats and operator unblocks in, healing actions and incidents out (`scoring.healing`, `scoring.incidents`).
 
 The healing topic has one partition, so one worker holds the policy state (blocks, escalation,
 the circuit breaker, the actions of recent threats) and de-duplication is global. The state is
 written durably before the actions go out: a redelivered threat gets the very same actions.
+
+The same worker groups threats into incidents. Each open incident is one table key, written
+with the policy state when a batch touched it; the book remembers the last healing-topic
+offset it counted, so a redelivered threat is not counted twice. Opened and updated
+incidents go out after the state is written (a record lost in a crash goes out again: restored
+incidents are re-sent); closed ones go out on the timer before their keys are deleted.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 from faust.types import TP
 
 from scoring.healing import HealingState, decide, expire, release
+from scoring.incidents import Incident, IncidentBook, IncidentConfig
 
 from ..internal import UnblockRequest, read_healing
 from ..wire import HealingAction
+from ..wire import Incident as IncidentRecord
 from .outgoing import Origin, Outgoing
 
 if TYPE_CHECKING:
@@ -28,6 +36,8 @@ __all__ = ["HealStage", "action_record"]
 log = logging.getLogger("streamguard.worker")
 
 _STATE_KEY = b"policy-state"
+_POSITION_KEY = b"incidents-position"  # the last healing-topic offset the incident book counted
+_INCIDENT_PREFIX = b"incident:"
 
 
 _EXPIRY = Origin("(expiry)")  # actions are small: the oversized case is unreachable
@@ -51,6 +61,10 @@ class HealStage:
         self.serving = serving
         self.table = ctx.tables.healing
         self._state: HealingState | None = None
+        self._book: IncidentBook | None = None
+        s = ctx.settings
+        self.incident_cfg = IncidentConfig(update_every_ms=int(s.incident_update_s * 1000),
+                                           quiet_ms=int(s.incident_quiet_s * 1000), max_open=s.incident_max_open)
 
     def state(self) -> HealingState:
         """The policy state, loaded from the table on first use."""
@@ -59,50 +73,87 @@ class HealStage:
             self._state = HealingState.restore(data) if data else HealingState()
         return self._state
 
+    def book(self) -> IncidentBook:
+        """The open incidents, loaded from the table on first use."""
+        if self._book is None:
+            book = IncidentBook(self.incident_cfg)
+            for key, data in list(self.table.items()):
+                if not (isinstance(key, bytes) and key.startswith(_INCIDENT_PREFIX)) or not data:
+                    continue
+                try:
+                    book.add_restored(Incident.restore(data))
+                except Exception as exc:  # noqa: BLE001 - one unreadable incident must not stop healing
+                    log.error("incident %r: unreadable in the table (%r); dropped", key[:120], exc)
+            book.finish_restore()
+            position = self.table.get(_POSITION_KEY)
+            book.applied_position = int(position) if position is not None else -1
+            self._book = book
+        return self._book
+
     async def run(self, stream: Any) -> None:
         """The agent: decide a batch, write the policy state durably, then send its actions."""
         ctx = self.ctx
         async for batch in stream.take_events(BATCH, within=0.1):
             ctx.delivery.check("heal", batch)
             out = ctx.outgoing()
-            state = self.state()
+            state, book = self.state(), self.book()
             now = ctx.clock()
+            now_ms = int(now.timestamp() * 1000)
             actions = []
             for event in batch:
                 try:
                     msg = read_healing(event.value)
                     if isinstance(msg, UnblockRequest):  # an operator's request, relayed by the control consumer
-                        actions.extend(release(state, msg.unblock, self.serving.policy, now))
+                        done = release(state, msg.unblock, self.serving.policy, now)
+                        book.note_actions(done, now_ms)
                     else:
-                        actions.extend(decide(msg, state, self.serving.policy, now))
+                        done = decide(msg, state, self.serving.policy, now)
+                        book.observe(msg, done, now_ms, position=event.message.offset,
+                                     event_time_ms=msg.event_time_ms, model_version=msg.model_version)
+                    actions.extend(done)
                 except Exception as exc:  # noqa: BLE001 - a corrupt internal message costs itself only
                     await ctx.dead_letter_internal(out, event.message, event.value, exc)
-            await self._write_state(state)
+            incidents = book.due(now_ms, close=False)
+            await self._write_state(state, book)
             await self._emit(out, actions, batch[-1].message)
+            await self._emit_incidents(out, incidents, batch[-1].message)
             await out.flush()
 
     async def expire_tick(self) -> None:
         """Lift blocks whose time is up (only on the worker that owns the healing partition)."""
         ctx = self.ctx
         if TP(ctx.topics.healing.get_topic_name(), 0) not in ctx.app.assignor.assigned_actives():
-            self._state = None  # another worker owns it now; reload if it comes back
+            self._state = self._book = None  # another worker owns it now; reload if it comes back
             return
-        state = self.state()
-        actions = expire(state, self.serving.policy, ctx.clock())
-        if actions:
-            # Delivered before the state forgets the blocks: a crash in between lifts them again,
-            # as the same actions (an expiry is issued at the block's expiry time).
+        state, book = self.state(), self.book()
+        now = ctx.clock()
+        now_ms = int(now.timestamp() * 1000)
+        actions = expire(state, self.serving.policy, now)
+        book.note_actions(actions, now_ms)
+        incidents = book.due(now_ms, close=True)
+        if actions or incidents:
+            # Delivered before the state forgets the blocks and the closed incidents: a crash in
+            # between lifts them again, as the same actions (an expiry is issued at the block's
+            # expiry time), and closes the incidents again.
             out = ctx.outgoing()
             await self._emit(out, actions, _EXPIRY)
+            await self._emit_incidents(out, incidents, _EXPIRY)
             await out.flush()
-            await self._write_state(state)
+            await self._write_state(state, book)
 
-    async def _write_state(self, state: HealingState) -> None:
-        """Write the policy state durably, trying again until the broker has it (the batch waits)."""
+    async def _write_state(self, state: HealingState, book: IncidentBook) -> None:
+        """Write the policy state and the incidents changed since the last write durably, trying again until the
+        broker has them (the batch waits); a closed incident's key is deleted."""
+        items: list[tuple[bytes, object]] = [(_STATE_KEY, state.snapshot()), (_POSITION_KEY, book.applied_position)]
+        for key in book.touched:
+            inc = book.get(key)
+            items.append((_INCIDENT_PREFIX + "\0".join(key).encode("utf-8", "surrogatepass"),
+                          inc.snapshot() if inc is not None else None))
         delay = 0.5
         while True:
             try:
-                await self.ctx.write_durably(self.table, [(_STATE_KEY, state.snapshot())])
+                await self.ctx.write_durably(self.table, items)
+                book.touched.clear()
                 return
             except asyncio.CancelledError:
                 raise
@@ -110,6 +161,14 @@ class HealStage:
                 log.exception("writing the healing policy state failed; trying again in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    async def _emit_incidents(self, out: Outgoing, incidents: list[Incident], source: Any) -> None:
+        """Send incident records, keyed by incident id (the topic is compacted: the latest revision stays)."""
+        for inc in incidents:
+            record = IncidentRecord.model_validate(inc.record())
+            await out.send(self.ctx.topics.incidents, key=inc.incident_id.encode(),
+                           value=record.model_dump_json().encode(), record="incident", source=source)
+            self.ctx.metrics.incidents.labels(inc.status).inc()
 
     async def _emit(self, out: Outgoing, actions: list[Any], source: Any) -> None:
         # The policy state is durable first: it remembers each threat's (and each operator

@@ -97,7 +97,8 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
         key = entity.value.encode()
         if res.risk >= threshold:
             view = Threat(event_id=msg["id"], label=res.label, risk=res.risk, target_type=entity.type,
-                          target=entity.value, evidence=res.features, detected_at=now)
+                          target=entity.value, evidence=res.features, detected_at=now, event_time_ms=ev.ts_ms,
+                          model_version=model.version)
             threats.append((key, value, view, rec))
         if emit_scored:
             scored.append((key, value))

@@ -1,4 +1,5 @@
-"""Sink: copy `threats.enriched` and `actions.healing` into MongoDB, a batch acknowledged once written."""
+"""Sink: copy `threats.enriched`, `actions.healing` and `threats.incidents` into MongoDB, a batch acknowledged
+once written."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StreamsError
-from ..mongo import ACTIONS, THREATS, MongoSink, action_document, connect_mongo, threat_document
+from ..mongo import (
+    ACTIONS,
+    INCIDENTS,
+    THREATS,
+    MongoSink,
+    action_document,
+    connect_mongo,
+    incident_document,
+    threat_document,
+)
 from ..wire import dead_letter
 
 if TYPE_CHECKING:
@@ -35,6 +45,10 @@ class SinkStage:
     async def run_actions(self, stream: Any) -> None:
         """The agent on `actions.healing`."""
         await self._run(stream, ACTIONS, action_document)
+
+    async def run_incidents(self, stream: Any) -> None:
+        """The agent on `threats.incidents`."""
+        await self._run(stream, INCIDENTS, incident_document)
 
     async def _run(self, stream: Any, collection: str, to_doc: Callable[[bytes], dict]) -> None:
         ctx, m = self.ctx, self.ctx.metrics

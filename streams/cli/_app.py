@@ -70,10 +70,12 @@ def topics(
     from ..kafka import ensure_topics
 
     s = get_settings()
-    names = topic_names(s).all()
+    all_names = topic_names(s)
+    names = all_names.all()
     if create:
         try:
-            created = ensure_topics(s.kafka_bootstrap, names, partitions or s.topic_partitions)
+            created = ensure_topics(s.kafka_bootstrap, names, partitions or s.topic_partitions,
+                                    per_topic=all_names.configs())
         except StreamsError as exc:
             console.print(f"[red]error[/] {exc}")
             raise typer.Exit(1) from exc

@@ -12,6 +12,7 @@ from rich.markup import escape
 from ..errors import InfraUnavailable, StreamsError
 from ..kafka import client_conf
 from ..settings import Settings, get_settings
+from ..topics import topic_names
 from ._app import console
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ def connect(settings: Settings, topics: list[str]) -> None:
 
     try:
         ping_kafka(settings.kafka_bootstrap, CONNECT_TIMEOUT_S)
-        ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
+        ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions,
+                      per_topic=topic_names(settings).configs())
     except InfraUnavailable as exc:
         raise fail(f"{exc.service} at {exc.address} did not answer within {CONNECT_TIMEOUT_S:g} s "
                    f"({kafka_detail(exc.detail)}); is the broker up and STREAMGUARD_KAFKA_BOOTSTRAP right?") from None

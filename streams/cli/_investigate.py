@@ -1,4 +1,5 @@
-"""`streamguard threats`, `actions` and `blocks`: what the MongoDB sink stored, filtered, as a table or JSON."""
+"""`streamguard incidents`, `threats`, `actions` and `blocks`: what the MongoDB sink stored, filtered, as a table
+or JSON."""
 
 from __future__ import annotations
 
@@ -64,6 +65,34 @@ def _show(rows: list[dict[str, Any]], as_json: bool, title: str, columns: list[t
     for doc in rows:
         table.add_row(*(escape(str(get(doc))) for _, get in columns))
     Console().print(table)  # the result goes to stdout; messages and errors to stderr
+
+
+@app.command()
+def incidents(
+    entity: str = typer.Option(None, "--target", "-t", help="Only incidents on this target (IP address, user...)."),
+    label: str = typer.Option(None, "--label", "-l", help="Only this attack label, e.g. brute_force."),
+    severity: str = typer.Option(None, "--severity", "-s", help="Only this severity: low, medium, high, critical."),
+    status: str = typer.Option(None, "--status", help="Only open or only closed incidents."),
+    since: str = _SINCE, until: str = _UNTIL, limit: int = _LIMIT, as_json: bool = _JSON,
+) -> None:
+    """Incidents the MongoDB sink stored (one per attack: target, label, threats, span, actions), latest first.
+
+    --since/--until filter on the time of the incident's last update. Needs STREAMGUARD_MONGO_URI.
+    """
+    from ..investigate import find_incidents
+
+    if status not in (None, "open", "closed"):
+        raise fail(f"--status must be open or closed, got {status!r}", 2)
+    rows = find_incidents(_db(), _query(entity, since, until, limit, label=label, severity=severity, status=status))
+    _show(rows, as_json, "incidents", [
+        ("updated (UTC)", lambda d: _ms(d["updated_at_ms"])), ("status", lambda d: d["status"]),
+        ("severity", lambda d: d["severity"]), ("label", lambda d: d["label"]),
+        ("target", lambda d: f"{d['target_type']}:{d['target']}"), ("threats", lambda d: d["threat_count"]),
+        ("max risk", lambda d: d["max_risk"]),
+        ("seen (UTC)", lambda d: f"{_ms(d['first_seen_ms'])} .. {_ms(d['last_seen_ms'])[11:]}"),
+        ("actions", lambda d: ", ".join(sorted({a["action"] for a in d["actions"]}))),
+        ("id", lambda d: d["incident_id"]),
+    ])
 
 
 @app.command()

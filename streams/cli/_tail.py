@@ -1,4 +1,4 @@
-"""`streamguard tail`: a live terminal view (or JSON lines) of threats, healing actions and dead letters."""
+"""`streamguard tail`: a live terminal view (or JSON lines) of incidents, threats, healing actions and dead letters."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ __all__: list[str] = []
 
 @app.command()
 def tail(
-    threats: bool = typer.Option(True, "--threats/--no-threats", help="Show threats.enriched."),
+    incidents: bool = typer.Option(True, "--incidents/--no-incidents",
+                                   help="Show threats.incidents: one row per attack, updated."),
+    threats: bool = typer.Option(False, "--threats/--no-threats", help="Also show threats.enriched, every "
+                                 "threat event (an attack can be thousands)."),
     actions: bool = typer.Option(True, "--actions/--no-actions", help="Show actions.healing."),
     deadletters: bool = typer.Option(False, "--deadletters", help="Also show ops.deadletter."),
     from_beginning: bool = typer.Option(False, "--from-beginning",
@@ -33,19 +36,20 @@ def tail(
     timeout: float = typer.Option(None, "--timeout", metavar="S", help="Stop after S seconds in total."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per record on stdout instead of the live view."),
 ) -> None:
-    """Watch threats, healing actions and (optionally) dead letters as they arrive.
+    """Watch incidents, healing actions and (optionally) threats and dead letters as they arrive.
 
-    A live table on the terminal keeps the last ~20 records (threats: time,
-    severity, label, entity, risk, first reasoning sentence; actions: time,
+    A live table on the terminal keeps the last ~20 records (incidents: last
+    update, status, severity, label, target, threats so far, max risk, actions;
+    threats: time, severity, label, entity, risk, first reasoning sentence; actions: time,
     action, target, ttl, dry-run, reason; dead letters: time, reason, source
     topic:partition@offset, error) with running counts below it. Reads with a
     fresh consumer group, so nothing is committed and other consumers are not
     disturbed; missing topics are created.
 
     --json prints one JSON object per line to stdout, for scripts: {"kind":
-    "threat"|"action"|"deadletter", "topic", "partition", "offset",
+    "incident"|"threat"|"action"|"deadletter", "topic", "partition", "offset",
     "timestamp_ms", "record": {...the wire record...}}; a record that is not a
-    valid ThreatEvent / HealingAction / DeadLetter is never fatal and prints as
+    valid Incident / ThreatEvent / HealingAction / DeadLetter is never fatal and prints as
     {"kind": "unreadable", "expected": KIND, "topic", "partition", "offset",
     "timestamp_ms", "error": WHY, "size": BYTES, "raw": START_OF_THE_VALUE_AS_TEXT}.
 
@@ -53,7 +57,7 @@ def tail(
     """
     from confluent_kafka import Consumer
 
-    from ..wire import DeadLetter, HealingAction, ThreatEvent
+    from ..wire import DeadLetter, HealingAction, Incident, ThreatEvent
 
     if max_records is not None and max_records < 1:
         raise fail(f"--max must be >= 1, got {max_records}", 2)
@@ -62,12 +66,13 @@ def tail(
     s = get_settings()
     names = topic_names(s)
     wanted = [(on, topic, kind, model) for on, topic, kind, model in (
+        (incidents, names.incidents, "incident", Incident),
         (threats, names.threats, "threat", ThreatEvent),
         (actions, names.actions, "action", HealingAction),
         (deadletters, names.deadletter, "deadletter", DeadLetter),
     ) if on]
     if not wanted:
-        raise fail("nothing to show: use --threats, --actions and/or --deadletters", 2)
+        raise fail("nothing to show: use --incidents, --threats, --actions and/or --deadletters", 2)
     by_topic = {topic: (kind, model) for _, topic, kind, model in wanted}
     started = time.monotonic()
     deadline = started + timeout if timeout is not None else None

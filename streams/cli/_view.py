@@ -1,4 +1,4 @@
-"""The live view of threats, healing actions and dead letters (shared by `tail` and `demo`)."""
+"""The live view of incidents, threats, healing actions and dead letters (shared by `tail` and `demo`)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ _RAW_PREVIEW = 500  # characters of an unreadable record's value kept in --json 
 class Record:
     """One consumed message: its kind, where it came from, and the parsed model or why it is unreadable."""
 
-    kind: str  # "threat" | "action" | "deadletter"
+    kind: str  # "incident" | "threat" | "action" | "deadletter"
     topic: str
     partition: int
     offset: int
@@ -110,6 +110,8 @@ def _ttl(seconds: int) -> str:
 
 # Per table: title and (column, minimum width); the last column takes the remaining width.
 _TABLES: dict[str, tuple[str, list[tuple[str, int]]]] = {
+    "incident": ("Incidents", [("updated (UTC)", 14), ("status", 6), ("severity", 10), ("label", 12),
+                               ("target", 15), ("threats", 7), ("risk", 4), ("actions", 0)]),
     "threat": ("Threats", [("time (UTC)", 14), ("severity", 10), ("label", 12), ("entity", 15), ("risk", 4),
                            ("reasoning", 0)]),
     "action": ("Healing actions", [("time (UTC)", 14), ("action", 12), ("target", 15), ("ttl", 4),
@@ -126,6 +128,7 @@ class View:
     topics: list[str]
     rows: dict[str, deque] = field(default_factory=dict)
     severities: Counter = field(default_factory=Counter)
+    incidents: Counter = field(default_factory=Counter)
     actions: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
     unreadable: Counter = field(default_factory=Counter)
@@ -143,10 +146,17 @@ class View:
         if m is None:
             self.unreadable[rec.kind] += 1
             where = f"{rec.topic}:{rec.partition}@{rec.offset}"
-            width = {"threat": 6, "action": 6, "deadletter": 4}[rec.kind]
+            width = {"incident": 8, "threat": 6, "action": 6, "deadletter": 4}[rec.kind]
             self.rows[rec.kind].append(
                 [_when(rec.timestamp_ms), Text("unreadable", style="bold magenta")] + [""] * (width - 3)
                 + [Text(_cut(f"unreadable record {where}: {rec.error}", 160), style="magenta")])
+        elif rec.kind == "incident":
+            self.incidents[m.status] += 1
+            self.rows["incident"].append([
+                _when(m.updated_at_ms), m.status, Text(m.severity, style=_SEVERITY_STYLE.get(m.severity, "")),
+                _cut(m.label, 22), _cut(m.target, 40), f"{m.threat_count:,}", str(m.max_risk),
+                _cut(", ".join(sorted({a.action for a in m.actions})) or "-", 70),
+            ])
         elif rec.kind == "threat":
             self.severities[m.severity] += 1
             self.rows["threat"].append([
@@ -195,6 +205,10 @@ class View:
 
     def _counts(self) -> Text:
         text = Text()
+        if "incident" in self.kinds:
+            text.append("incident records: ", style="bold")
+            text.append(" · ".join(f"{s} {self.incidents[s]:,}" for s in ("open", "closed")))
+            text.append("\n")
         if "threat" in self.kinds:
             text.append("threats: ", style="bold")
             text.append(" · ".join(f"{s} {self.severities[s]:,}" for s in _SEVERITY_ORDER))

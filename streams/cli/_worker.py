@@ -43,7 +43,8 @@ def worker(
     for name in ("aiokafka", "faust", "mode"):
         logging.getLogger(name).setLevel(_LEVELS.get(loglevel.lower(), logging.INFO))
     ping_kafka(s.kafka_bootstrap, timeout_s=10)
-    created = ensure_topics(s.kafka_bootstrap, topic_names(s).all(), s.topic_partitions)
+    names = topic_names(s)
+    created = ensure_topics(s.kafka_bootstrap, names.all(), s.topic_partitions, per_topic=names.configs())
     if created:
         console.print(f"created topics: {', '.join(created)}")
     store = registry()

@@ -52,7 +52,7 @@ async def refresh_metadata(consumer: Any) -> None:
 
 
 async def write_through(app: Any, table: Any, items: Iterable[tuple[Any, Any]]) -> None:
-    """Set table keys and wait until the broker has their changelog records.
+    """Set table keys (None deletes one) and wait until the broker has their changelog records.
 
     `table[key] = value` only queues the changelog record, and Faust's flush before an
     offset commit can return with records still queued (it gives up after 0.1 s). A crash
@@ -68,9 +68,13 @@ async def write_through(app: Any, table: Any, items: Iterable[tuple[Any, Any]]) 
     producer = app.producer
     futures = []
     for key, value in items:
-        table.data[key] = value  # the local store, without a second changelog record
         k, _ = topic.prepare_key(key, table.key_serializer)
-        v, _ = topic.prepare_value(value, table.value_serializer)
+        if value is None:  # a tombstone: compaction forgets the key, and so does a changelog recovery
+            table.data.pop(key, None)
+            v = None
+        else:
+            table.data[key] = value  # the local store, without a second changelog record
+            v, _ = topic.prepare_value(value, table.value_serializer)
         futures.append(await producer.send(name, k, v, partition=None, timestamp=None, headers=None))
     if futures:
         await asyncio.gather(*futures)

@@ -59,3 +59,25 @@ def test_doctor_fails_cleanly_without_kafka() -> None:
     assert proc.returncode == 1
     assert "Kafka at 127.0.0.1:1 did not answer" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_live_view_shows_incidents_without_reading_their_text_as_markup() -> None:
+    from rich.console import Console
+
+    from streams.cli._view import Record, View
+    from streams.wire import Incident, IncidentAction
+
+    inc = Incident(incident_id="ab" * 16, target_type="user", target="[bold]root[/bold]", label="brute_force",
+                   status="open", opened_at_ms=1767603602000, updated_at_ms=1767603632000, closed_at_ms=None,
+                   first_seen_ms=1767603601000, last_seen_ms=1767603631000, threat_count=1234, max_risk=91,
+                   severity="critical", evidence={}, event_ids=["e1"], last_event_id="e1",
+                   actions=[IncidentAction(action_id="a", action="lock_account", dry_run=False, degraded=False,
+                                           issued_at_ms=1767603602000)], model_versions=["v1"], revision=7)
+    view = View(kinds=["incident", "action"], topics=["threats.incidents", "actions.healing"])
+    view.add(Record("incident", "threats.incidents", 0, 5, None, model=inc))
+    view.add(Record("incident", "threats.incidents", 0, 6, None, error="not JSON"))
+    console = Console(width=200, record=True)
+    console.print(view.render())
+    text = console.export_text()
+    assert "[bold]root[/bold]" in text and "1,234" in text and "lock_account" in text and "critical" in text
+    assert "incident records: open 1 · closed 0" in text and "unreadable record threats.incidents:0@6" in text

@@ -189,7 +189,8 @@ def test_tail_json_prints_threats_and_flags_unreadable_records(cli_env, kafka_ad
     producer.produce(topic, threats[1].model_dump_json().encode())
     assert producer.flush(30) == 0
 
-    proc = _run("tail", "--json", "--from-beginning", "--max", "3", "--timeout", "120", env=cli_env, timeout=180)
+    proc = _run("tail", "--threats", "--no-incidents", "--json", "--from-beginning", "--max", "3", "--timeout", "120",
+                env=cli_env, timeout=180)
     assert proc.returncode == 0, proc.stderr.decode()
     out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert len(out) == 3

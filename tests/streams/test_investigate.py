@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from streams.investigate import Query, action_filter, parse_when, threat_filter
+from streams.investigate import Query, action_filter, incident_filter, parse_when, threat_filter
 from streams.mongo import MongoSink, action_document, threat_document
 from tests.conftest import ROOT
 from tests.streams.conftest import BIN, unique_prefix
@@ -36,6 +36,8 @@ def test_filters_use_the_indexed_fields() -> None:
     assert action_filter(Query(entity="203.0.113.7", action="block_ip")) == {"target": "203.0.113.7",
                                                                              "action": "block_ip"}
     assert threat_filter(Query()) == {}
+    assert incident_filter(Query(entity="203.0.113.7", label="brute_force", status="open", until=NOW)) == {
+        "updated_at": {"$lt": NOW}, "target": "203.0.113.7", "label": "brute_force", "status": "open"}
 
 
 def _cli(uri: str | None, db: str, *args: str) -> subprocess.CompletedProcess:
@@ -116,6 +118,9 @@ def test_api_parameters_are_checked() -> None:
             query_from("threats", bad, NOW)
     with pytest.raises(ValueError, match="unknown parameter"):
         query_from("blocks", {"label": "xss"}, NOW)
+    assert query_from("incidents", {"status": "closed", "target": "10.0.0.1"}, NOW).status == "closed"
+    with pytest.raises(ValueError, match="open or closed"):
+        query_from("incidents", {"status": "{'$ne': 1}"}, NOW)
 
 
 @pytest.mark.integration

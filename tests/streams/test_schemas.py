@@ -16,6 +16,8 @@ from streams.wire import (
     DeadLetter,
     EntityRef,
     HealingAction,
+    Incident,
+    IncidentAction,
     ModelRef,
     StatusReply,
     ThreatEvent,
@@ -94,8 +96,16 @@ def _samples() -> dict[str, Any]:
     applied = AppliedAction(action_id="a1", action="block_ip", target="203.0.113.7", outcome="applied",
                             detail="203.0.113.7 blocked for 900 s", enforcer="fw-1:77", at_ms=1767603602300,
                             commands=["nft add element inet streamguard blocked_v4 '{ 203.0.113.7 timeout 900s }'"])
+    incident = Incident(
+        incident_id="9f" * 16, target_type="ip", target="203.0.113.7", label="brute_force", status="open",
+        opened_at_ms=1767603602000, updated_at_ms=1767603632000, closed_at_ms=None, first_seen_ms=1767603601000,
+        last_seen_ms=1767603631000, threat_count=31, max_risk=88, severity="high",
+        evidence={"src_failed_logins_10m": 31.0}, event_ids=[threat.event_id], last_event_id=threat.event_id,
+        actions=[IncidentAction(action_id="a1", action="block_ip", dry_run=True, degraded=False,
+                                issued_at_ms=1767603602000)],
+        model_versions=["20260101-000000-abcdef12"], revision=32)
     return {"threat_event": threat, "healing_action": action, "dead_letter": letter, "control_envelope": envelope,
-            "status_reply": reply, "applied_action": applied}
+            "status_reply": reply, "applied_action": applied, "incident": incident}
 
 
 def test_sample_records_validate_against_their_schema() -> None:
