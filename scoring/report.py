@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .sources import markdown as source_markdown
+
 __all__ = ["write_report"]
 
 
@@ -88,6 +90,8 @@ def _markdown(title: str, metrics: dict[str, Any], context: dict[str, Any], pngs
         lines.append(f"- at threshold {a['threshold']}: attacks flagged **{a['detection_rate']:.4f}**")
     for lab, r in a.get("detection_rate_by_label", {}).items():
         lines.append(f"  - {lab}: {r:.4f}")
+    if "by_source" in metrics:
+        lines += [""] + source_markdown(metrics["by_source"])
     lines += [""] + [f"![{p}]({p})" for p in pngs]
     return "\n".join(lines) + "\n"
 

@@ -39,6 +39,7 @@ from .conformance import check_bundle
 from .drift import reference_from
 from .errors import ScoringError
 from .report import write_report
+from .sources import by_source
 
 __all__ = [
     "TrainParams",
@@ -231,6 +232,8 @@ class TrainingData:
     train: Dataset
     test: Dataset
     description: dict[str, Any] = field(default_factory=dict)
+    # (source name, rows): consecutive runs of `test`, for the figures per source.
+    test_sources: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -276,7 +279,7 @@ def generator_data(seeds: Sequence[int] = (0, 1, 2, 3), duration_s: float = 900.
     progress(f"evaluation features: {len(test):,} rows from held-out seeds {list(eval_seeds)}")
     return TrainingData(train, test, {"source": "scenario generator", "train_seeds": list(seeds),
                                       "eval_seeds": list(eval_seeds), "seconds_per_seed": duration_s,
-                                      "split": "by seed"})
+                                      "split": "by seed"}, [("scenario generator", len(test))])
 
 
 def _file_events(path: Path, kind: str, progress: Progress) -> tuple[list[Event], int]:
@@ -301,7 +304,7 @@ def file_data(flows: Sequence[Path] = (), logs: Sequence[Path] = (), *, split: s
     eval_set = {Path(p).resolve() for p in eval_files}
     if split == "file" and not eval_set:
         raise ScoringError("--split file needs at least one evaluation file (--eval-file)")
-    trains, tests, desc_files, skipped = [], [], [], 0
+    trains, tests, desc_files, skipped, sources = [], [], [], 0, []
     for path, kind in [(Path(p), "flows") for p in flows] + [(Path(p), "logs") for p in logs]:
         events, bad = _file_events(path, kind, progress)
         skipped += bad
@@ -310,14 +313,18 @@ def file_data(flows: Sequence[Path] = (), logs: Sequence[Path] = (), *, split: s
         if split == "file":
             (tests if path.resolve() in eval_set else trains).append(ds)
             role = "eval" if path.resolve() in eval_set else "train"
+            if path.resolve() in eval_set:
+                sources.append((path.name, len(ds)))
         else:
             cut = int(round(len(ds) * (1.0 - test_fraction)))
             trains.append(ds.subset(range(cut)))
             tests.append(ds.subset(range(cut, len(ds))))
+            sources.append((path.name, len(ds) - cut))
             role = f"first {1 - test_fraction:.0%} train, last {test_fraction:.0%} eval (event-time order)"
         desc_files.append(f"{path.name} ({len(ds):,} rows; {role})")
     data = TrainingData(Dataset.concat(trains), Dataset.concat(tests),
-                        {"source": "files", "files": desc_files, "split": split, "unparseable_rows": skipped})
+                        {"source": "files", "files": desc_files, "split": split, "unparseable_rows": skipped},
+                        sources)
     if len(data.train) == 0 or len(data.test) == 0:
         raise ScoringError(f"empty split: {len(data.train)} train rows, {len(data.test)} eval rows")
     return data
@@ -354,6 +361,8 @@ def run_training(data: TrainingData, *, name: str, out_dir: Path, feature_set: s
     conformance = check_bundle(bundle)
     progress(f"evaluating on {len(data.test):,} held-out rows")
     metrics = evaluate(bundle, data.test)
+    if data.test_sources:
+        metrics["by_source"] = by_source(bundle, data.test, data.test_sources)
     bundle.metadata["metrics"] = {
         "macro_f1": metrics["classifier"]["macro_f1"],
         "anomaly_roc_auc": metrics["anomaly"].get("roc_auc"),

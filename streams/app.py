@@ -110,6 +110,7 @@ def _declare(app: faust.App, s: Settings) -> tuple[Topics, Tables]:
         shadow=app.topic(names.shadow, **raw),
         retrain=app.topic(names.retrain, **raw),
         incidents=app.topic(names.incidents, **raw),
+        audit=app.topic(names.audit, **raw),
     )
     tables = Tables(
         # Values are packed states (`EntityState.pack`), decoded only while a batch updates them.
@@ -199,6 +200,7 @@ class Pipeline:
             app.agent(topics.threats, name="sink-threats")(sink.run_threats)
             app.agent(topics.actions, name="sink-actions")(sink.run_actions)
             app.agent(topics.incidents, name="sink-incidents")(sink.run_incidents)
+            app.agent(topics.audit, name="sink-audit")(sink.run_audit)
             app.timer(60.0, name="sink-purge")(sink.purge_tick)
         register_pages(app, self.metrics, self._health, debug=s.debug_pages)
         register_api(app, s)

@@ -51,11 +51,23 @@ _MODELS_OPS = ("announce", "retrain")
 class ControlRejected(StreamsError):
     """A control message that must not be applied; `reason` is a short code for metrics."""
 
-    def __init__(self, reason: str, detail: str, envelope: Envelope | None = None) -> None:
+    def __init__(self, reason: str, detail: str, envelope: Envelope | None = None, *,
+                 claimed: Envelope | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.envelope = envelope  # set once the signature held: a reply may then name its nonce
+        # What an unsigned or wrongly signed message claims to be: for the audit trail only, never
+        # for a reply (a forgery naming a real command's nonce would answer it).
+        self.claimed = claimed or envelope
+
+
+def _claimed(data: dict[str, Any]) -> Envelope | None:
+    """An unsigned message read as an envelope, if it is one (what it claims, unverified)."""
+    try:
+        return Envelope.model_validate({**data, "signature": ""})
+    except ValidationError:
+        return None
 
 
 class Command(BaseModel):
@@ -173,7 +185,7 @@ class Verifier:
         if not isinstance(data, dict):
             raise ControlRejected("malformed", "not a JSON object")
         if not data.get("signature"):
-            raise ControlRejected("unsigned", "no signature")
+            raise ControlRejected("unsigned", "no signature", claimed=_claimed(data))
         try:
             env = Envelope.model_validate(data)
         except ValidationError as exc:
@@ -182,7 +194,7 @@ class Verifier:
             raise ControlRejected("no_secret", "this worker has no signing secret; every command is refused")
         # Bytes, not str: compare_digest raises TypeError on a non-ASCII str (found by fuzzing).
         if not hmac.compare_digest(mac(self._secret, env.signed_part()).encode(), env.signature.encode()):
-            raise ControlRejected("bad_signature", "the signature does not match")
+            raise ControlRejected("bad_signature", "the signature does not match", claimed=env)
         # After the signature: these fields are only worth reading once they are known to be signed.
         if env.app_id != self.app_id:
             raise ControlRejected("wrong_deployment", f"signed for app id {env.app_id!r}, this is {self.app_id!r}",

@@ -10,7 +10,8 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.database import Database
 
-__all__ = ["Query", "active_blocks", "find_actions", "find_incidents", "find_threats", "parse_when"]
+__all__ = ["Query", "active_blocks", "audit_filter", "find_actions", "find_audit", "find_incidents", "find_threats",
+           "parse_when"]
 
 _AGO = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -81,6 +82,23 @@ def incident_filter(q: Query) -> dict[str, Any]:
     if q.status:
         f["status"] = q.status
     return f
+
+
+def audit_filter(q: Query) -> dict[str, Any]:
+    """The MongoDB filter on `audit` (op, issuer or outcome, with `at`); `action` holds the op, `entity` the issuer."""
+    f: dict[str, Any] = _time_range("at", q)
+    if q.action:
+        f["op"] = q.action
+    if q.entity:
+        f["issuer"] = q.entity
+    if q.status:
+        f["outcome"] = q.status
+    return f
+
+
+def find_audit(db: Database, q: Query) -> list[dict[str, Any]]:
+    """Audit records matching the query, newest first."""
+    return list(db["audit"].find(audit_filter(q), sort=[("at", DESCENDING)], limit=q.limit))
 
 
 def find_incidents(db: Database, q: Query) -> list[dict[str, Any]]:

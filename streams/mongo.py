@@ -21,10 +21,11 @@ from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
 from .errors import InfraUnavailable, StreamsError
-from .wire import HealingAction, Incident, ThreatEvent
+from .wire import AuditRecord, HealingAction, Incident, ThreatEvent
 
-__all__ = ["ACTIONS", "INCIDENTS", "THREATS", "MongoSink", "SinkError", "TtlMode", "action_document",
-           "connect_mongo", "ensure_ttl_index", "incident_document", "purge_expired", "threat_document"]
+__all__ = ["ACTIONS", "AUDIT", "INCIDENTS", "THREATS", "MongoSink", "SinkError", "TtlMode", "action_document",
+           "audit_document", "connect_mongo", "ensure_ttl_index", "incident_document", "purge_expired",
+           "threat_document"]
 
 # Server answer "NotImplemented": FerretDB 1.x has no TTL indexes (FerretDB issue #2415).
 _NOT_IMPLEMENTED = 238
@@ -80,6 +81,7 @@ def _redact(uri: str) -> str:
 THREATS = "threats"
 ACTIONS = "actions"
 INCIDENTS = "incidents"
+AUDIT = "audit"  # never expires: not in TIME_FIELDS
 # The time field each collection is queried, and expired, by.
 TIME_FIELDS = {THREATS: "detected_at", ACTIONS: "issued_at", INCIDENTS: "updated_at"}
 
@@ -120,6 +122,11 @@ def incident_document(raw: bytes) -> dict[str, Any]:
     return doc
 
 
+def audit_document(raw: bytes) -> dict[str, Any]:
+    """The stored form of one `ops.audit` record."""
+    return _document(raw, AuditRecord, "audit record", "audit_id", {"at": "at_ms"})
+
+
 def action_document(raw: bytes) -> dict[str, Any]:
     """The stored form of one `actions.healing` record; raises ValueError if it is not one."""
     return _document(raw, HealingAction, "healing action", "action_id", {"issued_at": "issued_at_ms"})
@@ -143,6 +150,10 @@ class MongoSink:
             i.create_index([("target", ASCENDING), ("updated_at", DESCENDING)], name="target_time")
             i.create_index([("label", ASCENDING), ("updated_at", DESCENDING)], name="label_time")
             i.create_index([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_time")
+            au = db[AUDIT]
+            au.create_index([("at", DESCENDING)], name="at_desc")
+            au.create_index([("op", ASCENDING), ("at", DESCENDING)], name="op_time")
+            au.create_index([("issuer", ASCENDING), ("at", DESCENDING)], name="issuer_time")
             for coll, field in ((t, TIME_FIELDS[THREATS]), (a, TIME_FIELDS[ACTIONS]), (i, TIME_FIELDS[INCIDENTS])):
                 if self.ttl_s:
                     self.ttl_modes[coll.name] = ensure_ttl_index(coll, field, self.ttl_s)

@@ -32,7 +32,7 @@ from .kafka import aiokafka_security
 from .model_store import ModelRefused, artifact_cache, load_version
 from .operator_state import STATE_KEY, OperatorState, sign_state
 from .reader import GrouplessReader, keep_running
-from .wire import StatusReply
+from .wire import AuditRecord, StatusReply, audit_record
 
 if TYPE_CHECKING:
     from registry import ModelStore
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["Operations"]
 
 log = logging.getLogger("streamguard.worker")
+
+# Refusals decided before (or by) the signature check: the envelope's claims are not verified.
+_UNVERIFIED = frozenset({"malformed", "unsigned", "invalid_command", "no_secret", "bad_signature"})
 
 
 class Operations:
@@ -59,6 +62,8 @@ class Operations:
         self.worker_id = ctx.worker_id
         self.state_topic = state_topic
         self.position: dict[int, int] = {}  # control-topic partition -> next offset to read
+        self.audits: list[AuditRecord] = []  # the audit records of the replies made, until sent
+        self.origin = ""  # the message being handled (topic/partition/offset): part of its audit id
 
     def now_ms(self) -> int:
         return self.ctx.now_ms()
@@ -108,7 +113,7 @@ class Operations:
         except ControlRejected as exc:
             m.control.labels("rejected", exc.reason).inc()
             log.warning("control message refused (%s): %s", exc.reason, exc.detail)
-            return self._reply(exc.envelope, "rejected", exc.reason, exc.detail)
+            return self._reply(exc.envelope, "rejected", exc.reason, exc.detail, claimed=exc.claimed)
         cmd = env.command
         if cmd.op == "retrain":
             return None  # for the retrain worker, which answers it
@@ -126,10 +131,17 @@ class Operations:
         log.info("control %s applied: %s", cmd.op, detail)
         return self._reply(env, "applied", cmd.op, detail)
 
-    def _reply(self, env: Envelope | None, outcome: str, reason: str, detail: str) -> StatusReply:
-        return StatusReply(worker=self.worker_id, app_id=self.ctx.settings.app_id, at_ms=self.now_ms(),
-                           nonce=env.nonce if env else None, op=env.command.op if env else None,
-                           outcome=outcome, reason=reason, detail=detail, state=self.serving.status())
+    def _reply(self, env: Envelope | None, outcome: str, reason: str, detail: str, *,
+               claimed: Envelope | None = None) -> StatusReply:
+        reply = StatusReply(worker=self.worker_id, app_id=self.ctx.settings.app_id, at_ms=self.now_ms(),
+                            nonce=env.nonce if env else None, op=env.command.op if env else None,
+                            outcome=outcome, reason=reason, detail=detail, state=self.serving.status())
+        # A refused message's issuer, op and nonce are only what it claims: the audit says so.
+        seen = env or claimed
+        self.audits.append(audit_record(
+            reply, issuer=seen.issuer if seen else "", verified=env is not None and reason not in _UNVERIFIED,
+            origin=self.origin, op=seen.command.op if seen else None, nonce=seen.nonce if seen else None))
+        return reply
 
     async def _apply(self, cmd: Command) -> str:
         sv = self.serving
@@ -225,11 +237,16 @@ class Operations:
                 await self._record(producer)
                 async for records in reader.batches():
                     for rec in records:
+                        self.origin = f"{rec.topic}/{rec.partition}/{rec.offset}"
                         reply = await self.handle(rec.value or b"",
                                                   "control" if rec.topic == names.control else "models")
                         if reply is not None:
                             await producer.send_and_wait(names.status, reply.model_dump_json().encode(),
                                                          key=self.worker_id.encode())
+                        for audit in self.audits:
+                            await producer.send_and_wait(names.audit, audit.model_dump_json().encode(),
+                                                         key=audit.audit_id.encode())
+                        self.audits.clear()
                         if rec.topic == names.control:
                             self.position[rec.partition] = rec.offset + 1
                             await self._record(producer)

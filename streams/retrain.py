@@ -33,7 +33,7 @@ from .metrics import RetrainMetrics
 from .model_store import ModelRefused, artifact_cache, load_version, open_store, register_trained
 from .settings import Settings
 from .topics import topic_names
-from .wire import StatusReply
+from .wire import StatusReply, audit_record
 
 __all__ = ["RetrainOptions", "RetrainWorker"]
 
@@ -163,6 +163,12 @@ class RetrainWorker:
                             detail=detail,
                             state={"model": {"name": self.s.model_name, "version": active.version if active else None}})
         self._produce(self.names.status, self.worker_id.encode(), reply.model_dump_json().encode())
+        audit = audit_record(reply, issuer=env.issuer if env else "retrain-worker", verified=env is not None,
+                             origin=f"retrain/{self.runs}")
+        try:
+            self._produce(self.names.audit, audit.audit_id.encode(), audit.model_dump_json().encode())
+        except StreamsError as exc:  # the run's outcome stands; the status reply above has it
+            log.error("audit record not written: %s", exc)
 
     def handle(self, raw: bytes, purpose: Purpose = "control") -> None:
         """Act on one message of the control or retrain (`models`) topic (only signed `retrain` requests matter)."""

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
                                "with each healing action.")
     topic_incidents: str = Field("threats.incidents", description="Incidents: one record per attack, updated "
                                  "(compacted, keyed by incident id).")
+    topic_audit: str = Field("ops.audit", description="The audit trail: every control command and model "
+                             "announcement each worker read, and each retrain run (compacted, never expires).")
     topic_status: str = Field("ops.status", description="Workers' replies to control commands (applied or refused).")
     control_window_s: float = Field(300.0, gt=0, description="How far a control command's timestamp may be from now.")
     topic_scored: str = Field("events.scored", description="Every scored event, when emit_scored is on.")

@@ -25,16 +25,19 @@ class TopicNames:
     shadow: str
     applied: str
     incidents: str
+    audit: str
 
     def all(self) -> list[str]:
         """Every external topic name, in declaration order."""
         return [self.logs_raw, self.flows_raw, self.threats, self.actions, self.retrain, self.control,
-                self.deadletter, self.scored, self.status, self.shadow, self.applied, self.incidents]
+                self.deadletter, self.scored, self.status, self.shadow, self.applied, self.incidents,
+                self.audit]
 
     def configs(self) -> dict[str, dict[str, str]]:
         """Topic configs a topic needs when streamguard creates it (by name)."""
         # One record per incident id is its state: compaction keeps the latest revision of each.
-        return {self.incidents: {"cleanup.policy": "compact"}}
+        # Audit records have unique keys: compaction without deletion keeps every one for good.
+        return {self.incidents: {"cleanup.policy": "compact"}, self.audit: {"cleanup.policy": "compact"}}
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -52,4 +55,5 @@ def topic_names(settings: Settings) -> TopicNames:
         shadow=settings.topic(settings.topic_shadow),
         applied=settings.topic(settings.topic_applied),
         incidents=settings.topic(settings.topic_incidents),
+        audit=settings.topic(settings.topic_audit),
     )

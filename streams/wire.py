@@ -21,6 +21,7 @@ from scoring.batch import ScoreResult
 from .control import Envelope
 
 __all__ = [
+    "AuditRecord",
     "DeadLetter",
     "EntityRef",
     "HealingAction",
@@ -30,6 +31,7 @@ __all__ = [
     "StatusReply",
     "ThreatEvent",
     "WIRE_MODELS",
+    "audit_record",
     "dead_letter",
     "event_id_for",
     "primary_entity",
@@ -250,6 +252,43 @@ class Incident(BaseModel):
     revision: int = Field(ge=1, description="Grows with every change; keep the record with the highest.")
 
 
+class AuditRecord(BaseModel):
+    """One operator-visible change or refusal on `ops.audit` (compacted, keyed by `audit_id`; nothing expires).
+
+    Written by each worker for every control command and model announcement it read (applied,
+    rejected or failed), and by the retrain worker for each run. `issuer` is what the signed
+    envelope says; it is only as trustworthy as `issuer_verified` (the signature checked).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    audit_id: str = Field(description="Deterministic: the same worker answering the same message gives the same id.")
+    at_ms: int
+    worker: str = Field(description="Who acted: host:pid of a worker, retrain@host:pid of the retrain worker.")
+    app_id: str
+    issuer: str = Field(description="The envelope's issuer (e.g. cli@host), or empty when it could not be read.")
+    issuer_verified: bool
+    nonce: str | None
+    op: str | None
+    outcome: Literal["applied", "rejected", "failed"]
+    reason: str
+    detail: str
+    model_version: str | None = Field(description="The version the worker serves after it.")
+
+
+def audit_record(reply: StatusReply, *, issuer: str, verified: bool, origin: str = "", op: str | None = None,
+                 nonce: str | None = None) -> AuditRecord:
+    """The audit record of a status reply; `origin` names the message answered (topic/partition/offset), and `op`
+    and `nonce` what an unverified message claimed (the reply does not repeat them)."""
+    model = reply.state.get("model") if isinstance(reply.state, dict) else None
+    version = model.get("version") if isinstance(model, dict) else None
+    key = "\0".join((reply.worker, origin, reply.nonce or "", reply.op or "", str(reply.at_ms)))
+    return AuditRecord(audit_id=hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32],
+                       at_ms=reply.at_ms, worker=reply.worker, app_id=reply.app_id, issuer=issuer,
+                       issuer_verified=verified, nonce=reply.nonce or nonce, op=reply.op or op,
+                       outcome=reply.outcome, reason=reply.reason, detail=reply.detail,
+                       model_version=version if isinstance(version, str) else None)
+
+
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "threat_event": ThreatEvent,
     "healing_action": HealingAction,
@@ -258,4 +297,5 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "status_reply": StatusReply,
     "applied_action": AppliedAction,
     "incident": Incident,
+    "audit_record": AuditRecord,
 }

@@ -45,7 +45,9 @@ class Topics:
     scored: Any
     shadow: Any
     retrain: Any
-    incidents: Any  # threats.incidents (compacted)
+    # Last, with defaults: code that builds Topics positionally for one stage need not name them.
+    incidents: Any = None  # threats.incidents (compacted)
+    audit: Any = None  # ops.audit (compacted; the sink reads it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,4 @@
-"""Sink: copy `threats.enriched`, `actions.healing` and `threats.incidents` into MongoDB, a batch acknowledged
-once written."""
+"""Sink: copy threats, actions, incidents and the audit trail into MongoDB, a batch acknowledged once written."""
 
 from __future__ import annotations
 
@@ -11,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StreamsError
 from ..mongo import (
     ACTIONS,
+    AUDIT,
     INCIDENTS,
     THREATS,
     MongoSink,
     action_document,
+    audit_document,
     connect_mongo,
     incident_document,
     threat_document,
@@ -45,6 +46,10 @@ class SinkStage:
     async def run_actions(self, stream: Any) -> None:
         """The agent on `actions.healing`."""
         await self._run(stream, ACTIONS, action_document)
+
+    async def run_audit(self, stream: Any) -> None:
+        """The agent on `ops.audit`."""
+        await self._run(stream, AUDIT, audit_document)
 
     async def run_incidents(self, stream: Any) -> None:
         """The agent on `threats.incidents`."""

@@ -1,5 +1,5 @@
-"""`streamguard incidents`, `threats`, `actions` and `blocks`: what the MongoDB sink stored, filtered, as a table
-or JSON."""
+"""`streamguard incidents`, `threats`, `actions`, `blocks` and `audit`: what the MongoDB sink stored (the audit
+trail also from its topic), filtered, as a table or JSON."""
 
 from __future__ import annotations
 
@@ -144,4 +144,78 @@ def blocks(
         ("target", lambda d: d["target"]), ("since (UTC)", lambda d: _ms(d["issued_at_ms"])),
         ("expires (UTC)", lambda d: _ms(d.get("expires_at_ms"))), ("risk", lambda d: d["risk"]),
         ("reason", lambda d: d["reason"][:120]),
+    ])
+
+
+def _audit_from_kafka(q: Any) -> list[dict[str, Any]]:
+    """The audit trail read from its compacted topic, start to end (no MongoDB needed), filtered like the query."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from ..kafka import client_conf
+    from ..topics import topic_names
+    from ..wire import AuditRecord
+    from ._common import connect
+
+    s = get_settings()
+    topic = topic_names(s).audit
+    connect(s, [topic])
+    c = Consumer({**client_conf(s.kafka_bootstrap), "group.id": "streamguard-audit-reader",
+                  "enable.auto.commit": False, "log_level": 0})
+    rows: list[dict[str, Any]] = []
+    try:
+        parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts if ends[p] > 0])
+        left = {p for p in parts if ends[p] > 0}
+        while left:
+            for msg in c.consume(500, 5.0):
+                if msg.error():
+                    continue
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    left.discard(msg.partition())
+                try:
+                    rows.append(AuditRecord.model_validate_json(msg.value() or b"").model_dump(mode="json"))
+                except ValueError:
+                    continue  # not ours: the sink dead-letters it; the listing shows audit records only
+    finally:
+        c.close()
+    since = q.since.timestamp() * 1000 if q.since else None
+    until = q.until.timestamp() * 1000 if q.until else None
+    rows = [r for r in rows if (not q.action or r["op"] == q.action) and (not q.entity or r["issuer"] == q.entity)
+            and (not q.status or r["outcome"] == q.status) and (since is None or r["at_ms"] >= since)
+            and (until is None or r["at_ms"] < until)]
+    rows.sort(key=lambda r: r["at_ms"], reverse=True)
+    return rows[: q.limit]
+
+
+@app.command()
+def audit(
+    op: str = typer.Option(None, "--op", help="Only this command: promote, rollback, set_threshold, pause_actions, "
+                                              "allowlist_add, announce, retrain, ..."),
+    issuer: str = typer.Option(None, "--issuer", help="Only commands whose envelope names this issuer."),
+    outcome: str = typer.Option(None, "--outcome", help="Only applied, rejected or failed."),
+    since: str = _SINCE, until: str = _UNTIL, limit: int = _LIMIT, as_json: bool = _JSON,
+) -> None:
+    """The audit trail, newest first: every control command and model announcement each worker read (with its
+    issuer and outcome), and each retrain run.
+
+    Reads MongoDB when STREAMGUARD_MONGO_URI is set (the sink's `audit` collection), else the
+    ops.audit topic itself from its start (compacted, nothing expires). A rejected message's
+    issuer is only what it claims (`verified` says whether its signature checked).
+    """
+    if outcome not in (None, "applied", "rejected", "failed"):
+        raise fail(f"--outcome must be applied, rejected or failed, got {outcome!r}", 2)
+    q = _query(issuer, since, until, limit, action=op, status=outcome)
+    if get_settings().mongo_uri is not None:
+        from ..investigate import find_audit
+
+        rows = find_audit(_db(), q)
+    else:
+        rows = _audit_from_kafka(q)
+    _show(rows, as_json, "audit", [
+        ("at (UTC)", lambda d: _ms(d["at_ms"])), ("op", lambda d: d["op"] or "-"),
+        ("outcome", lambda d: d["outcome"]), ("reason", lambda d: d["reason"]),
+        ("issuer", lambda d: (d["issuer"] or "-") + ("" if d["issuer_verified"] else " (unverified)")),
+        ("worker", lambda d: d["worker"]), ("model", lambda d: d["model_version"] or "-"),
+        ("detail", lambda d: d["detail"][:100]),
     ])

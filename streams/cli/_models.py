@@ -11,6 +11,7 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ..model_store import describe_store, register_trained
 from ..settings import get_settings
@@ -91,7 +92,7 @@ def train(
         console.print("[red]error[/] nothing to train on: use --generator and/or --flows/--logs")
         raise typer.Exit(2)
     data = TrainingData(Dataset.concat(p.train for p in parts), Dataset.concat(p.test for p in parts),
-                        {"parts": [p.description for p in parts]})
+                        {"parts": [p.description for p in parts]}, [s for p in parts for s in p.test_sources])
     # The registry keeps its own copies of the artifact and report: the working folder goes.
     with tempfile.TemporaryDirectory(prefix="streamguard-train-") as out:
         params = TrainParams.defaults(anomaly_detector=detector, anomaly_threshold=anomaly_threshold)
@@ -108,6 +109,9 @@ def train(
     console.print(f"  classifier macro-F1 {m['classifier']['macro_f1']:.4f}; anomaly ROC AUC "
                   f"{m['anomaly'].get('roc_auc', float('nan')):.4f}, FPR {m['anomaly']['false_positive_rate']:.4f} and "
                   f"detection {m['anomaly']['detection_rate'] or 0:.4f} at {m['anomaly']['threshold']}")
+    for source, fig in m.get("by_source", {}).get("sources", {}).items():
+        rates = ", ".join(f"{lab} {c['threat_rate']:.3f}" for lab, c in fig["classes"].items())
+        console.print(f"  {escape(source)}: share at risk >= {m['by_source']['threshold']}: {rates}")
     if hasattr(reg, "report_dir"):
         console.print(f"  report: {reg.report_dir(name, b.version) / 'report.md'}")
     else:

@@ -50,6 +50,12 @@ def retrain_worker(
     options = RetrainOptions(generator=generator, seeds_per_run=seeds_per_run, duration_s=duration,
                              eval_seeds=tuple(ints(eval_seeds, "--eval-seeds")), flows=tuple(flows), logs=tuple(logs),
                              max_regression=max_regression)
+    from ..topics import topic_names
+    from ._common import connect
+
+    names = topic_names(s)
+    # The audit trail is compacted: created here with that config if no worker has made it yet.
+    connect(s, [names.status, names.audit])
     worker = RetrainWorker(s, options, progress=lambda m: console.print(f"[dim]retrain[/] {m}"))
     if once:
         out = worker.retrain("operator", "streamguard retrain-worker --once")

@@ -21,6 +21,7 @@ from streams.wire import (
     ModelRef,
     StatusReply,
     ThreatEvent,
+    audit_record,
     dead_letter,
 )
 
@@ -104,8 +105,9 @@ def _samples() -> dict[str, Any]:
         actions=[IncidentAction(action_id="a1", action="block_ip", dry_run=True, degraded=False,
                                 issued_at_ms=1767603602000)],
         model_versions=["20260101-000000-abcdef12"], revision=32)
+    audit = audit_record(reply, issuer="cli@ops", verified=True)
     return {"threat_event": threat, "healing_action": action, "dead_letter": letter, "control_envelope": envelope,
-            "status_reply": reply, "applied_action": applied, "incident": incident}
+            "status_reply": reply, "applied_action": applied, "incident": incident, "audit_record": audit}
 
 
 def test_sample_records_validate_against_their_schema() -> None:
