@@ -145,7 +145,8 @@ class RetrainMetrics:
                                 "Retrain requests by what became of them (accepted, coalesced, rejected).",
                                 ["outcome"], registry=r)
         self.runs = Counter("streamguard_retrain_runs_total",
-                            "Retrain runs by trigger (operator, drift, interval) and outcome (promoted, kept, failed).",
+                            "Retrain runs by trigger (operator, drift, interval) and outcome (promoted, kept, "
+                            "awaiting_approval, failed).",
                             ["trigger", "outcome"], registry=r)
         self.seconds = Histogram("streamguard_retrain_seconds", "Duration of retrain runs.",
                                  buckets=(10, 30, 60, 120, 300, 600, 1800, 3600), registry=r)

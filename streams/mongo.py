@@ -38,9 +38,14 @@ class TtlMode(enum.Enum):
     PURGE = "purge"  # the server has no TTL indexes; `purge_expired` must be called
 
 
-def connect_mongo(uri: str, timeout_ms: int = 5000) -> MongoClient:
-    """A client that has answered a ping; raises `InfraUnavailable` otherwise."""
-    client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
+def connect_mongo(uri: str, timeout_ms: int = 5000, *, socket_timeout_ms: int | None = None) -> MongoClient:
+    """A client that has answered a ping; raises `InfraUnavailable` otherwise.
+
+    `socket_timeout_ms` bounds every operation: without it a server that never answers holds
+    the caller for good (the sink's batch, and its partition, would stall instead of retrying).
+    """
+    client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True,
+                                      socketTimeoutMS=socket_timeout_ms)
     try:
         client.admin.command("ping")
     except PyMongoError as exc:

@@ -51,6 +51,7 @@ class RetrainOptions:
     flows: tuple[Path, ...] = ()
     logs: tuple[Path, ...] = ()
     max_regression: float = 0.005
+    require_approval: bool = False  # a version that passes the gate waits for an operator's `control promote`
     extra_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,7 +122,8 @@ class RetrainWorker:
                 self.progress(f"champion {champion_info.version} not comparable: {exc}")
         passed, why = promotion_gate(champion_metrics, result.metrics, max_regression=self.o.max_regression)
         gate = {"passed": passed, "reason": why, "trigger": trigger, "request": reason,
-                "champion": champion_info.version if champion_info else None}
+                "champion": champion_info.version if champion_info else None,
+                "approval": "required" if self.o.require_approval else "not required"}
         info = register_trained(self.store, result, name=name, feature_set="all", extra={"gate": gate},
                                 secret=self.s.signing_secret.get_secret_value(),
                                 description=data.description)
@@ -132,6 +134,12 @@ class RetrainWorker:
             detail = f"trained {info.version} in {took:.0f} s; kept {gate['champion']}: {why}"
             self.progress(detail)
             return {"outcome": "kept", "version": info.version, "detail": detail}
+        if self.o.require_approval:
+            self.metrics.runs.labels(trigger, "awaiting_approval").inc()
+            detail = (f"trained {info.version} in {took:.0f} s; passed the gate ({why}); not promoted: awaiting an "
+                      f"operator's `streamguard control promote {info.version}`")
+            self.progress(detail)
+            return {"outcome": "awaiting_approval", "version": info.version, "detail": detail}
         self.store.activate(name, info.version)
         self._send(self.names.retrain, b"announce", Command(
             op="announce", version=info.version, sha256=info.sha256,

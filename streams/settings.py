@@ -119,6 +119,10 @@ class Settings(BaseSettings):
 
     # Storage
     mongo_uri: SecretStr | None = Field(None, description="MongoDB URI; unset means no MongoDB sink or store.")
+    webhook_url: str | None = Field(None, description="Where `streamguard webhook` POSTs healing actions "
+                                    "(http or https).")
+    webhook_token: SecretStr | None = Field(None, description="Sent as a bearer token by `streamguard webhook`, and "
+                                            "the key of its body's HMAC-SHA256 signature header (secret).")
     mongo_database: str = "streamguard"
     mongo_sink: bool = Field(True, description="With mongo_uri set: also write threats and actions to MongoDB.")
     mongo_ttl_days: float = Field(0.0, ge=0, description="Delete stored threats and actions older than this "

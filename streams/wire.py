@@ -128,7 +128,7 @@ class DeadLetter(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(description="Reason code from a fixed set (features.errors.Reason; 'internal'; "
                                     "'unreadable_output' for a foreign record on an output topic the MongoDB sink "
-                                    "reads).")
+                                    "reads; 'undelivered' for an action `streamguard webhook` could not deliver).")
     error: str
     source_topic: str
     source_partition: int
@@ -179,18 +179,19 @@ class HealingAction(BaseModel):
 
 
 class AppliedAction(BaseModel):
-    """What an enforcement point did with a healing action, on `actions.applied` (`streamguard enforce`)."""
+    """What an enforcement point did with a healing action, on `actions.applied` (`streamguard enforce`, `webhook`)."""
 
     model_config = ConfigDict(extra="forbid")
     action_id: str
     action: str
     target: str
-    outcome: Literal["applied", "printed", "dry_run", "expired", "ignored", "failed"] = Field(
-        description="applied: the commands ran; printed: --print mode wrote them; dry_run, expired (a block whose "
-                    "expiry had passed) and ignored (not an address action) ran nothing; failed: see detail.")
+    outcome: Literal["applied", "printed", "delivered", "dry_run", "expired", "ignored", "failed"] = Field(
+        description="applied: the commands ran; printed: --print mode wrote them; delivered: a webhook receiver "
+                    "accepted it (streamguard webhook); dry_run, expired (a block whose expiry had passed) and "
+                    "ignored (not an address action) ran nothing; failed: see detail.")
     detail: str
     commands: list[str] = Field(description="The enforcement commands run (or printed), as one line each.")
-    enforcer: str = Field(description="host:pid of the enforcement point.")
+    enforcer: str = Field(description="host:pid of the enforcement point (webhook:host:pid for a webhook sender).")
     at_ms: int
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ __all__ = ["SinkStage"]
 log = logging.getLogger("streamguard.worker")
 
 BATCH = 500
+WRITE_TIMEOUT_MS = 60_000  # one MongoDB operation at most; then the batch is retried
 
 
 class SinkStage:
@@ -38,6 +40,9 @@ class SinkStage:
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
         self._sink: MongoSink | None = None
+        # The sink agents write from worker threads at once: one of them prepares the collections
+        # and indexes, the others wait for it (concurrent index builds stalled FerretDB's SQLite backend).
+        self._opening = threading.Lock()
 
     async def run_threats(self, stream: Any) -> None:
         """The agent on `threats.enriched`."""
@@ -83,10 +88,12 @@ class SinkStage:
 
     def _write(self, collection: str, docs: list[dict]) -> int:
         """Open the sink on first use (in a worker thread: connecting blocks), then write."""
-        if self._sink is None:
-            s = self.ctx.settings
-            client = connect_mongo(s.mongo_uri.get_secret_value() if s.mongo_uri else "")
-            self._sink = MongoSink(client[s.mongo_database], ttl_days=s.mongo_ttl_days)
+        with self._opening:
+            if self._sink is None:
+                s = self.ctx.settings
+                client = connect_mongo(s.mongo_uri.get_secret_value() if s.mongo_uri else "",
+                                       socket_timeout_ms=WRITE_TIMEOUT_MS)
+                self._sink = MongoSink(client[s.mongo_database], ttl_days=s.mongo_ttl_days)
         return self._sink.write(collection, docs)
 
     async def purge_tick(self) -> None:

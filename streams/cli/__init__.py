@@ -8,7 +8,8 @@ from . import _models  # noqa: F401 - registers the model commands
 from . import _schemas  # noqa: F401 - registers the schemas command
 from . import _tail  # noqa: F401 - registers the tail command
 from . import _enforce  # noqa: F401 - registers the enforce command
-from . import _investigate  # noqa: F401 - registers threats, actions and blocks
+from . import _webhook  # noqa: F401 - registers the webhook command
+from . import _investigate  # noqa: F401 - registers incidents, threats, actions, blocks and audit
 from . import _traffic  # noqa: F401 - registers the produce and simulate commands
 from . import _replay  # noqa: F401 - registers the replay command
 from . import _control  # noqa: F401 - registers the control commands

@@ -28,6 +28,9 @@ def retrain_worker(
                                     help="Log file(s) to train on as well (split by time). Repeatable."),
     max_regression: float = typer.Option(0.005, "--max-regression", min=0.0, max=1.0,
                                          help="Promote only if macro-F1 and anomaly ROC AUC fall by at most this."),
+    require_approval: bool = typer.Option(False, "--require-approval",
+                                          help="Register a version that passes the gate without promoting it: an "
+                                               "operator promotes it (`streamguard control promote V`)."),
     once: bool = typer.Option(False, "--once", help="Run one retrain now and exit (no Kafka consumer)."),
 ) -> None:
     """Retrain on signed `retrain` commands, drift requests and STREAMGUARD_AUTO_RETRAIN_HOURS.
@@ -49,17 +52,17 @@ def retrain_worker(
         raise typer.Exit(2)
     options = RetrainOptions(generator=generator, seeds_per_run=seeds_per_run, duration_s=duration,
                              eval_seeds=tuple(ints(eval_seeds, "--eval-seeds")), flows=tuple(flows), logs=tuple(logs),
-                             max_regression=max_regression)
+                             max_regression=max_regression, require_approval=require_approval)
+    worker = RetrainWorker(s, options, progress=lambda m: console.print(f"[dim]retrain[/] {m}"))
+    if once:
+        out = worker.retrain("operator", "streamguard retrain-worker --once")
+        raise typer.Exit(0 if out["outcome"] in ("promoted", "kept", "awaiting_approval") else 1)
     from ..topics import topic_names
     from ._common import connect
 
     names = topic_names(s)
     # The audit trail is compacted: created here with that config if no worker has made it yet.
     connect(s, [names.status, names.audit])
-    worker = RetrainWorker(s, options, progress=lambda m: console.print(f"[dim]retrain[/] {m}"))
-    if once:
-        out = worker.retrain("operator", "streamguard retrain-worker --once")
-        raise typer.Exit(0 if out["outcome"] in ("promoted", "kept") else 1)
     if s.metrics_port:
         from prometheus_client import start_http_server
 

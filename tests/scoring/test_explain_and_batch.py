@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from features.events import Event
-from features.extract import EVENT_FEATURES, FEATURE_NAMES
+from features.extract import EVENT_FEATURES, FEATURE_NAMES, FEATURES
 from scoring.batch import ScoreResult, score_batch
 from scoring.bundle import ModelBundle, severity_for
 from scoring.explain import explain
@@ -137,3 +137,34 @@ def test_calm_benign_row_says_nothing_is_out_of_range(knn_bundle: ModelBundle, s
     [sentences] = explain(knn_bundle, x, test.events[:1], scores)
     assert sentences[-1] == "no feature is outside its normal range"
     assert len(sentences) == 2
+
+
+def test_an_attack_verdict_names_window_evidence_before_one_flows_fields(knn_bundle: ModelBundle,
+                                                                         scenario_data: TrainingData) -> None:
+    """Every attack row of the held-out seed whose drivers include a window feature leads with one; flag counts of
+    one flow are never drivers."""
+    from scoring.bundle import BatchScores
+
+    test = scenario_data.test
+    attacks = np.flatnonzero(test.y.astype(str) != "benign")[:400]
+    x, events = test.x[attacks], [test.events[i] for i in attacks]
+    scores: BatchScores = knn_bundle.score(x)
+    window_names = [n for n in FEATURE_NAMES if n not in EVENT_FEATURES]
+    descriptions = {f.name: f.description for f in FEATURES}
+    led_by_window = checked = 0
+    for i, sentences in enumerate(explain(knn_bundle, x, events, scores)):
+        drivers = [s for s in sentences[1:] if "; normal is under" in s]
+        assert not any(s.startswith(("RST flags", "SYN flags", "FIN flags")) for s in drivers), sentences
+        if scores.labels[i] == "benign" or not drivers:
+            continue
+        is_window = [any(d.startswith(_generic(descriptions[n])) for n in window_names) for d in drivers]
+        if any(is_window):
+            checked += 1
+            led_by_window += is_window[0]
+            assert is_window == sorted(is_window, reverse=True), sentences
+    assert checked > 50 and led_by_window == checked
+
+
+def _generic(description: str) -> str:
+    """The start of a feature's description before the entity is filled in ("... from this source")."""
+    return description.split("this ")[0].rstrip()
