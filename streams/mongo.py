@@ -3,7 +3,7 @@
 The sink writes enriched threats and healing actions in batches, idempotently. Documents
 keep the wire record's fields and add BSON datetimes (`detected_at`, `event_time`,
 `issued_at`) for time queries and expiry. The `_id` is the record's own deterministic id
-(`event_id`, `action_id`), so a batch written twice after a restart replaces itself.
+(`event_id`, `action_id`), so a batch written twice after a restart is stored once.
 (`registry.mongo`, the model store, talks to MongoDB on its own: the registry imports
 nothing of `streams`.)
 """
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from .errors import InfraUnavailable, StreamsError
 from .wire import AuditRecord, HealingAction, Incident, ThreatEvent
@@ -87,6 +87,8 @@ THREATS = "threats"
 ACTIONS = "actions"
 INCIDENTS = "incidents"
 AUDIT = "audit"  # never expires: not in TIME_FIELDS
+_REPLACED = frozenset({INCIDENTS})  # documents that change; the others are written once
+_DUPLICATE_KEY = 11000
 # The time field each collection is queried, and expired, by.
 TIME_FIELDS = {THREATS: "detected_at", ACTIONS: "issued_at", INCIDENTS: "updated_at"}
 
@@ -168,20 +170,32 @@ class MongoSink:
             raise SinkError(f"cannot prepare MongoDB collections in {db.name!r}: {exc}") from exc
 
     def write(self, collection: str, docs: list[dict[str, Any]]) -> int:
-        """Upsert documents by `_id`; returns how many were written.
+        """Store documents by `_id`; returns how many are stored (the distinct ids of the batch).
 
-        Records of one id come from one partition in order (incidents: revisions), so the last wins.
+        Threats, actions and audit records never change: a redelivered one is already there and
+        its duplicate-key error is ignored (the first copy stays). Inserting is what makes this
+        cheap: FerretDB's SQLite backend scans the collection for every upsert (300 upserts into
+        4,000 documents took 63 s here, 300 inserts 0.09 s). Incidents change (revisions): they are
+        replaced, the last copy of an id winning, since one incident's records come in order.
         """
         if not docs:
             return 0
         # The last copy of an id in the batch wins, as it would in sequence.
         by_id = {d["_id"]: d for d in docs}
-        ops = [ReplaceOne({"_id": k}, d, upsert=True) for k, d in by_id.items()]
         try:
-            self.db[collection].bulk_write(ops, ordered=False)
+            if collection in _REPLACED:
+                ops = [ReplaceOne({"_id": k}, d, upsert=True) for k, d in by_id.items()]
+                self.db[collection].bulk_write(ops, ordered=False)
+                return len(ops)
+            try:
+                self.db[collection].insert_many(list(by_id.values()), ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != _DUPLICATE_KEY for e in errors) or exc.details.get("writeConcernErrors"):
+                    raise
+            return len(by_id)
         except PyMongoError as exc:
-            raise SinkError(f"writing {len(ops)} document(s) to {collection!r} failed: {exc}") from exc
-        return len(ops)
+            raise SinkError(f"writing {len(by_id)} document(s) to {collection!r} failed: {exc}") from exc
 
     def purge(self, now: datetime) -> int:
         """Delete expired documents where the server has no TTL indexes (FerretDB 1.x)."""

@@ -40,9 +40,10 @@ class SinkStage:
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
         self._sink: MongoSink | None = None
-        # The sink agents write from worker threads at once: one of them prepares the collections
-        # and indexes, the others wait for it (concurrent index builds stalled FerretDB's SQLite backend).
-        self._opening = threading.Lock()
+        # The four sink agents write from worker threads: one write at a time per worker. FerretDB's
+        # SQLite backend has one writer per database; eight concurrent writers (two workers) made each
+        # 500-document batch wait past a minute, over and over (seen in the rollout test).
+        self._writing = threading.Lock()
 
     async def run_threats(self, stream: Any) -> None:
         """The agent on `threats.enriched`."""
@@ -88,13 +89,13 @@ class SinkStage:
 
     def _write(self, collection: str, docs: list[dict]) -> int:
         """Open the sink on first use (in a worker thread: connecting blocks), then write."""
-        with self._opening:
+        with self._writing:
             if self._sink is None:
                 s = self.ctx.settings
                 client = connect_mongo(s.mongo_uri.get_secret_value() if s.mongo_uri else "",
                                        socket_timeout_ms=WRITE_TIMEOUT_MS)
                 self._sink = MongoSink(client[s.mongo_database], ttl_days=s.mongo_ttl_days)
-        return self._sink.write(collection, docs)
+            return self._sink.write(collection, docs)
 
     async def purge_tick(self) -> None:
         """Delete expired documents where the server has no TTL indexes (FerretDB 1.x)."""
