@@ -75,7 +75,7 @@ def test_threats_actions_and_active_blocks_from_the_sink(mongo_db, mongo_uri: st
         _action(3) | {"action_id": "d3", "dry_run": True, "issued_at_ms": now_ms - 20_000,
                       "expires_at_ms": now_ms + 600_000},
         _action(4) | {"action_id": "e4", "issued_at_ms": now_ms - 900_000, "expires_at_ms": now_ms - 300_000},
-        _action(5) | {"action_id": "b5", "issued_at_ms": now_ms - 10_000, "expires_at_ms": now_ms + 60_000},
+        _action(5) | {"action_id": "b5", "issued_at_ms": now_ms - 10_000, "expires_at_ms": now_ms + 3_600_000},
         _action(5) | {"action_id": "al5", "action": "alert", "issued_at_ms": now_ms - 5_000},
     ]
     sink = MongoSink(mongo_db)
