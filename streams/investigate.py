@@ -48,52 +48,33 @@ def _time_range(field: str, q: Query) -> dict[str, Any]:
     return {field: rng} if rng else {}
 
 
+def _filter(q: Query, time_field: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The time range on `time_field`, and each set query attribute on its document field."""
+    f: dict[str, Any] = _time_range(time_field, q)
+    f.update({doc: value for attr, doc in fields.items() if (value := getattr(q, attr))})
+    return f
+
+
 def threat_filter(q: Query) -> dict[str, Any]:
     """The MongoDB filter on `threats` (each field one the sink indexes, with `detected_at`)."""
-    f: dict[str, Any] = _time_range("detected_at", q)
-    if q.entity:
-        f["entity.value"] = q.entity
-    if q.label:
-        f["ml_predicted_label"] = q.label
-    if q.severity:
-        f["severity"] = q.severity
-    return f
+    return _filter(q, "detected_at", {"entity": "entity.value", "label": "ml_predicted_label",
+                                      "severity": "severity"})
 
 
 def action_filter(q: Query) -> dict[str, Any]:
     """The MongoDB filter on `actions` (target or action, with `issued_at`)."""
-    f: dict[str, Any] = _time_range("issued_at", q)
-    if q.entity:
-        f["target"] = q.entity
-    if q.action:
-        f["action"] = q.action
-    return f
+    return _filter(q, "issued_at", {"entity": "target", "action": "action"})
 
 
 def incident_filter(q: Query) -> dict[str, Any]:
     """The MongoDB filter on `incidents` (target, label or status, with `updated_at`)."""
-    f: dict[str, Any] = _time_range("updated_at", q)
-    if q.entity:
-        f["target"] = q.entity
-    if q.label:
-        f["label"] = q.label
-    if q.severity:
-        f["severity"] = q.severity
-    if q.status:
-        f["status"] = q.status
-    return f
+    return _filter(q, "updated_at", {"entity": "target", "label": "label", "severity": "severity",
+                                     "status": "status"})
 
 
 def audit_filter(q: Query) -> dict[str, Any]:
     """The MongoDB filter on `audit` (op, issuer or outcome, with `at`); `action` holds the op, `entity` the issuer."""
-    f: dict[str, Any] = _time_range("at", q)
-    if q.action:
-        f["op"] = q.action
-    if q.entity:
-        f["issuer"] = q.entity
-    if q.status:
-        f["outcome"] = q.status
-    return f
+    return _filter(q, "at", {"action": "op", "entity": "issuer", "status": "outcome"})
 
 
 def find_audit(db: Database, q: Query) -> list[dict[str, Any]]:
