@@ -8,6 +8,8 @@ it one key per incident and write only the incidents a batch touched.
 
 - A threat joins the open incident of its (target type, target, label), or opens one; its
   id is a hash of that triple and the first threat's event id, so a replay gives the same id.
+  Labels in `by_destination` (a DDoS: one attack, many sources) are grouped by the address
+  their event was sent to instead, and the incident lists the attacking sources.
 - An incident's record is due when it opens, then at most every `update_every_ms` while it
   changes, and once more when it closes, `quiet_ms` after its last threat (clock of the
   worker, not event time: a replayed backlog is one incident per attack as it arrives).
@@ -46,6 +48,8 @@ class IncidentConfig:
     keep_event_ids: int = 20  # event ids of the first threats, kept as examples
     keep_actions: int = 20  # the latest actions taken
     keep_versions: int = 5  # model versions that raised its threats
+    keep_sources: int = 100  # attacking sources listed on an incident grouped by destination
+    by_destination: frozenset[str] = frozenset({"ddos"})  # labels grouped by their event's destination
 
     def __post_init__(self) -> None:
         if self.update_every_ms < 0 or self.quiet_ms <= 0 or self.max_open < 1:
@@ -80,6 +84,7 @@ class Incident:
     last_event_id: str
     actions: list[dict[str, Any]] = field(default_factory=list)  # the latest: id, action, dry_run, degraded, at
     model_versions: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # grouped by destination: the first attacking sources
     revision: int = 1  # grows with every change: keep the highest
     emitted_revision: int = 0  # the revision last handed out (0: never; not part of the record)
     emitted_at_ms: int = 0
@@ -139,7 +144,7 @@ class IncidentBook:
                 return None
             self.applied_position = position
         cfg = self.cfg
-        key = (threat.target_type, threat.target, threat.label)
+        key = self.key_of(threat)
         seen_ms = event_time_ms if event_time_ms is not None else now_ms
         inc = self._open.get(key)
         if inc is None:
@@ -167,11 +172,20 @@ class IncidentBook:
             inc.max_risk, inc.severity, inc.evidence = threat.risk, severity_for(threat.risk), dict(threat.evidence)
         if model_version and model_version not in inc.model_versions:
             inc.model_versions = (inc.model_versions + [model_version])[-cfg.keep_versions:]
+        if key[1] != threat.target and len(inc.sources) < cfg.keep_sources and threat.target not in inc.sources:
+            inc.sources.append(threat.target)
         self._add_actions(inc, actions)
         inc.revision += 1
         self.touched.add(key)
         self._pending.add(key)
         return inc
+
+    def key_of(self, threat: Threat) -> IncidentKey:
+        """The incident a threat belongs to: its target's, or its destination's for labels grouped so."""
+        dst = threat.subjects.get("dst_ip")
+        if threat.label in self.cfg.by_destination and dst:
+            return ("ip", dst, threat.label)
+        return (threat.target_type, threat.target, threat.label)
 
     def note_actions(self, actions: Iterable[Action], now_ms: int) -> None:
         """List actions not decided for a threat (expiries, unblocks) on the open incidents of their target."""

@@ -29,6 +29,8 @@ __all__ = [
     "Purpose",
     "Command",
     "ControlRejected",
+    "HealingPolicy",
+    "PolicyRule",
     "Envelope",
     "Verifier",
     "canonical",
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 COMMANDS = ("promote", "rollback", "set_threshold", "pause_actions", "resume_actions", "dry_run",
-            "allowlist", "unblock", "retrain", "status", "announce", "challenger")
+            "allowlist", "unblock", "retrain", "status", "announce", "challenger", "policy")
 
 
 # Which topic an envelope was signed for: operator commands on `ops.control`, model announcements
@@ -70,13 +72,43 @@ def _claimed(data: dict[str, Any]) -> Envelope | None:
         return None
 
 
+class PolicyRule(BaseModel):
+    """One rule of a healing policy file (`scoring/healing/default_policy.toml` shows each field in use)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    label: str = Field(min_length=1, max_length=64, description="The predicted label it acts for; '*': every "
+                       "label without rules of its own (never benign).")
+    action: Literal["block_ip", "rate_limit", "lock_account", "isolate_host", "alert"]
+    min_risk: int = Field(ge=0, le=100, description="Acts only at or above this risk.")
+    target: Literal["source", "destination", "user"] = Field(
+        "source", description="On whom: the threat's own entity, the destination address of its event, or the "
+                              "account its event names.")
+    min_evidence: dict[str, float] = Field(default_factory=dict, description="Window features that must all be at "
+                                           "least these values.")
+    max_evidence: dict[str, float] = Field(default_factory=dict, description="Window features that must all be at "
+                                           "most these values.")
+    ttl_ladder_s: list[int] | None = Field(None, min_length=1, description="This rule's durations by offence "
+                                           "(default: the policy's).")
+
+
+class HealingPolicy(BaseModel):
+    """A healing policy file (TOML), as `streamguard control policy` sends it to the workers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str = Field(min_length=1, max_length=64, description="Names the rules; every action carries it.")
+    ttl_ladder_s: list[int] = Field([600, 3600, 86400], min_length=1,
+                                    description="Block duration by offence (1st, 2nd, 3rd and later), seconds.")
+    offence_memory_s: int = Field(7 * 86400, ge=0, description="Offences older than this no longer escalate.")
+    rules: list[PolicyRule] = Field(min_length=1, max_length=500)
+
+
 class Command(BaseModel):
     """One operator command and its arguments (checked per op)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     op: Literal["promote", "rollback", "set_threshold", "pause_actions", "resume_actions", "dry_run",
-                "allowlist", "unblock", "retrain", "status", "announce", "challenger"]
+                "allowlist", "unblock", "retrain", "status", "announce", "challenger", "policy"]
     version: str | None = Field(None, description="promote/rollback: the model version to serve; challenger: the "
                                 "version to run beside it (none: stop the challenger).")
     fraction: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
@@ -92,6 +124,7 @@ class Command(BaseModel):
     feature_schema_version: str | None = Field(None, max_length=64,
                                                description="announce: the feature schema the version was trained on.")
     reason: str | None = Field(None, max_length=2000, description="retrain: why (operator note, drift figures).")
+    policy: HealingPolicy | None = Field(None, description="policy: the healing rules every worker uses from now on.")
 
     @field_validator("cidr")
     @classmethod
@@ -111,7 +144,7 @@ class Command(BaseModel):
     def _has_its_arguments(self) -> Command:
         needs = {"promote": ("version",), "rollback": ("version",), "set_threshold": ("value",),
                  "dry_run": ("on",), "allowlist": ("action", "cidr"), "unblock": ("target",),
-                 "announce": ("version", "sha256", "feature_schema_version")}.get(self.op, ())
+                 "announce": ("version", "sha256", "feature_schema_version"), "policy": ("policy",)}.get(self.op, ())
         missing = [n for n in needs if getattr(self, n) is None]
         if missing:
             raise ValueError(f"{self.op} needs {', '.join(missing)}")

@@ -86,6 +86,8 @@ class ThreatNotice(BaseModel):
     detected_at_ms: int
     event_time_ms: int | None = None
     model_version: str | None = None
+    subjects: dict[str, str] = Field(default_factory=dict, description="Other entities of the event a rule may act "
+                                     "on: dst_ip (its destination address), user (the account it names).")
 
 
 class UnblockRequest(BaseModel):
@@ -122,7 +124,7 @@ def threat_notice(t: Threat) -> bytes:
     return orjson.dumps({"event_id": t.event_id, "label": t.label, "risk": t.risk, "target_type": t.target_type,
                          "target": t.target, "evidence": t.evidence,
                          "detected_at_ms": int(t.detected_at.timestamp() * 1000), "event_time_ms": t.event_time_ms,
-                         "model_version": t.model_version})
+                         "model_version": t.model_version, "subjects": dict(t.subjects)})
 
 
 def unblock_request(target: str) -> bytes:
@@ -138,7 +140,7 @@ def read_healing(raw: bytes | None) -> Threat | UnblockRequest:
     return Threat(event_id=msg.event_id, label=msg.label, risk=msg.risk, target_type=msg.target_type,
                   target=msg.target, evidence=dict(msg.evidence),
                   detected_at=datetime.fromtimestamp(msg.detected_at_ms / 1000, tz=UTC),
-                  event_time_ms=msg.event_time_ms, model_version=msg.model_version)
+                  event_time_ms=msg.event_time_ms, model_version=msg.model_version, subjects=dict(msg.subjects))
 
 
 def floor_report(worker: str, floor_ms: int | None) -> bytes:

@@ -31,6 +31,7 @@ from .internal import unblock_request
 from .kafka import aiokafka_security
 from .model_store import ModelRefused, artifact_cache, load_version
 from .operator_state import STATE_KEY, OperatorState, sign_state
+from .policy import PolicyFileError
 from .reader import GrouplessReader, keep_running
 from .wire import AuditRecord, StatusReply, audit_record
 
@@ -81,6 +82,12 @@ class Operations:
             return "no operator state recorded: switches from the settings, control topic read from its end"
         sv.set_threshold(state.threat_threshold)
         sv.change_policy(paused=state.paused, dry_run=state.dry_run, allowlist=tuple(state.allowlist))
+        policy = ""
+        if state.policy is not None:
+            try:
+                policy = f", {sv.load_policy(state.policy)}"
+            except PolicyFileError as exc:
+                log.error("the recorded healing policy cannot be used (%s); keeping %s", exc, sv.policy.version)
         self.position = {int(p): o for p, o in state.position.items()}
         self.verifier.remember(state.nonces)
         challenger = ""
@@ -93,7 +100,7 @@ class Operations:
             except ModelRefused as exc:
                 log.error("the recorded challenger cannot run: %s", exc)
         return (f"operator state from {state.writer}: threshold {state.threat_threshold}, dry run {state.dry_run}, "
-                f"paused {state.paused}, {len(state.allowlist)} allowlisted{challenger}; control topic from "
+                f"paused {state.paused}, {len(state.allowlist)} allowlisted{policy}{challenger}; control topic from "
                 f"{self.position}")
 
     def snapshot(self) -> OperatorState:
@@ -103,6 +110,7 @@ class Operations:
             app_id=self.ctx.settings.app_id, position={str(p): o for p, o in self.position.items()},
             threat_threshold=sv.threshold, paused=sv.policy.paused, dry_run=sv.policy.dry_run,
             allowlist=list(sv.policy.allowlist), challenger=sv.challenger_version, ab_fraction=sv.ab_fraction,
+            policy=sv.policy_doc,
             nonces=self.verifier.recent_nonces(self.now_ms()), written_at_ms=self.now_ms(), writer=self.worker_id)
 
     async def handle(self, raw: bytes, purpose: Purpose = "control") -> StatusReply | None:
@@ -171,6 +179,11 @@ class Operations:
                 cidrs.append(str(net))
             sv.change_policy(allowlist=tuple(cidrs))
             return f"allowlist {cmd.action} {cmd.cidr}"
+        if cmd.op == "policy" and cmd.policy is not None:
+            try:
+                return f"{sv.load_policy(cmd.policy)} loaded"
+            except PolicyFileError as exc:
+                raise ControlRejected("invalid_policy", str(exc)) from None
         if cmd.op == "unblock":
             # The policy state lives with the healing agent: the request travels there.
             await self.ctx.topics.healing.send(key=b"threats", value=unblock_request(cmd.target or ""))

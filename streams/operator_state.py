@@ -1,6 +1,6 @@
 """The operators' switches as one signed, versioned record, so they only ever move forward.
 
-Threshold, pause, dry run, allowlist and the challenger are changed by signed commands on
+Threshold, pause, dry run, allowlist, the healing policy and the challenger are changed by signed commands on
 `ops.control`. Every worker, after each control message it reads (applied or refused),
 writes the resulting `OperatorState` to `<prefix><app_id>-operator-state` (compacted, one
 partition, key `state`): the switches, the control-topic position read up to, and the
@@ -28,7 +28,7 @@ import uuid
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .control import mac
+from .control import HealingPolicy, mac
 from .kafka import client_conf
 from .settings import Settings
 
@@ -60,6 +60,7 @@ class OperatorState(BaseModel):
     allowlist: list[str]
     challenger: str | None = None
     ab_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    policy: HealingPolicy | None = Field(None, description="The healing policy loaded by `control policy`, if any.")
     nonces: dict[str, int] = Field(default_factory=dict, description="Nonces seen inside the signature window -> "
                                    "their issue time (ms).")
     written_at_ms: int

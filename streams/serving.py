@@ -16,6 +16,9 @@ from scoring.challenger import Comparison
 from scoring.drift import DriftMonitor
 from scoring.healing import PolicyConfig, validate
 
+from .control import HealingPolicy
+from .policy import read_policy_file, rules_from_document, with_rules
+
 if TYPE_CHECKING:
     from .metrics import Metrics
     from .settings import Settings
@@ -40,6 +43,17 @@ class Serving:
         self.policy = PolicyConfig(dry_run=settings.dry_run, allowlist=settings.allowlist_cidrs,
                                    max_blocks_per_minute=settings.max_blocks_per_minute)
         validate(self.policy)
+        self.policy_doc: HealingPolicy | None = None  # one loaded through the control topic, kept across restarts
+        if settings.policy_file is not None:
+            _, rules = read_policy_file(settings.policy_file)
+            self.policy = with_rules(self.policy, rules)
+
+    def load_policy(self, doc: HealingPolicy) -> str:
+        """Use the rules of a policy document from the next threat on; raises PolicyFileError and keeps the old."""
+        rules = rules_from_document(doc)
+        self.policy = with_rules(self.policy, rules)
+        self.policy_doc = doc
+        return rules.summary()
 
     def serve(self, bundle: ModelBundle) -> None:
         """Serve `bundle` from the next batch on, with fresh drift counts."""
@@ -88,4 +102,4 @@ class Serving:
         return {"model": {"name": self.bundle.name, "version": self.bundle.version},
                 "challenger": self.challenger_state(),
                 "threat_threshold": self.threshold, "dry_run": self.policy.dry_run, "paused": self.policy.paused,
-                "allowlist": list(self.policy.allowlist)}
+                "allowlist": list(self.policy.allowlist), "policy_version": self.policy.version}

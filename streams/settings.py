@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     incident_quiet_s: float = Field(300.0, gt=0, description="An incident closes this long after its last threat.")
     incident_max_open: int = Field(10_000, ge=1, description="Open incidents at most; one more closes the "
                                    "longest-quiet first.")
+    incident_by_destination: str = Field("ddos", description="Comma-separated labels whose threats are grouped "
+                                         "into one incident per destination (one attack, many sources), not per "
+                                         "source.")
 
     # Drift
     drift_window_events: int = Field(5000, ge=100, description="Scored events per drift (PSI) measurement window.")
@@ -114,6 +117,9 @@ class Settings(BaseSettings):
     dry_run: bool = Field(False, description="Emit actions with dry_run=true: enforcement agents log "
                                              "instead of acting.")
     allowlist: str = Field("", description="Comma-separated CIDRs never acted on, e.g. 10.0.0.0/8,192.168.0.0/16.")
+    policy_file: Path | None = Field(None, description="Healing policy file (TOML) the worker starts with (default: "
+                                     "the built-in one; `streamguard control policy --show-builtin` prints it). A "
+                                     "policy loaded later with `streamguard control policy` replaces it.")
     max_blocks_per_minute: int = Field(20, ge=0, description="Circuit breaker: more blocking actions "
                                                              "per minute become alerts.")
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.events import Event
 from scoring.batch import ScoreResult
 
-from .control import Envelope
+from .control import Envelope, HealingPolicy
 
 __all__ = [
     "AuditRecord",
@@ -176,6 +176,8 @@ class HealingAction(BaseModel):
     threat_event_ids: list[str]
     policy_version: str
     issued_at_ms: int
+    sources: list[str] = Field(default_factory=list, description="A target-side action (e.g. rate_limit on a "
+                               "DDoS victim): the attacking sources seen, up to 100.")
 
 
 class AppliedAction(BaseModel):
@@ -250,6 +252,8 @@ class Incident(BaseModel):
     last_event_id: str
     actions: list[IncidentAction] = Field(description="The latest actions taken on its target.")
     model_versions: list[str]
+    sources: list[str] = Field(default_factory=list, description="An attack grouped by its target (a DDoS): the "
+                               "first attacking sources, up to 100.")
     revision: int = Field(ge=1, description="Grows with every change; keep the record with the highest.")
 
 
@@ -291,6 +295,7 @@ def audit_record(reply: StatusReply, *, issuer: str, verified: bool, origin: str
 
 
 WIRE_MODELS: dict[str, type[BaseModel]] = {
+    "healing_policy": HealingPolicy,
     "threat_event": ThreatEvent,
     "healing_action": HealingAction,
     "dead_letter": DeadLetter,

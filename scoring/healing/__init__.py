@@ -4,26 +4,29 @@ The policy is pure: no I/O, no clock. Time is passed in as timezone-aware dateti
 written on the wire as integer milliseconds since the Unix epoch; the only mutable thing is
 a `HealingState`, which `snapshot()`/`restore()` turn into plain JSON-able data.
 
-Default rules (`DEFAULT_RULES`; evidence thresholds are all met with `>=` from the threat's
-window features — repeated evidence, not one high score, is what triggers a block):
+The rules live in a policy file (TOML, `rules.read_policy_toml`); the built-in one is
+`default_policy.toml` (`DEFAULT_RULES`). A label may have several rules, and every one that is met
+acts, each on its own target: the threat's source, the destination of its event (`target =
+"destination"`: a distributed attack answered at the victim, with the attacking sources listed on
+the action), or the account its event names (`target = "user"`). Evidence bounds are window
+features of the threat: `min_evidence` all `>=`, `max_evidence` all `<=`. Repeated evidence, not
+one high score, is what triggers a block. Built in:
 
-| label               | action   | min_risk | min_evidence                      |
-|---------------------|----------|----------|-----------------------------------|
-| brute_force         | block_ip | 70       | src_failed_logins_10m >= 5        |
-| password_spraying   | block_ip | 70       | src_distinct_users_10m >= 5       |
-| credential_stuffing | block_ip | 70       | src_failed_logins_10m >= 5        |
-| port_scan           | block_ip | 70       | src_distinct_dst_ports_1m >= 10   |
-| ddos                | block_ip | 70       | dst_distinct_srcs_1m >= 20        |
-| sql_injection       | block_ip | 80       | src_attack_urls_10m >= 2          |
-| xss                 | block_ip | 80       | src_attack_urls_10m >= 2          |
-| path_traversal      | block_ip | 80       | src_attack_urls_10m >= 2          |
-| benign              | alert    | 70       | (anomaly-only high risk; never a block) |
-| `*` (any other)     | alert    | 90       | (unknown labels are never blocked)      |
+- brute_force, credential_stuffing: block_ip the source at risk 70 with src_failed_logins_10m >= 5;
+- password_spraying: block_ip the source at risk 70 with src_distinct_users_10m >= 5;
+- those three also: lock_account the user at risk 70 with user_distinct_srcs_10m >= 5 and
+  user_failed_logins_10m >= 20, for 5 then 15 min;
+- port_scan: block_ip the source at risk 70 with src_distinct_dst_ports_1m >= 10;
+- ddos: rate_limit the destination at risk 70 with dst_distinct_srcs_1m >= 20; block_ip the
+  source at risk 80 with src_flows_1m >= 30, dst_flows_10s >= 10 and dst_distinct_srcs_1m <= 19;
+- sql_injection, xss, path_traversal: block_ip the source at risk 80 with src_attack_urls_10m >= 2;
+- benign: alert at risk 70 (anomaly only; never a block); `*` (any other label): alert at 90.
 
 Decision order for one threat (`decide`):
 
 1. a target inside an allowlisted CIDR (IPv4 or IPv6, IPv4-mapped IPv6 included) gets nothing;
-2. the label's rule (`benign`, the label itself, else `*`) must be met: risk and all evidence;
+2. each rule of the label (`benign`, the label itself, else `*`) that is met acts, on its target
+   (an allowlisted target, or an event that names none, gets nothing from that rule);
 3. `alert` rules give one alert per (target, label) per 60 s;
 4. a blocking rule acts only on a target it can name safely: `block_ip`, `rate_limit` and
    `isolate_host` on a valid `ip` target, `lock_account` on a `user` target; anything else
@@ -32,7 +35,7 @@ Decision order for one threat (`decide`):
 6. `paused`, or a full circuit breaker (`max_blocks_per_minute` blocking actions in the
    rolling last 60 s), turns the block into an alert with `degraded=True`;
 7. otherwise the n-th block of the target within `offence_memory_s` lasts
-   `ttl_ladder_s[min(n - 1, len - 1)]` seconds.
+   `ttl_ladder_s[min(n - 1, len - 1)]` seconds (the rule's ladder if it has one, else the policy's).
 
 `expire()` lifts every block whose expiry has passed (and, early, every block whose target
 has since been allowlisted) with `unblock_ip`, the one undo action of every blocking action;
@@ -50,17 +53,29 @@ from .policy import (
     BLOCKING,
     DEFAULT_RULES,
     ISSUED_MEMORY,
+    TARGETS,
     Action,
     PolicyConfig,
     Rule,
+    RuleSet,
     Threat,
     in_allowlist,
+    rules_of,
     validate,
 )
+from .rules import BUILTIN, BUILTIN_TEXT, PolicyRules, parse_policy, read_policy_toml
 from .state import HealingState
 
 __all__ = [
     "ACTIONS",
+    "BUILTIN",
+    "BUILTIN_TEXT",
+    "PolicyRules",
+    "RuleSet",
+    "TARGETS",
+    "parse_policy",
+    "read_policy_toml",
+    "rules_of",
     "ANY_LABEL",
     "BENIGN",
     "BLOCKING",

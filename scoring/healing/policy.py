@@ -1,4 +1,4 @@
-"""The healing policy's vocabulary: threats, rules, the policy's configuration, actions, allowlists."""
+"""The healing policy's vocabulary: threats, the policy's configuration, actions, allowlists (rules: `rules`)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from ..errors import ScoringError
+from .rules import BUILTIN, TARGETS, Rule, RuleSet, rules_of
 
 __all__ = ["ACTIONS", "ACTS_ON", "ALERT_DEDUP_MS", "ANY_LABEL", "BENIGN", "BLOCKING", "BREAKER_WINDOW_MS",
-           "DEFAULT_RULES", "ISSUED_MEMORY", "SNAPSHOT_FORMAT", "Action", "PolicyConfig", "Rule", "Threat",
-           "in_allowlist", "make_action_id", "parse_ip", "to_ms", "validate"]
+           "DEFAULT_RULES", "ISSUED_MEMORY", "MAX_SOURCES", "SNAPSHOT_FORMAT", "TARGETS", "Action", "PolicyConfig",
+           "Rule", "RuleSet", "Threat", "in_allowlist", "make_action_id", "parse_ip", "rules_of", "to_ms", "validate"]
 
 ACTIONS: tuple[str, ...] = ("block_ip", "unblock_ip", "rate_limit", "lock_account", "isolate_host", "alert")
+MAX_SOURCES = 100  # attacking sources listed on a target-side action
 BLOCKING: frozenset[str] = frozenset({"block_ip", "rate_limit", "lock_account", "isolate_host"})
 BENIGN = "benign"
 ANY_LABEL = "*"  # the rules key used for every label without a rule of its own
@@ -45,46 +47,26 @@ class Threat:
     detected_at: datetime
     event_time_ms: int | None = None  # the event's own time, for incidents
     model_version: str | None = None  # the model version that scored it, for incidents
+    # Other entities of the event a rule may act on: "dst_ip" (the destination address), "user".
+    subjects: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Rule:
-    """What to do for one attack label: the action, the minimum risk and the evidence required."""
-
-    action: str  # one of ACTIONS except unblock_ip
-    min_risk: int  # act only at or above this risk
-    min_evidence: dict[str, float] = field(default_factory=dict)  # ALL must be met (>=)
+DEFAULT_RULES: Mapping[str, RuleSet] = MappingProxyType(dict(BUILTIN.rules))  # read-only view
 
 
-def _default_rules() -> dict[str, Rule]:
-    """A fresh copy of the default SOC rules (see the module docstring)."""
-    web = {"src_attack_urls_10m": 2.0}
-    return {
-        "brute_force": Rule("block_ip", 70, {"src_failed_logins_10m": 5.0}),
-        "password_spraying": Rule("block_ip", 70, {"src_distinct_users_10m": 5.0}),
-        "credential_stuffing": Rule("block_ip", 70, {"src_failed_logins_10m": 5.0}),
-        "port_scan": Rule("block_ip", 70, {"src_distinct_dst_ports_1m": 10.0}),
-        # Each bot is blocked, but only while the victim really sees many sources.
-        "ddos": Rule("block_ip", 70, {"dst_distinct_srcs_1m": 20.0}),
-        "sql_injection": Rule("block_ip", 80, dict(web)),
-        "xss": Rule("block_ip", 80, dict(web)),
-        "path_traversal": Rule("block_ip", 80, dict(web)),
-        BENIGN: Rule("alert", 70),
-        ANY_LABEL: Rule("alert", 90),
-    }
-
-
-DEFAULT_RULES: Mapping[str, Rule] = MappingProxyType(_default_rules())  # read-only view
+def _default_rules() -> dict[str, RuleSet]:
+    """A fresh copy of the built-in rules (`default_policy.toml`)."""
+    return dict(BUILTIN.rules)
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
     """The healing policy: rules per label, escalation ladder, allowlist and safety switches."""
 
-    version: str = "1"
-    rules: dict[str, Rule] = field(default_factory=_default_rules)
-    ttl_ladder_s: tuple[int, ...] = (600, 3600, 86400)  # 1st offence 10 min, 2nd 1 h, 3rd+ 24 h
-    offence_memory_s: int = 7 * 86400  # older offences are forgotten for escalation
+    version: str = BUILTIN.version
+    rules: dict[str, RuleSet] = field(default_factory=_default_rules)
+    ttl_ladder_s: tuple[int, ...] = BUILTIN.ttl_ladder_s  # built in: 1st offence 10 min, 2nd 1 h, 3rd+ 24 h
+    offence_memory_s: int = BUILTIN.offence_memory_s  # older offences are forgotten for escalation
     allowlist: tuple[str, ...] = ()  # CIDRs (IPv4/IPv6) never acted on at all
     dry_run: bool = False
     max_blocks_per_minute: int = 20  # circuit breaker over any rolling 60 s
@@ -108,6 +90,7 @@ class Action:
     policy_version: str
     issued_at_ms: int
     degraded: bool = False  # True when the circuit breaker or pause turned a block into an alert
+    sources: tuple[str, ...] = ()  # a target-side action: the attacking sources seen (up to MAX_SOURCES)
 
 
 def to_ms(when: datetime, name: str) -> int:
@@ -158,43 +141,66 @@ def in_allowlist(target: str, allowlist: Sequence[str]) -> bool:
     return any(addr in net for net in nets)
 
 
+def _validate_ladder(where: str, ladder: object) -> None:
+    if not isinstance(ladder, (tuple, list)) or not ladder:
+        raise ScoringError(f"{where} must be a non-empty sequence of seconds, got {ladder!r}")
+    for i, ttl in enumerate(ladder):
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+            raise ScoringError(f"{where}[{i}] must be a positive integer, got {ttl!r}")
+    if any(b < a for a, b in zip(ladder, ladder[1:])):
+        raise ScoringError(f"{where} must be sorted ascending (repeat offences never get shorter), got {ladder!r}")
+
+
+def _validate_thresholds(where: str, name: str, thresholds: object) -> None:
+    if not isinstance(thresholds, Mapping):
+        raise ScoringError(f"{where}.{name} must be a mapping, got {type(thresholds).__name__}")
+    for feat, threshold in thresholds.items():
+        if not isinstance(feat, str) or not feat:
+            raise ScoringError(f"{where}.{name}: feature names must be non-empty strings")
+        if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                or not math.isfinite(threshold) or threshold < 0):
+            raise ScoringError(f"{where}.{name}[{feat!r}] must be a finite number >= 0, got {threshold!r}")
+
+
+def _validate_rule(label: str, where: str, rule: object) -> None:
+    if not isinstance(rule, Rule):
+        raise ScoringError(f"{where} must be a Rule, got {type(rule).__name__}")
+    if rule.action not in ACTIONS:
+        raise ScoringError(f"{where}.action is unknown: {rule.action!r} (expected one of {ACTIONS})")
+    if rule.action not in BLOCKING and rule.action != "alert":
+        raise ScoringError(f"{where}.action must be a blocking action or 'alert', got {rule.action!r}")
+    if label == BENIGN and rule.action != "alert":
+        # A benign prediction with high risk is an anomaly, never proof: alert at most.
+        raise ScoringError(f"{where}.action must be 'alert', got {rule.action!r}")
+    if rule.target not in TARGETS:
+        raise ScoringError(f"{where}.target is unknown: {rule.target!r} (expected one of {TARGETS})")
+    named = {"destination": "ip", "user": "user"}.get(rule.target)  # a source may be of any entity type
+    if rule.action in ACTS_ON and named is not None and ACTS_ON[rule.action] != named:
+        # Checked here, not when a threat comes: a rule that can never act is a mistake in the file.
+        raise ScoringError(f"{where}: {rule.action} acts on {'a user' if ACTS_ON[rule.action] == 'user' else 'an ip'}"
+                           f", not on the {rule.target}")
+    if isinstance(rule.min_risk, bool) or not isinstance(rule.min_risk, int) or not 0 <= rule.min_risk <= 100:
+        raise ScoringError(f"{where}.min_risk must be an integer in 0..100, got {rule.min_risk!r}")
+    _validate_thresholds(where, "min_evidence", rule.min_evidence)
+    _validate_thresholds(where, "max_evidence", rule.max_evidence)
+    if rule.ttl_ladder_s is not None:
+        _validate_ladder(f"{where}.ttl_ladder_s", rule.ttl_ladder_s)
+
+
 def validate(cfg: PolicyConfig) -> None:
     """Raise ScoringError naming the first bad field of the policy; return None when it is sound."""
     if not isinstance(cfg.version, str) or not cfg.version:
         raise ScoringError(f"version must be a non-empty string, got {cfg.version!r}")
     if not isinstance(cfg.rules, Mapping):
         raise ScoringError(f"rules must be a mapping of label to Rule, got {type(cfg.rules).__name__}")
-    for label, rule in cfg.rules.items():
-        where = f"rules[{label!r}]"
+    for label, found in cfg.rules.items():
         if not isinstance(label, str) or not label:
-            raise ScoringError(f"{where}: rule labels must be non-empty strings")
-        if not isinstance(rule, Rule):
-            raise ScoringError(f"{where} must be a Rule, got {type(rule).__name__}")
-        if rule.action not in ACTIONS:
-            raise ScoringError(f"{where}.action is unknown: {rule.action!r} (expected one of {ACTIONS})")
-        if rule.action not in BLOCKING and rule.action != "alert":
-            raise ScoringError(f"{where}.action must be a blocking action or 'alert', got {rule.action!r}")
-        if label == BENIGN and rule.action != "alert":
-            # A benign prediction with high risk is an anomaly, never proof: alert at most.
-            raise ScoringError(f"{where}.action must be 'alert', got {rule.action!r}")
-        if isinstance(rule.min_risk, bool) or not isinstance(rule.min_risk, int) or not 0 <= rule.min_risk <= 100:
-            raise ScoringError(f"{where}.min_risk must be an integer in 0..100, got {rule.min_risk!r}")
-        if not isinstance(rule.min_evidence, Mapping):
-            raise ScoringError(f"{where}.min_evidence must be a mapping, got {type(rule.min_evidence).__name__}")
-        for feat, threshold in rule.min_evidence.items():
-            if not isinstance(feat, str) or not feat:
-                raise ScoringError(f"{where}.min_evidence: feature names must be non-empty strings")
-            if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                    or not math.isfinite(threshold) or threshold < 0):
-                raise ScoringError(f"{where}.min_evidence[{feat!r}] must be a finite number >= 0, got {threshold!r}")
-    ladder = cfg.ttl_ladder_s
-    if not isinstance(ladder, (tuple, list)) or not ladder:
-        raise ScoringError(f"ttl_ladder_s must be a non-empty sequence of seconds, got {ladder!r}")
-    for i, ttl in enumerate(ladder):
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
-            raise ScoringError(f"ttl_ladder_s[{i}] must be a positive integer, got {ttl!r}")
-    if any(b < a for a, b in zip(ladder, ladder[1:])):
-        raise ScoringError(f"ttl_ladder_s must be sorted ascending (repeat offences never get shorter), got {ladder!r}")
+            raise ScoringError(f"rules[{label!r}]: rule labels must be non-empty strings")
+        if isinstance(found, (tuple, list)) and not found:
+            raise ScoringError(f"rules[{label!r}] must hold at least one rule")
+        for i, rule in enumerate(rules_of(cfg.rules, label)):
+            _validate_rule(label, f"rules[{label!r}]" + ("" if isinstance(found, Rule) else f"[{i}]"), rule)
+    _validate_ladder("ttl_ladder_s", cfg.ttl_ladder_s)
     for name in ("offence_memory_s", "max_blocks_per_minute"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

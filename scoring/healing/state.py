@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import ScoringError
-from .policy import ALERT_DEDUP_MS, BREAKER_WINDOW_MS, ISSUED_MEMORY, SNAPSHOT_FORMAT, Action, PolicyConfig
+from .policy import (
+    ALERT_DEDUP_MS,
+    BREAKER_WINDOW_MS,
+    ISSUED_MEMORY,
+    MAX_SOURCES,
+    SNAPSHOT_FORMAT,
+    Action,
+    PolicyConfig,
+)
+
+ATTACK_MEMORY_MS = 600_000  # a source counts as attacking a destination this long after its last threat
+ATTACKED_TARGETS = 1_000  # destinations whose attacking sources are remembered (the least recent go first)
 
 __all__ = ["AlertKey", "Block", "HealingState", "TargetKey"]
 
@@ -28,11 +40,20 @@ class Block:
     dry_run: bool
     policy_version: str
     hits: int = 0  # further threats seen against the target while it was blocked
+    sources: list[str] = field(default_factory=list)  # a target-side block: the attacking sources seen
+
+    def note_source(self, source: str, cap: int) -> None:
+        """Add an attacking source seen while the block is active (the latest `cap` are kept)."""
+        if source in self.sources:
+            return
+        self.sources.append(source)
+        del self.sources[:-cap]
 
 
 def _action_dict(a: Action) -> dict:
     d = dict(vars(a))
     d["threat_event_ids"] = list(a.threat_event_ids)
+    d["sources"] = list(a.sources)
     return d
 
 
@@ -48,6 +69,8 @@ class HealingState:
         self._offences: dict[TargetKey, list[int]] = {}  # block start times, oldest first
         self._alerts: dict[AlertKey, int] = {}  # time of the last alert
         self._breaker: list[int] = []  # start times of recent blocking actions
+        # Destination -> {attacking source: time of its last threat}, both least recent first.
+        self._attacks: OrderedDict[TargetKey, OrderedDict[str, int]] = OrderedDict()
         # The actions of the last threats that caused any, by threat event id, oldest first:
         # a redelivered threat gets the same actions back (see `decide`).
         self._issued: dict[str, tuple[Action, ...]] = {}
@@ -67,7 +90,26 @@ class HealingState:
             "alerts": [[k[0], k[1], k[2], t] for k, t in sorted(self._alerts.items())],
             "breaker": sorted(self._breaker),
             "issued": [[event_id, [_action_dict(a) for a in actions]] for event_id, actions in self._issued.items()],
+            "attacks": [[k[0], k[1], [[src, t] for src, t in srcs.items()]] for k, srcs in self._attacks.items()],
         }
+
+    def _note_attack(self, key: TargetKey, source: str, now_ms: int) -> None:
+        """Remember that `source` attacked destination `key` at `now_ms` (bounded per target and in targets)."""
+        srcs = self._attacks.pop(key, None)
+        if srcs is None:
+            srcs = OrderedDict()
+        self._attacks[key] = srcs
+        srcs.pop(source, None)
+        srcs[source] = now_ms
+        while len(srcs) > MAX_SOURCES:
+            srcs.popitem(last=False)
+        while len(self._attacks) > ATTACKED_TARGETS:
+            self._attacks.popitem(last=False)
+
+    def sources_of(self, key: TargetKey, now_ms: int) -> tuple[str, ...]:
+        """The sources seen attacking destination `key` in the last `ATTACK_MEMORY_MS`, least recent first."""
+        srcs = self._attacks.get(key, {})
+        return tuple(s for s, t in srcs.items() if 0 <= now_ms - t < ATTACK_MEMORY_MS)
 
     def _record_issued(self, event_id: str, actions: Sequence[Action]) -> None:
         self._issued[event_id] = tuple(actions)
@@ -91,7 +133,10 @@ class HealingState:
             state._breaker = sorted(int(t) for t in data["breaker"])
             for event_id, actions in data.get("issued", ()):  # absent in snapshots before it existed
                 state._issued[str(event_id)] = tuple(
-                    Action(**{**a, "threat_event_ids": tuple(a["threat_event_ids"])}) for a in actions)
+                    Action(**{**a, "threat_event_ids": tuple(a["threat_event_ids"]),
+                              "sources": tuple(a.get("sources", ()))}) for a in actions)
+            for ttype, target, srcs in data.get("attacks", ()):  # absent in snapshots before it existed
+                state._attacks[(str(ttype), str(target))] = OrderedDict((str(s), int(t)) for s, t in srcs)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ScoringError(f"healing state snapshot is malformed: {exc}") from exc
         state._offence_heap = [(times[0], k) for k, times in state._offences.items() if times]
@@ -112,6 +157,7 @@ class HealingState:
             "issued": len(self._issued),
             "alert_index": len(self._alert_heap),
             "breaker": len(self._breaker),
+            "attacked_targets": len(self._attacks),
         }
 
     def __eq__(self, other: object) -> bool:
@@ -140,6 +186,12 @@ class HealingState:
     def _prune(self, cfg: PolicyConfig, now_ms: int) -> None:
         """Forget what no decision can use any more: old offences, alerts and breaker times."""
         self._breaker = [t for t in self._breaker if t > now_ms - BREAKER_WINDOW_MS]
+        # Least recently attacked first: stop at the first destination still under attack.
+        while self._attacks:
+            key, srcs = next(iter(self._attacks.items()))
+            if srcs and now_ms - next(reversed(srcs.values())) < ATTACK_MEMORY_MS:
+                break
+            del self._attacks[key]
         cut = now_ms - ALERT_DEDUP_MS
         heap = self._alert_heap
         while heap and heap[0][0] <= cut:

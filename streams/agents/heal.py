@@ -50,6 +50,7 @@ def action_record(a: Any) -> HealingAction:
         action_id=a.action_id, action=a.action, target=a.target, target_type=a.target_type, reason=a.reason,
         risk=a.risk, ttl_s=a.ttl_s, expires_at_ms=a.expires_at_ms, dry_run=a.dry_run, degraded=a.degraded,
         threat_event_ids=list(a.threat_event_ids), policy_version=a.policy_version, issued_at_ms=a.issued_at_ms,
+        sources=list(a.sources),
     )
 
 
@@ -64,7 +65,9 @@ class HealStage:
         self._book: IncidentBook | None = None
         s = ctx.settings
         self.incident_cfg = IncidentConfig(update_every_ms=int(s.incident_update_s * 1000),
-                                           quiet_ms=int(s.incident_quiet_s * 1000), max_open=s.incident_max_open)
+                                           quiet_ms=int(s.incident_quiet_s * 1000), max_open=s.incident_max_open,
+                                           by_destination=frozenset(
+                                               x.strip() for x in s.incident_by_destination.split(",") if x.strip()))
 
     def state(self) -> HealingState:
         """The policy state, loaded from the table on first use."""

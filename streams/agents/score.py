@@ -98,7 +98,7 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
         if res.risk >= threshold:
             view = Threat(event_id=msg["id"], label=res.label, risk=res.risk, target_type=entity.type,
                           target=entity.value, evidence=res.features, detected_at=now, event_time_ms=ev.ts_ms,
-                          model_version=model.version)
+                          model_version=model.version, subjects=subjects_of(ev))
             threats.append((key, value, view, rec))
         if emit_scored:
             scored.append((key, value))
@@ -121,6 +121,16 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
         shadow=shadow,
         served_by_challenger=by_challenger,
     )
+
+
+def subjects_of(ev: Event) -> dict[str, str]:
+    """The entities of an event besides its primary one that a healing rule may act on."""
+    out = {}
+    if ev.dst_ip:
+        out["dst_ip"] = ev.dst_ip
+    if ev.user:
+        out["user"] = ev.user
+    return out
 
 
 class ScoreStage:

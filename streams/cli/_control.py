@@ -6,14 +6,18 @@ import socket
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import typer
 from rich.markup import escape
 
+from scoring.healing import BUILTIN_TEXT
+
 from ..control import Command, ControlRejected, sign
 from ..kafka import client_conf
+from ..policy import PolicyFileError, read_policy_file
 from ..settings import get_settings
 from ..topics import topic_names
 from ._app import app
@@ -67,7 +71,7 @@ def send_signed(command: Command, wait_s: float, *, announce: bool = False, expe
         st = r.get("state") or {}
         shown = [f"model {(st.get('model') or {}).get('version')}"] + [
             f"{label} {st[k]}" for k, label in (("threat_threshold", "threshold"), ("dry_run", "dry_run"),
-                                                ("paused", "paused")) if k in st]
+                                                ("paused", "paused"), ("policy_version", "policy")) if k in st]
         if st.get("challenger"):
             ch = st["challenger"]
             shown.append(f"challenger {ch['version']}" + (f" A/B {ch['ab_fraction']:.0%}" if ch["ab_fraction"] else ""))
@@ -214,6 +218,40 @@ def unblock(target: str = typer.Argument(..., help="The blocked IP address."), w
     except ValueError:
         raise fail(f"not an IP address: {target!r}") from None
     _send(command, wait, expect or None)
+
+
+@control_app.command("policy")
+def policy(file: Path = typer.Argument(None, exists=False, dir_okay=False,
+                                       help="A healing policy file (TOML); --show-builtin prints one to start from."),
+           check: bool = typer.Option(False, "--check", help="Only check FILE (shape, actions, targets, risks, "
+                                                             "ladders) and print its rules; send nothing."),
+           show_builtin: bool = typer.Option(False, "--show-builtin", help="Print the built-in policy file and exit."),
+           wait: float = _WAIT, expect: int = _EXPECT) -> None:
+    """Load a healing policy (rules per label: action, target, risk, evidence) into every worker.
+
+    Workers check it again and refuse it whole if any rule is unsound; the policy in force
+    stays then. A loaded policy outlives restarts (it is part of the operator state) until
+    another is loaded. Every action names the policy version that issued it.
+    """
+    if show_builtin:
+        typer.echo(BUILTIN_TEXT, nl=False)
+        return
+    if file is None:
+        raise fail("give a policy FILE (or --show-builtin)")
+    try:
+        doc, rules = read_policy_file(file)
+    except PolicyFileError as exc:
+        raise fail(str(exc)) from None
+    if check:
+        say(f"{file}: {rules.summary()}, ladder {list(rules.ttl_ladder_s)} s")
+        for label, found in rules.rules.items():
+            for r in found:
+                bounds = [f"{k} >= {v:g}" for k, v in r.min_evidence.items()]
+                bounds += [f"{k} <= {v:g}" for k, v in r.max_evidence.items()]
+                say(f"  {escape(label):20} {r.action:12} on {r.target:11} risk >= {r.min_risk:<3} "
+                    f"{escape(', '.join(bounds))}")
+        return
+    _send(Command(op="policy", policy=doc), wait, expect or None)
 
 
 @control_app.command("status")

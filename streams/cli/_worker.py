@@ -36,6 +36,10 @@ def worker(
 
     s = get_settings()
     s.check_signing_secret()
+    if s.policy_file is not None:
+        from ..policy import read_policy_file
+
+        read_policy_file(s.policy_file)  # a broken policy file stops the worker here, naming the problem
     logging.basicConfig(level=s.log_level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     # Faust sets the root logger to DEBUG when its spinner is on (--loglevel=warn), so each
     # message sent would build a debug record in aiokafka only for the handler to drop it:

@@ -153,3 +153,26 @@ def test_a_malformed_snapshot_is_a_scoring_error(bad: dict) -> None:
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ScoringError):
         IncidentConfig(quiet_ms=0)
+
+
+def test_a_ddos_is_one_incident_at_its_target_listing_the_bots_and_the_rate_limit() -> None:
+    book, state, cfg = IncidentBook(CFG), HealingState(), PolicyConfig()
+    victim = "10.0.0.5"
+    for n in range(150):
+        bot = f"198.51.100.{n % 250 + 1}" if n < 120 else f"198.51.101.{n}"
+        t = Threat(event_id=f"flood-{n}", label="ddos", risk=90, target_type="ip", target=bot,
+                   evidence={"dst_distinct_srcs_1m": float(min(n + 1, 60))}, subjects={"dst_ip": victim},
+                   detected_at=datetime.fromtimestamp((T0 + n * 100) / 1000, UTC))
+        book.observe(t, decide(t, state, cfg, t.detected_at), T0 + n * 100, position=n)
+    (inc,) = list(book)
+    assert (inc.target_type, inc.target, inc.label) == ("ip", victim, "ddos") and inc.threat_count == 150
+    assert len(inc.sources) == CFG.keep_sources and inc.sources[:2] == ["198.51.100.1", "198.51.100.2"]
+    assert [a["action"] for a in inc.actions] == ["rate_limit"]
+    # A ddos threat whose event names no destination stays with its source; other labels are never regrouped.
+    book.observe(threat(1, label="ddos"), [], T0 + 20_000)
+    book.observe(Threat(event_id="bf", label="brute_force", risk=90, target_type="ip", target="192.0.2.1",
+                        evidence={}, subjects={"dst_ip": victim}, detected_at=datetime.fromtimestamp(T0 / 1000, UTC)),
+                 [], T0 + 20_000)
+    assert {(i.target, i.label, tuple(i.sources)) for i in book if i.target != victim} == {
+        ("203.0.113.7", "ddos", ()), ("192.0.2.1", "brute_force", ())}
+    assert Incident.restore(json.loads(json.dumps(inc.snapshot()))).sources == inc.sources

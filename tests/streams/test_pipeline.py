@@ -140,6 +140,15 @@ class Run:
     def blocked(self) -> set[str]:
         return {a.target for a in self.actions if a.action == "block_ip"}
 
+    def rate_limited(self) -> set[str]:
+        return {a.target for a in self.actions if a.action == "rate_limit"}
+
+    def ddos_victims(self) -> set[str]:
+        """Where the scenario's DDoS flows went."""
+        bots = attackers(CFG)["ddos"]
+        return {t.event["dst_ip"] for t in self.scored
+                if t.event.get("kind") == "flow" and t.event.get("src_ip") in bots and t.event.get("dst_ip")}
+
 
 @pytest.fixture(scope="module")
 def run(kafka_bootstrap: str, model_registry, request) -> Run:
@@ -173,12 +182,19 @@ def test_bad_input_gets_the_right_reason_codes(run: Run) -> None:
 def test_attackers_are_blocked_and_normal_sources_never(run: Run) -> None:
     truth = attackers(CFG)
     blocked = run.blocked()
-    for label in ("brute_force", "port_scan", "ddos"):
+    for label in ("brute_force", "port_scan"):
         expected = truth[label] - {ALLOWLISTED}
         missed = expected - blocked
         assert not missed, f"{label}: {len(missed)} of {len(expected)} attackers not blocked: {sorted(missed)[:10]}"
+    # The DDoS (134 bots) is answered at its target: one rate limit listing the bots seen as threats
+    # so far (measured: 11), no bot blocked.
+    [victim] = run.ddos_victims()
+    [limit] = [a for a in run.actions if a.action == "rate_limit"]
+    assert limit.target == victim and len(limit.sources) >= 5 and set(limit.sources) <= truth["ddos"], limit
+    assert not (blocked & truth["ddos"]), f"{len(blocked & truth['ddos'])} DDoS bots blocked one by one"
     normal = normal_sources(CFG)
-    acted = {a.target for a in run.actions if a.action != "alert"}
+    # The victim also sends traffic of its own; rate-limiting what reaches it is not acting on it as a source.
+    acted = {a.target for a in run.actions if a.action not in ("alert", "rate_limit")}
     assert not (acted & normal), f"normal sources acted on: {sorted(acted & normal)[:10]}"
 
 
@@ -283,10 +299,11 @@ def _compare_two_with_one(two: Run, one: Run, *, backlog: bool = False) -> None:
     # Labels of common threats: measured 98.6-99.x % the same (the same arrival-order effect).
     assert sum(one_threats[k] == two_threats[k] for k in common) >= 0.97 * len(common)
     truth = attackers(CFG)
-    for label in ("brute_force", "port_scan", "ddos"):
+    for label in ("brute_force", "port_scan"):
         missed = truth[label] - {ALLOWLISTED} - two.blocked()
         assert not missed, f"{label}: not blocked by two workers: {sorted(missed)}\n" + "\n".join(
             f"  {_why(t)}" for t in two.scored if t.event.get("src_ip") in missed)
+    assert two.rate_limited() == one.rate_limited() == two.ddos_victims(), "the DDoS victim is rate-limited"
     assert not (two.blocked() & normal_sources(CFG))
     assert two.blocked() == one.blocked()
     # Both workers did part of the work.
@@ -305,5 +322,8 @@ def test_two_workers_reading_a_backlog_match_one(kafka_bootstrap: str, start_wor
     # on arrival, DDoS bots on the side that arrived first were scored against a half-empty
     # window: 0-12 of 134 not blocked. Hops now wait for the event-time floor of both
     # workers (`streams._hold`), so every bot must be blocked, as by one worker.
-    two = Run(kafka_bootstrap, start_worker, workers=2, rate=None)
+    # Hops held past `max_hold_s` (wall clock) go out of order; a loaded machine reached the
+    # default 10 s and left DDoS bots scored against half-filled windows. The hold's bound is
+    # a safety valve, not what this test checks, so it is raised out of a busy machine's reach.
+    two = Run(kafka_bootstrap, start_worker, workers=2, rate=None, max_hold_s=300)
     _compare_two_with_one(two, run, backlog=True)

@@ -10,6 +10,7 @@ import pytest
 
 from streams.cli._schemas import schemas, write_schemas
 from streams.control import Command, sign
+from streams.policy import builtin_document
 from streams.wire import (
     WIRE_MODELS,
     AppliedAction,
@@ -107,7 +108,8 @@ def _samples() -> dict[str, Any]:
         model_versions=["20260101-000000-abcdef12"], revision=32)
     audit = audit_record(reply, issuer="cli@ops", verified=True)
     return {"threat_event": threat, "healing_action": action, "dead_letter": letter, "control_envelope": envelope,
-            "status_reply": reply, "applied_action": applied, "incident": incident, "audit_record": audit}
+            "status_reply": reply, "applied_action": applied, "incident": incident, "audit_record": audit,
+            "healing_policy": builtin_document()}
 
 
 def test_sample_records_validate_against_their_schema() -> None:
