@@ -111,6 +111,7 @@ def _declare(app: faust.App, s: Settings) -> tuple[Topics, Tables]:
         retrain=app.topic(names.retrain, **raw),
         incidents=app.topic(names.incidents, **raw),
         audit=app.topic(names.audit, **raw),
+        control=app.topic(names.control, **raw),
     )
     tables = Tables(
         # Values are packed states (`EntityState.pack`), decoded only while a batch updates them.
@@ -144,6 +145,7 @@ class Pipeline:
         self.score = ScoreStage(ctx, self.serving)
         self.heal = HealStage(ctx, self.serving)
         self.operations = Operations(ctx, self.serving, lambda: self.store, state_topic=state_topic(s))
+        self.score.on_rollback = self.operations.guard_rollback
         self._wire()
 
     def internal_topics(self) -> list[tuple[str, int, dict[str, str]]]:

@@ -123,7 +123,8 @@ class Command(BaseModel):
                                description="announce: the artifact's sha256, as registered.")
     feature_schema_version: str | None = Field(None, max_length=64,
                                                description="announce: the feature schema the version was trained on.")
-    reason: str | None = Field(None, max_length=2000, description="retrain: why (operator note, drift figures).")
+    reason: str | None = Field(None, max_length=2000, description="retrain: why (operator note, drift figures); "
+                               "rollback: why (the promotion guard's figures).")
     policy: HealingPolicy | None = Field(None, description="policy: the healing rules every worker uses from now on.")
 
     @field_validator("cidr")

@@ -103,6 +103,10 @@ class Metrics:
                                    registry=r)
         self.model_refused = Counter("streamguard_model_refused_total",
                                      "Model versions refused at swap time, by reason.", ["reason"], registry=r)
+        self.promotion_verdicts = Counter(
+            "streamguard_promotion_verdicts_total",
+            "Promoted versions watched against the one they replaced: accepted, or rolled back (by reason).",
+            ["outcome", "reason"], registry=r)
         self.model = Info("streamguard_model", "The active model bundle.", registry=r)
         self.challenger = Info("streamguard_challenger_model", "The challenger bundle beside the active one "
                                "(version 'none' when there is none) and its A/B fraction.", registry=r)

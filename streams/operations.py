@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.extract import FEATURE_SCHEMA_VERSION
 
-from .control import Command, ControlRejected, Envelope, Purpose, Verifier
+from .control import Command, ControlRejected, Envelope, Purpose, Verifier, sign
 from .internal import unblock_request
 from .kafka import aiokafka_security
 from .model_store import ModelRefused, artifact_cache, load_version
@@ -153,13 +153,16 @@ class Operations:
 
     async def _apply(self, cmd: Command) -> str:
         sv = self.serving
-        if cmd.op in ("promote", "rollback"):
-            return await self.swap(cmd.version or "")
+        if cmd.op == "promote":
+            return await self.swap(cmd.version or "", watch=True)
+        if cmd.op == "rollback":
+            why = f"; {cmd.reason}" if cmd.reason else ""
+            return await self.swap(cmd.version or "", watch=False) + why
         if cmd.op == "announce":
             if cmd.feature_schema_version != FEATURE_SCHEMA_VERSION:
                 raise ModelRefused("schema_mismatch", f"announced feature schema {cmd.feature_schema_version}, this "
                                    f"worker computes {FEATURE_SCHEMA_VERSION}", version=cmd.version or "")
-            return await self.swap(cmd.version or "", expected_sha256=cmd.sha256)
+            return await self.swap(cmd.version or "", expected_sha256=cmd.sha256, watch=True)
         if cmd.op == "challenger":
             return await self.challenge(cmd.version, cmd.fraction or 0.0)
         if cmd.op == "set_threshold":
@@ -192,8 +195,8 @@ class Operations:
             return "status"
         raise ControlRejected("unsupported", f"{cmd.op} is not handled by workers")
 
-    async def swap(self, version: str, expected_sha256: str | None = None) -> str:
-        """Load `version` off the event loop and serve it from the next batch on."""
+    async def swap(self, version: str, expected_sha256: str | None = None, *, watch: bool = False) -> str:
+        """Load `version` off the event loop and serve it from the next batch on (`watch`: guarded, see `serve`)."""
         sv = self.serving
         if version == sv.bundle.version:
             return f"model {version} already serving"
@@ -201,14 +204,28 @@ class Operations:
         s = self.ctx.settings
         bundle = await asyncio.to_thread(load_version, self.store(), s.model_name, version, artifact_cache(s),
                                          secret=self.secret, expected_sha256=expected_sha256)
-        old = sv.bundle.version
-        sv.serve(bundle)  # between two batches: a batch reads the bundle once
+        old, previous = sv.bundle.version, sv.bundle
+        sv.serve(bundle, watch_against=previous if watch else None)  # between two batches: a batch reads it once
         self.ctx.metrics.model_swaps.inc()
         ended = ""
         if sv.challenger_version == bundle.version:  # the challenger won: it is the champion now
             sv.set_challenger(None)
             ended = "; its challenge ends"
-        return f"model {old} -> {bundle.version} in {time.monotonic() - started:.2f} s{ended}"
+        watched = (f"; watched against {old} for {sv.guard.cfg.watch_events} events" if sv.guard is not None
+                   else "")
+        return f"model {old} -> {bundle.version} in {time.monotonic() - started:.2f} s{ended}{watched}"
+
+    async def guard_rollback(self, bad: str, previous: str, detail: str) -> bytes:
+        """The registry back to `previous` (if `bad` is still active there) and the signed rollback for every worker."""
+        s = self.ctx.settings
+        try:
+            await asyncio.to_thread(_reactivate, self.store(), s.model_name, bad, previous)
+        except Exception:  # the workers still roll back; a restart would load `bad` again
+            log.exception("the promotion guard could not set %s active in the registry again", previous)
+        reason = f"promotion guard: {detail}"[:2000]
+        env = sign(Command(op="rollback", version=previous, reason=reason), self.secret, app_id=s.app_id,
+                   now_ms=self.now_ms(), issuer=f"worker:{self.worker_id}:promotion-guard")
+        return env.model_dump_json().encode()
 
     async def challenge(self, version: str | None, fraction: float) -> str:
         """Run `version` beside the serving model (shadow; A/B for `fraction` of entities), or stop one."""
@@ -270,3 +287,10 @@ class Operations:
         """Write the operator state record (signed) and wait until the broker has it."""
         value = sign_state(self.snapshot(), self.secret)
         await producer.send_and_wait(self.state_topic, value, key=STATE_KEY)
+
+
+def _reactivate(store: ModelStore, name: str, bad: str, previous: str) -> None:
+    """Make `previous` active again unless an operator has moved on from `bad` meanwhile."""
+    active = store.active(name)
+    if active is not None and active.version == bad:
+        store.activate(name, previous)

@@ -14,6 +14,7 @@ from features.extract import FEATURE_NAMES
 from scoring.bundle import ModelBundle
 from scoring.challenger import Comparison
 from scoring.drift import DriftMonitor
+from scoring.guard import GuardConfig, PromotionGuard
 from scoring.healing import PolicyConfig, validate
 
 from .control import HealingPolicy
@@ -55,13 +56,29 @@ class Serving:
         self.policy_doc = doc
         return rules.summary()
 
-    def serve(self, bundle: ModelBundle) -> None:
-        """Serve `bundle` from the next batch on, with fresh drift counts."""
+    def serve(self, bundle: ModelBundle, *, watch_against: ModelBundle | None = None) -> None:
+        """Serve `bundle` from the next batch on, with fresh drift counts; watched against another version if given."""
+        self.guard: PromotionGuard | None = None
+        self.guarded_by: ModelBundle | None = None  # the version a promoted one replaced, scored beside it
+        s = self.settings
+        if watch_against is not None and s.promotion_watch_events > 0 and watch_against.version != bundle.version:
+            cfg = GuardConfig(watch_events=s.promotion_watch_events,
+                              min_events=max(1, min(500, s.promotion_watch_events)),
+                              max_threat_ratio=s.promotion_max_threat_ratio,
+                              min_threat_ratio=1 / s.promotion_max_threat_ratio,
+                              min_decision_agreement=s.promotion_min_decision_agreement,
+                              max_label_psi=s.promotion_max_label_psi)
+            self.guard = PromotionGuard(bundle.version, watch_against.version, cfg)
+            self.guarded_by = watch_against
         self.bundle = bundle
         self.metrics.model.info({"name": bundle.name, "version": bundle.version,
                                  "feature_schema_version": bundle.feature_schema_version})
         ref = bundle.metadata.get("drift_reference")
         self.drift = DriftMonitor(ref, FEATURE_NAMES, window=self.settings.drift_window_events) if ref else None
+
+    def end_watch(self) -> None:
+        """Stop scoring the previous version beside the served one (the guard has its verdict)."""
+        self.guard, self.guarded_by = None, None
 
     def set_challenger(self, bundle: ModelBundle | None, fraction: float = 0.0) -> None:
         """Run `bundle` beside the served one from the next batch on (None: stop); A/B for `fraction` of entities."""
@@ -102,4 +119,7 @@ class Serving:
         return {"model": {"name": self.bundle.name, "version": self.bundle.version},
                 "challenger": self.challenger_state(),
                 "threat_threshold": self.threshold, "dry_run": self.policy.dry_run, "paused": self.policy.paused,
-                "allowlist": list(self.policy.allowlist), "policy_version": self.policy.version}
+                "allowlist": list(self.policy.allowlist), "policy_version": self.policy.version,
+                "promotion_watch": None if self.guard is None else {
+                    "version": self.guard.version, "against": self.guard.previous, "events": self.guard.seen.events,
+                    "of": self.guard.cfg.watch_events}}

@@ -103,6 +103,17 @@ class Settings(BaseSettings):
 
     # Drift
     drift_window_events: int = Field(5000, ge=100, description="Scored events per drift (PSI) measurement window.")
+    promotion_watch_events: int = Field(5000, ge=0, description="After a promotion, this many events are scored "
+                                        "by the previous version too and the new one is rolled back if it strays "
+                                        "(0: not watched).")
+    promotion_max_threat_ratio: float = Field(3.0, ge=1.0, description="Roll back a promoted version raising "
+                                              "more than this many times the previous one's threats, or fewer "
+                                              "than its inverse, on the same events.")
+    promotion_min_decision_agreement: float = Field(0.97, ge=0.0, le=1.0, description="Roll back a promoted "
+                                                    "version agreeing with the previous one on fewer threat "
+                                                    "decisions than this share.")
+    promotion_max_label_psi: float = Field(0.25, gt=0.0, description="Roll back a promoted version whose label mix "
+                                           "moved further than this PSI from the previous one's.")
     drift_psi_threshold: float = Field(0.25, gt=0, description="Mean feature PSI at or above which a worker asks "
                                                                "for a retrain on models.retrain.")
     drift_cooldown_s: float = Field(3600.0, ge=0, description="Least time between two drift retrain "

@@ -51,6 +51,8 @@ def health(app: Any, serving: Serving, *, last_input_monotonic: float | None,
         "dry_run": serving.policy.dry_run,
         "paused": serving.policy.paused,
         "threat_threshold": serving.threshold,
+        "policy_version": serving.policy.version,
+        "promotion_watch": serving.status()["promotion_watch"],
     }
     return body, 200 if consuming else 503
 

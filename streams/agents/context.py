@@ -48,6 +48,7 @@ class Topics:
     # Last, with defaults: code that builds Topics positionally for one stage need not name them.
     incidents: Any = None  # threats.incidents (compacted)
     audit: Any = None  # ops.audit (compacted; the sink reads it)
+    control: Any = None  # ops.control (the promotion guard's rollback goes there, signed)
 
 
 @dataclass(frozen=True, slots=True)

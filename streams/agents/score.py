@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ log = logging.getLogger("streamguard.worker")
 
 
 _DRIFT = Origin("(drift)")  # a retrain request is small: the oversized case is unreachable
+_GUARD = Origin("(promotion guard)")  # a signed rollback is small: the oversized case is unreachable
 
 
 @dataclass(slots=True)
@@ -139,6 +140,8 @@ class ScoreStage:
     def __init__(self, ctx: StageContext, serving: Serving) -> None:
         self.ctx = ctx
         self.serving = serving
+        # Set by the pipeline (`Operations.guard_rollback`): the registry back, and the signed rollback to send.
+        self.on_rollback: Callable[[str, str, str], Awaitable[bytes]] | None = None
 
     async def run(self, stream: Any) -> None:
         """The agent: each message holds many events; take few messages, score them in batches of `batch_size`."""
@@ -183,8 +186,32 @@ class ScoreStage:
             m.lag.observe(max(lag, 0.0))
             m.processing_lag.observe(max(plag, 0.0))
         m.events.labels("scored").inc(len(messages))
+        if self.serving.guard is not None:
+            await self._watch_promotion(out, scored)
         if self.serving.drift is not None:
             await self._watch_drift(out, scored.x)
+
+    async def _watch_promotion(self, out: Outgoing, scored: ScoredBatch) -> None:
+        """Score the batch with the version the served one replaced; past the guard's bounds, roll back everywhere."""
+        sv, m = self.serving, self.ctx.metrics
+        guard, previous, served = sv.guard, sv.guarded_by, sv.bundle
+        if guard is None or previous is None or guard.version != served.version or not scored.events:
+            return
+        before = score_batch(previous, scored.events, scored.x, explain_min_risk=101)
+        verdict = guard.observe(compare(scored.champion, before, threshold=sv.threshold))
+        if verdict is None:
+            return
+        m.promotion_verdicts.labels(verdict.outcome, verdict.reason).inc()
+        sv.end_watch()
+        if verdict.outcome != "rollback":
+            log.info("promotion of %s accepted: %s", served.version, verdict.detail)
+            return
+        log.error("promotion of %s rolled back to %s: %s", served.version, previous.version, verdict.detail)
+        sv.serve(previous)  # here at once; the others when the signed rollback reaches them
+        self.ctx.metrics.model_swaps.inc()
+        if self.on_rollback is not None:
+            value = await self.on_rollback(served.version, previous.version, verdict.detail)
+            await out.send(self.ctx.topics.control, key=b"control", value=value, record="rollback", source=_GUARD)
 
     def _score(self, messages: list[dict[str, Any]], emit_scored: bool) -> ScoredBatch:
         sv, s = self.serving, self.ctx.settings

@@ -26,7 +26,7 @@ def _promtool() -> str:
 def test_promtool_accepts_the_rules() -> None:
     out = subprocess.run([_promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "10 rules found" in out.stdout
+    assert "11 rules found" in out.stdout
 
 
 def test_each_alert_fires_on_its_shape_and_not_on_its_near_miss() -> None:
