@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install models eval-cicids bench bench-quick proto-core-v2 test-tools reliability demo test lint test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
+.PHONY: help install models eval-cicids bench bench-quick compare proto-core-v2 test-tools reliability demo test lint test-unit test-integration kafka-up kafka-down kafka-status kafka-clean \
         mongo-up mongo-down mongo-status mongo-clean infra-up infra-down clean
 
 help: ## list the targets
@@ -94,6 +94,9 @@ bench: install $(MODELS) kafka-up ## benchmarks (not part of `make test`; ~1 h a
 bench-quick: install $(MODELS) kafka-up ## the same figures on a small workload (a few minutes), to try the harness
 	$(BIN)/python -m tests.benchmarks.bench_pipeline --events 20000 --rates 1000 --latency-events 3000 \
 	  --entities 4000 --per-event-seconds 10 --swaps 3
+
+compare: install $(MODELS) ## streamguard against fail2ban on loghub's Linux_2k.log: the hosts each blocks (needs fail2ban)
+	$(BIN)/python -m tests.benchmarks.compare_tools
 
 proto-core-v2: install ## the stream core v2 prototype's offline figures per stage (docs/design/core-v2.md; ~4 min)
 	$(BIN)/python -m tests.benchmarks.proto_core_v2
