@@ -13,7 +13,8 @@ features of the threat: `min_evidence` all `>=`, `max_evidence` all `<=`. Repeat
 one high score, is what triggers a block. Built in:
 
 - brute_force, credential_stuffing: block_ip the source at risk 70 with src_failed_logins_10m >= 5;
-- password_spraying: block_ip the source at risk 70 with src_distinct_users_10m >= 5;
+- password_spraying: block_ip the source at risk 70 with src_distinct_users_10m >= 5, or with
+  src_failed_logins_10m >= 5 (log formats without user names show spraying only as failures);
 - those three also: lock_account the user at risk 70 with user_distinct_srcs_10m >= 5 and
   user_failed_logins_10m >= 20, for 5 then 15 min;
 - port_scan: block_ip the source at risk 70 with src_distinct_dst_ports_1m >= 10;

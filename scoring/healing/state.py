@@ -19,7 +19,7 @@ from .policy import (
 )
 
 ATTACK_MEMORY_MS = 600_000  # a source counts as attacking a destination this long after its last threat
-ATTACKED_TARGETS = 1_000  # destinations whose attacking sources are remembered (the least recent go first)
+ATTACKED_TARGETS = 64  # destinations whose attacking sources are remembered (the least recent go first)
 
 __all__ = ["AlertKey", "Block", "HealingState", "TargetKey"]
 
@@ -105,6 +105,29 @@ class HealingState:
             srcs.popitem(last=False)
         while len(self._attacks) > ATTACKED_TARGETS:
             self._attacks.popitem(last=False)
+
+    def shed(self) -> bool:
+        """Forget the least needed half of what is only remembered for convenience; False when nothing is left.
+
+        For a state too large for one record: attacking sources first (they only list names on
+        a target-side action), then the oldest half of the issued actions (redelivery of those
+        threats would then decide again), then the alert de-duplication. Blocks, offences and
+        the breaker are kept.
+        """
+        if self._attacks:
+            for _ in range(max(1, len(self._attacks) // 2)):
+                self._attacks.popitem(last=False)
+            return True
+        if self._issued:
+            for key in list(self._issued)[: max(1, len(self._issued) // 2)]:
+                del self._issued[key]
+            return True
+        if self._alerts:
+            # At worst one more alert for a (target, label) alerted in the last minute.
+            self._alerts.clear()
+            self._alert_heap.clear()
+            return True
+        return False
 
     def sources_of(self, key: TargetKey, now_ms: int) -> tuple[str, ...]:
         """The sources seen attacking destination `key` in the last `ATTACK_MEMORY_MS`, least recent first."""

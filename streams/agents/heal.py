@@ -17,6 +17,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from faust.types import TP
 
 from scoring.healing import HealingState, decide, expire, release
@@ -147,7 +148,7 @@ class HealStage:
     async def _write_state(self, state: HealingState, book: IncidentBook) -> None:
         """Write the policy state and the incidents changed since the last write durably, trying again until the
         broker has them (the batch waits); a closed incident's key is deleted."""
-        items: list[tuple[bytes, object]] = [(_STATE_KEY, state.snapshot()), (_POSITION_KEY, book.applied_position)]
+        items: list[tuple[bytes, object]] = [(_STATE_KEY, self._fitting(state)), (_POSITION_KEY, book.applied_position)]
         for key in book.touched:
             inc = book.get(key)
             items.append((_INCIDENT_PREFIX + "\0".join(key).encode("utf-8", "surrogatepass"),
@@ -164,6 +165,21 @@ class HealStage:
                 log.exception("writing the healing policy state failed; trying again in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def _fitting(self, state: HealingState) -> dict:
+        """The state's snapshot, shed (`HealingState.shed`) until it fits a record: a refused one stalls healing."""
+        limit = int(self.ctx.max_record_bytes * 0.9)  # the record's key and framing take the rest
+        snap = state.snapshot()
+        size = len(orjson.dumps(snap))
+        if size <= limit:
+            return snap
+        self.ctx.metrics.records_too_large.labels("healing_state").inc()
+        while size > limit and state.shed():
+            snap = state.snapshot()
+            size = len(orjson.dumps(snap))
+        log.error("the healing policy state outgrew one record (limit %d bytes): remembered attacking sources and "
+                  "old issued actions were dropped, %d bytes now", self.ctx.max_record_bytes, size)
+        return snap
 
     async def _emit_incidents(self, out: Outgoing, incidents: list[Incident], source: Any) -> None:
         """Send incident records, keyed by incident id (the topic is compacted: the latest revision stays)."""

@@ -209,9 +209,14 @@ class ScoreStage:
         log.error("promotion of %s rolled back to %s: %s", served.version, previous.version, verdict.detail)
         sv.serve(previous)  # here at once; the others when the signed rollback reaches them
         self.ctx.metrics.model_swaps.inc()
-        if self.on_rollback is not None:
+        if self.on_rollback is None:
+            return
+        try:
             value = await self.on_rollback(served.version, previous.version, verdict.detail)
-            await out.send(self.ctx.topics.control, key=b"control", value=value, record="rollback", source=_GUARD)
+        except Exception:
+            log.exception("the promotion guard's rollback could not be sent to the other workers")
+            return
+        await out.send(self.ctx.topics.control, key=b"control", value=value, record="rollback", source=_GUARD)
 
     def _score(self, messages: list[dict[str, Any]], emit_scored: bool) -> ScoredBatch:
         sv, s = self.serving, self.ctx.settings

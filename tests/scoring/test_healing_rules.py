@@ -215,3 +215,30 @@ def test_parse_policy_keeps_the_order_of_rules_per_label() -> None:
     ]})
     assert [(r.action, r.min_risk) for r in rules.rules["a"]] == [("alert", 1), ("block_ip", 3)]
     assert rules.summary() == "policy v: 3 rules for 2 labels"
+
+
+def test_spraying_without_user_names_is_blocked_on_repeated_failures() -> None:
+    # PAM's "authentication failure" lines name no user: spraying shows only as failures.
+    def spray(failures: float, users: float) -> Threat:
+        return Threat(event_id=f"s-{failures}-{users}", label="password_spraying", risk=77, target_type="ip",
+                      target=bot(3), detected_at=T0,
+                      evidence={"src_failed_logins_10m": failures, "src_distinct_users_10m": users})
+    assert [a.action for a in decide(spray(5, 0), HealingState(), PolicyConfig(), T0)] == ["block_ip"]
+    assert [a.action for a in decide(spray(1, 5), HealingState(), PolicyConfig(), T0)] == ["block_ip"]
+    assert decide(spray(4, 4), HealingState(), PolicyConfig(), T0) == []
+    [a] = decide(spray(6, 6), HealingState(), PolicyConfig(), T0)  # both rules met: one block
+    assert a.action == "block_ip"
+
+
+def test_shedding_forgets_sources_first_then_old_issued_actions_never_blocks() -> None:
+    state, cfg = HealingState(), PolicyConfig()
+    for i in range(40):
+        decide(flood(i, sources=i + 1), state, cfg, T0)
+    assert state.sizes()["attacked_targets"] == 1 and state.sizes()["active"] == 1
+    issued = state.sizes()["issued"]
+    assert state.shed() and state.sizes()["attacked_targets"] == 0 and state.sizes()["issued"] == issued
+    assert state.shed() and state.sizes()["issued"] == issued - max(1, issued // 2)
+    while state.shed():
+        pass
+    assert state.sizes()["issued"] == state.sizes()["alerts"] == 0
+    assert state.sizes()["active"] == 1, "blocks are never shed"
