@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -101,6 +102,10 @@ class Worker:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
+    def model_version(self) -> str:
+        """The version the worker serves, from /health."""
+        return json.loads(self.get("/health")[1])["model"]["version"]
+
     def metrics(self) -> dict:
         status, body = self.get("/metrics")
         assert status == 200
@@ -180,6 +185,12 @@ def start_worker(kafka_bootstrap: str, model_registry: Path, tmp_path: Path) -> 
 
     yield _start
     stop_all(workers)
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `streamguard ARGS` with `env`; its exit code and text output, never raising on failure."""
+    return subprocess.run([str(BIN), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def unique_prefix() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +13,8 @@ import pytest
 
 from streams.control import Command, sign
 from streams.wire import AuditRecord, StatusReply, audit_record
-from tests.conftest import ROOT, SIGNING_SECRET
-from tests.streams.conftest import BIN, drain, produce, unique_prefix, wait_for
+from tests.conftest import SIGNING_SECRET
+from tests.streams.conftest import drain, produce, run_cli, unique_prefix, wait_for
 
 
 def test_an_audit_id_is_the_same_for_the_same_reply_and_differs_per_worker() -> None:
@@ -28,10 +27,6 @@ def test_an_audit_id_is_the_same_for_the_same_reply_and_differs_per_worker() -> 
     assert other.audit_id != one.audit_id
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
-                          check=False)
-
 
 @pytest.mark.integration
 def test_commands_and_forgeries_are_audited_with_issuer_and_outcome(kafka_bootstrap: str, start_worker, mongo_db,
@@ -42,7 +37,7 @@ def test_commands_and_forgeries_are_audited_with_issuer_and_outcome(kafka_bootst
            "STREAMGUARD_APP_ID": app_id, "STREAMGUARD_SIGNING_SECRET": SIGNING_SECRET, "COLUMNS": "200"}
     env.pop("STREAMGUARD_MONGO_URI", None)
     for args in (("set-threshold", "85"), ("pause",)):
-        done = _cli(env, "control", *args, "--wait", "120", "--expect", "1")
+        done = run_cli(env, "control", *args, "--wait", "120", "--expect", "1")
         assert done.returncode == 0, done.stdout + done.stderr
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     forged = sign(Command(op="resume_actions"), "not-the-secret-at-all-0123456789", app_id=app_id, now_ms=now_ms,
@@ -70,15 +65,15 @@ def test_commands_and_forgeries_are_audited_with_issuer_and_outcome(kafka_bootst
     assert by_op[("resume_actions", "rejected", "unsigned")].issuer_verified is False
 
     # Without MongoDB, `streamguard audit` reads the topic; with it, the sink's collection.
-    listed = _cli(env, "audit", "--json")
+    listed = run_cli(env, "audit", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["audit_id"] for r in rows] == [r.audit_id for r in sorted(got, key=lambda r: r.at_ms, reverse=True)]
     wait_for(lambda: mongo_db["audit"].count_documents({}) == 4, 120, "the sink to store the audit trail",
              worker.log_tail)
     with_mongo = {**env, "STREAMGUARD_MONGO_URI": mongo_uri, "STREAMGUARD_MONGO_DATABASE": mongo_db.name}
-    listed = _cli(with_mongo, "audit", "--outcome", "rejected", "--json")
+    listed = run_cli(with_mongo, "audit", "--outcome", "rejected", "--json")
     assert listed.returncode == 0, listed.stderr
     assert sorted(json.loads(line)["reason"] for line in listed.stdout.splitlines()) == ["bad_signature", "unsigned"]
-    table = _cli(with_mongo, "audit", "--op", "pause_actions")
+    table = run_cli(with_mongo, "audit", "--op", "pause_actions")
     assert table.returncode == 0 and "audit (1)" in table.stdout and "pause" in table.stdout

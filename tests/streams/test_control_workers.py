@@ -24,9 +24,6 @@ pytestmark = pytest.mark.integration
 SECRET = SIGNING_SECRET  # the secret the session model is signed with
 
 
-def _versions(w) -> str:
-    return json.loads(w.get("/health")[1])["model"]["version"]
-
 
 def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
         kafka_bootstrap: str, start_worker, model_registry: Path, tmp_path: Path) -> None:
@@ -53,7 +50,7 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     env["STREAMGUARD_APP_ID"] = app_id  # commands are signed for one deployment
     for w in workers:
         w.wait_ready()
-    assert {_versions(w) for w in workers} == {old}
+    assert {w.model_version() for w in workers} == {old}
 
     # (Swapping under continuous traffic, with counts and the output pause, is measured in
     # test_model_rollout.py; here the command path alone.)
@@ -62,7 +59,7 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     t0 = time.monotonic()  # the command is on the topic
     # How fast is measured by `make bench` (a loaded machine may take longer): here only that it happens.
-    wait_for(lambda: all(_versions(w) == new for w in workers), 120, "both workers serving the new version")
+    wait_for(lambda: all(w.model_version() == new for w in workers), 120, "both workers serving the new version")
     print(f"\npromote: both workers on {new} {time.monotonic() - t0:.2f} s after the command")
 
     # Forged commands: unsigned, wrongly signed, replayed, and a signed one naming an altered artifact.
@@ -97,7 +94,7 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
         m = w.metrics()
         for reason in ("unsigned", "bad_signature", "replayed", "wrong_deployment", "wrong_topic"):
             assert metric_sum(m, "streamguard_control_commands_total", outcome="rejected", reason=reason) == 1
-        assert _versions(w) == new
+        assert w.model_version() == new
     # A metric counts a command before its reply is on ops.status: wait for the replies too.
     def refusals(out: list) -> int:
         return sum(r["outcome"] == "failed" and r["reason"] == "sha256_mismatch" for r in map(_json, out))
@@ -111,7 +108,7 @@ def test_signed_commands_steer_both_workers_and_forged_ones_change_nothing(
     proc = subprocess.run([str(BIN), "control", "rollback", "--wait", "120", "--expect", "2"], env=env,
                           capture_output=True, timeout=180)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
-    wait_for(lambda: all(_versions(w) == old for w in workers), 120, "both workers back on the old version")
+    wait_for(lambda: all(w.model_version() == old for w in workers), 120, "both workers back on the old version")
     assert reg.active("streamguard").version == old
 
     # Operator switches reach both workers; `status` answers for each.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,8 +15,16 @@ from features.simulation.generate import attackers, generate
 from scoring.healing import BUILTIN_TEXT
 from streams.control import Command, HealingPolicy, sign
 from streams.wire import AuditRecord, HealingAction, Incident, StatusReply, ThreatEvent
-from tests.conftest import ROOT, SIGNING_SECRET
-from tests.streams.conftest import BIN, drain, produce, produce_mixed, unique_prefix, wait_for, wait_pipeline_idle
+from tests.conftest import SIGNING_SECRET
+from tests.streams.conftest import (
+    drain,
+    produce,
+    produce_mixed,
+    run_cli,
+    unique_prefix,
+    wait_for,
+    wait_pipeline_idle,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -71,10 +78,6 @@ def test_a_200_bot_ddos_gets_one_rate_limit_at_its_target(kafka_bootstrap: str, 
     assert {r.target: r.threat_count for r in latest if r.label == "ddos" and r.target != limit.target} == no_dst
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-
 
 def _attempts(logs: str, ip: str, start: datetime, n: int) -> list[tuple[str, bytes | None, bytes]]:
     return [(logs, None, f"{(start + timedelta(seconds=2 * k)).strftime('%b %e %H:%M:%S')} bastion sshd[{900 + k}]: "
@@ -100,9 +103,9 @@ def test_a_policy_loads_into_workers_survives_a_restart_and_a_bad_one_is_refused
         "min_evidence = { src_failed_logins_10m = 5 }", "min_evidence = { src_failed_logins_10m = 50 }")
     path = tmp_path / "policy.toml"
     path.write_text(strict)
-    done = _cli(env, "control", "policy", str(path), "--check")
+    done = run_cli(env, "control", "policy", str(path), "--check")
     assert done.returncode == 0 and "policy ssh-50: 15 rules for 10 labels" in done.stdout + done.stderr
-    done = _cli(env, "control", "policy", str(path), "--wait", "120", "--expect", "1")
+    done = run_cli(env, "control", "policy", str(path), "--wait", "120", "--expect", "1")
     assert done.returncode == 0 and "policy ssh-50" in done.stdout + done.stderr, done.stdout + done.stderr
 
     # It survives a restart: the operator state carries it.
@@ -115,7 +118,7 @@ def test_a_policy_loads_into_workers_survives_a_restart_and_a_bad_one_is_refused
     actions = _actions(kafka_bootstrap, prefix)
     assert not [a for a in actions if a.target == "198.51.100.32" and a.action == "block_ip"], \
         "20 failures are below the loaded policy's 50"
-    status = _cli(env, "control", "status", "--wait", "60", "--expect", "1")
+    status = run_cli(env, "control", "status", "--wait", "60", "--expect", "1")
     assert "ssh-50" in status.stdout + status.stderr
 
     # A policy the CLI would refuse, sent by hand: the worker refuses it whole and keeps its own.

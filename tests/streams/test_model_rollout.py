@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -24,9 +23,6 @@ pytestmark = pytest.mark.integration
 SECRET = SIGNING_SECRET  # the secret the session model is signed with
 
 
-def _version(w) -> str:
-    return json.loads(w.get("/health")[1])["model"]["version"]
-
 
 def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in_mongodb(
         kafka_bootstrap: str, mongo_uri: str, mongo_db, start_worker, model_registry: Path, tmp_path: Path) -> None:
@@ -45,7 +41,7 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
     workers = [start_worker(app_id, prefix, ready=False, emit_scored=True, **common) for _ in range(2)]
     for w in workers:
         w.wait_ready()
-    assert [_version(w) for w in workers] == [first.version] * 2
+    assert [w.model_version() for w in workers] == [first.version] * 2
     assert not empty.exists()
     # Each worker fetched the artifact from GridFS into its own data dir.
     assert all(list(Path(w.env["STREAMGUARD_DATA_DIR"]).glob(f"models/streamguard/{first.version}/artifact.bin"))
@@ -69,7 +65,7 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
     new = store.active("streamguard").version
     assert new != first.version
     # How fast is measured by `make bench` (a loaded machine may take longer): here only that it happens.
-    wait_for(lambda: all(_version(w) == new for w in workers), 120, "both workers serving the published version")
+    wait_for(lambda: all(w.model_version() == new for w in workers), 120, "both workers serving the published version")
     swapped_s = time.monotonic() - t0
     swapped_ms = int(time.time() * 1000)
     assert sim.wait(120) == 0, sim.stderr.read().decode()
@@ -132,7 +128,7 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
         assert metric_sum(m, "streamguard_model_refused_total", reason="schema_mismatch") == 1
         assert metric_sum(m, "streamguard_control_commands_total", reason="wrong_deployment") == 1
         assert metric_sum(m, "streamguard_model_swaps_total") == before
-        assert _version(w) == new
+        assert w.model_version() == new
     # A metric counts an announcement before its reply is on ops.status: wait for the replies too.
     def answers(out: list) -> bool:
         rs = [orjson.loads(m.value()) for m in out]

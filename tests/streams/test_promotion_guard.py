@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,18 +14,11 @@ from features.simulation.generate import generate
 from registry import LocalRegistry
 from streams.wire import AuditRecord
 from tests.conftest import ROOT, SIGNING_SECRET
-from tests.streams.conftest import BIN, drain, metric_sum, produce_mixed, unique_prefix, wait_for
+from tests.streams.conftest import drain, metric_sum, produce_mixed, run_cli, unique_prefix, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def _cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-                          check=False)
-
-
-def _version(w) -> str:
-    return json.loads(w.get("/health")[1])["model"]["version"]
 
 
 def test_a_promoted_version_that_flags_far_more_is_rolled_back_everywhere(
@@ -44,14 +35,14 @@ def test_a_promoted_version_that_flags_far_more_is_rolled_back_everywhere(
     # traffic it calls nearly every event a threat (measured offline: 15,231 of 15,277 events of a
     # held-out generator seed, against 3,491 by a generator-trained model; 23 % of decisions agree).
     cicids = ROOT / "data" / "cicids2017"
-    done = _cli(env, "train", "--no-generator", "--flows", str(cicids / "ddos_part1.csv"), "--flows",
+    done = run_cli(env, "train", "--no-generator", "--flows", str(cicids / "ddos_part1.csv"), "--flows",
                 str(cicids / "portscan_part1.csv"), "--flows", str(cicids / "thursday_benign.csv"))
     assert done.returncode == 0, done.stdout + done.stderr
     bad = next(v.version for v in LocalRegistry(reg).list("streamguard") if v.version != good)
     worker = start_worker(app_id, prefix, registry_dir=reg, promotion_watch_events=2000)
-    assert _version(worker) == good
+    assert worker.model_version() == good
 
-    done = _cli(env, "control", "promote", bad, "--wait", "120", "--expect", "1")
+    done = run_cli(env, "control", "promote", bad, "--wait", "120", "--expect", "1")
     assert done.returncode == 0 and f"watched against {good}" in done.stdout + done.stderr, done.stdout + done.stderr
     assert LocalRegistry(reg).active("streamguard").version == bad
 
@@ -59,7 +50,7 @@ def test_a_promoted_version_that_flags_far_more_is_rolled_back_everywhere(
                          start=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=4))
     produce_mixed(kafka_bootstrap, [(f"{prefix}{r.topic}.raw", r.actor.encode(), r.payload) for r in generate(cfg)])
 
-    wait_for(lambda: _version(worker) == good, 300, f"the worker back on {good}", worker.log_tail)
+    wait_for(lambda: worker.model_version() == good, 300, f"the worker back on {good}", worker.log_tail)
     assert metric_sum(worker.metrics(), "streamguard_promotion_verdicts_total", outcome="rollback") == 1
     assert metric_sum(worker.metrics(), "streamguard_promotion_verdicts_total", outcome="accepted") == 0
     assert LocalRegistry(reg).active("streamguard").version == good, "a restart must not load the bad version"
