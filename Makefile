@@ -76,7 +76,9 @@ REAL_FLOWS := --flows data/cicids2017/ddos_part1.csv --flows data/cicids2017/por
 models: install ## train the default bundle (scenario generator + the real flows in data/) and make it active (~1 min)
 	$(BIN)/streamguard train --activate --generator $(REAL_FLOWS)
 
-$(MODELS):
+# Retrained when the feature code is newer than the active bundle: a bundle of another feature
+# schema is refused by the worker.
+$(MODELS): features/extract.py
 	@$(MAKE) --no-print-directory models
 
 CICIDS_DIR ?= ../shared/data/cicids2017

@@ -4,7 +4,7 @@ Never imports Faust, Kafka clients, pymongo or prometheus_client.
 """
 
 from .dataset import Dataset, build_dataset
-from .entities import ROLES, EntityState, entity_keys
+from .entities import ROLES, entity_keys
 from .errors import FeaturesError, ParseError, Reason
 from .events import LABEL_BENIGN, AuthOutcome, Event, EventKind
 from .extract import (
@@ -16,7 +16,6 @@ from .extract import (
     WindowStore,
     assemble,
     event_features,
-    role_features,
 )
 from .windows import WindowConfig
 
@@ -24,7 +23,6 @@ __all__ = [
     "AuthOutcome",
     "Dataset",
     "EVENT_FEATURES",
-    "EntityState",
     "Event",
     "EventKind",
     "FEATURES",
@@ -42,5 +40,4 @@ __all__ = [
     "build_dataset",
     "entity_keys",
     "event_features",
-    "role_features",
 ]

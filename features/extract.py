@@ -6,8 +6,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .entities import ROLES, EntityState, entity_keys, suspicious_url
+from .entities import ROLES, suspicious_url
 from .events import AuthOutcome, Event, EventKind
+from .store import WindowStoreV2, batch_from_events
 from .windows import WindowConfig
 
 __all__ = [
@@ -18,16 +19,13 @@ __all__ = [
     "FeatureSpec",
     "FEATURES",
     "event_features",
-    "role_features",
     "assemble",
     "WindowStore",
 ]
 
 # Bump whenever a feature is added, removed, reordered or changes meaning: models carry it.
-FEATURE_SCHEMA_VERSION = "1"
+FEATURE_SCHEMA_VERSION = "2"  # 2: the compiled window store (features.store), distinct counts by bucket
 
-_S = 1000
-_MIN = 60 * _S
 _PRIVILEGED = frozenset({"root", "admin", "administrator", "ubuntu", "oracle", "postgres", "test", "guest", "pi"})
 
 
@@ -171,47 +169,6 @@ def event_features(event: Event) -> list[float]:
     ]
 
 
-def role_features(role: str, state: EntityState | None, event: Event) -> list[float]:
-    """The window features of one role, read after the event was observed; zeros without state."""
-    if state is None:
-        return [0.0] * len(ROLE_FEATURES[role])
-    now = max(event.ts_ms, 0)
-    if role == "src":
-        return [
-            state.events.total(now, _MIN),
-            state.failures.total(now, _MIN),
-            state.failures.total(now, 10 * _MIN),
-            float(state.users.count(now)),
-            state.http_4xx.total(now, _MIN),
-            state.attack_urls.total(now, 10 * _MIN),
-            float(state.paths.count(now)),
-            state.flows.total(now, _MIN),
-            float(state.dst_ports.count(now)),
-            float(state.dst_ips.count(now)),
-        ]
-    if role == "dst":
-        return [
-            float(state.srcs.count(now, _MIN)),
-            state.flows.total(now, 10 * _S),
-            state.packets.total(now, 10 * _S) / 10.0,
-            state.bytes.total(now, 10 * _S) / 10.0,
-        ]
-    if role == "user":
-        return [state.failures.total(now, 10 * _MIN), float(state.srcs.count(now))]
-    if role == "service":
-        n, mean, std = state.rt.stats(now, 5 * _MIN)
-        events_5m = state.events.total(now, 5 * _MIN)
-        z = 0.0
-        if event.response_time_ms is not None and n >= 5:
-            z = (event.response_time_ms - mean) / max(std, 1.0)
-        return [
-            state.events.total(now, _MIN),
-            state.errors.total(now, 5 * _MIN) / events_5m if events_5m else 0.0,
-            max(min(z, 50.0), -50.0),
-        ]
-    raise ValueError(f"unknown role {role!r}")
-
-
 def assemble(event_part: list[float], parts: Mapping[str, list[float]]) -> list[float]:
     """The full vector in `FEATURE_NAMES` order from the event part and each role's part."""
     out = list(event_part)
@@ -222,37 +179,36 @@ def assemble(event_part: list[float], parts: Mapping[str, list[float]]) -> list[
 
 
 class WindowStore:
-    """In-memory entity states for offline use (training, `streamguard score`); the stream keeps them in tables."""
+    """Entity windows for offline use (training, `streamguard score`): the stream's compiled store, fed events."""
 
-    def __init__(self, cfg: WindowConfig | None = None) -> None:
+    def __init__(self, cfg: WindowConfig | None = None, *, batch: int = 4096, sweep_every: int = 50_000) -> None:
         self.cfg = cfg or WindowConfig()
-        self.states: dict[str, EntityState] = {}
+        self.store = WindowStoreV2(self.cfg)
+        self.batch = batch
+        self.sweep_every = sweep_every
         self._since_sweep = 0
 
     def observe(self, event: Event) -> list[float]:
-        """Update every entity the event belongs to and return its full feature vector."""
-        parts: dict[str, list[float]] = {}
-        for role, key in entity_keys(event).items():
-            state = self.states.get(key)
-            if state is None:
-                state = self.states[key] = EntityState(role, self.cfg)
-            state.observe(event)
-            parts[role] = role_features(role, state, event)
-        self._since_sweep += 1
-        if self._since_sweep >= 50_000:
-            self.sweep(event.ts_ms)
-        return assemble(event_features(event), parts)
+        """Count the event in every entity it belongs to and return its full feature vector."""
+        return self.observe_all([event])[0]
 
     def observe_all(self, events: Iterable[Event]) -> list[list[float]]:
-        """Feature vectors for events in the given order (sort by time first for event-time semantics)."""
-        return [self.observe(e) for e in events]
+        """Feature vectors for events in the given order (sort by time first for event-time semantics).
+
+        Batches change nothing: the kernel reads each event's windows right after counting it.
+        """
+        events = list(events)
+        out: list[list[float]] = []
+        for lo in range(0, len(events), self.batch):
+            part = events[lo:lo + self.batch]
+            roles = self.store.observe(batch_from_events(part)).tolist()
+            out.extend(event_features(e) + r for e, r in zip(part, roles, strict=True))
+            self._since_sweep += len(part)
+            if self._since_sweep >= self.sweep_every:
+                self.sweep(part[-1].ts_ms)
+        return out
 
     def sweep(self, now_ms: int) -> int:
-        """Drop idle entities and prune the rest; returns how many were dropped."""
+        """Drop idle entities and every bucket no read can reach; returns how many entities were dropped."""
         self._since_sweep = 0
-        idle = [k for k, s in self.states.items() if s.expired(now_ms)]
-        for k in idle:
-            del self.states[k]
-        for s in self.states.values():
-            s.prune()
-        return len(idle)
+        return self.store.sweep(now_ms)

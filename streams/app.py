@@ -114,9 +114,9 @@ def _declare(app: faust.App, s: Settings) -> tuple[Topics, Tables]:
         control=app.topic(names.control, **raw),
     )
     tables = Tables(
-        # Values are packed states (`EntityState.pack`), decoded only while a batch updates them.
-        entities=app.Table("entity-state", default=None, partitions=n, key_type=bytes, value_type=bytes,
-                           use_partitioner=True),
+        # Each hop partition's window snapshot, in chunks (`agents.windows`): keys land in that partition.
+        windows=app.Table("window-snapshots", default=None, partitions=n, key_type=bytes, value_type=bytes,
+                          use_partitioner=True),
         healing=app.Table("healing-state", default=None, partitions=1, key_type=bytes, use_partitioner=True),
     )
     return topics, tables
@@ -157,7 +157,7 @@ class Pipeline:
         """
         t, tables = self.ctx.topics, self.ctx.tables
         out = []
-        for topic in (t.hops, t.to_score, t.healing, t.watermarks, tables.entities.changelog_topic,
+        for topic in (t.hops, t.to_score, t.healing, t.watermarks, tables.windows.changelog_topic,
                       tables.healing.changelog_topic):
             config = {k: str(v) for k, v in (topic.config or {}).items()}
             policy = ",".join(p for p, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on)
@@ -185,7 +185,8 @@ class Pipeline:
         app.agent(topics.healing, name="heal")(self.heal.run)
         app.timer(5.0, name="expire-blocks")(self.heal.expire_tick)
         app.task(self.operations.run)
-        app.timer(30.0, name="sweep-entities")(self.hop.states.sweep)
+        app.timer(30.0, name="sweep-entities")(self.hop.sweep)
+        app.task(self.hop.checkpoint_task)
         stages_by_topic = {topics.hops.get_topic_name(): "entity-hop", topics.to_score.get_topic_name(): "score",
                            topics.healing.get_topic_name(): "heal", names.logs_raw: "ingest", names.flows_raw: "ingest"}
 

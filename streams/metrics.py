@@ -58,9 +58,13 @@ class Metrics:
         self.entities = Gauge("streamguard_entities_tracked", "Entities with window state on this worker.",
                               ["role"], registry=r)
         self.states_unreadable = Counter("streamguard_entity_states_unreadable_total",
-                                         "Entity states in the table that could not be decoded "
-                                         "(the entity starts afresh).",
+                                         "Window snapshots in the table that could not be read "
+                                         "(the hop partition's windows start afresh).",
                                          registry=r)
+        self.window_state_bytes = Gauge("streamguard_window_state_bytes",
+                                        "Bytes the window stores of this worker's hop partitions hold.", registry=r)
+        self.window_snapshot_bytes = Gauge("streamguard_window_snapshot_bytes",
+                                           "Size of the last window snapshot written (one hop partition).", registry=r)
         self.hop_outcomes = Counter("streamguard_window_skips_total",
                                     "Entity updates skipped: 'late' (beyond allowed lateness) or 'duplicate' "
                                     "(redelivered input).",

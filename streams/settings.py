@@ -88,7 +88,15 @@ class Settings(BaseSettings):
                     "it waits at most this long (wall clock) for that (0: applied on arrival). "
                     "Needs input alignment (max_input_skew_s > 0).")
     idle_ttl_s: int = Field(900, ge=1, description="Entities unseen this long (event time) "
-                                                   "are dropped from the tables.")
+                                                   "are dropped from the window stores.")
+    window_snapshot_min_s: float = Field(
+        0.2, gt=0, le=600,
+        description="Shortest time between snapshots of a hop partition's windows (see window_snapshot_s).")
+    window_snapshot_s: float = Field(
+        10.0, gt=0, le=600,
+        description="Longest time between snapshots of a hop partition's windows (a small store is snapshotted "
+                    "within a second, a large one as often as 5 % of the stage's time allows); a hop input is "
+                    "acknowledged once a snapshot covers it, so after a crash up to this much input is read again.")
     max_future_s: int = Field(86400, ge=0, description="Events further than this in the future are dead-lettered.")
     not_before: str = Field("2000-01-01T00:00:00Z", description="Events before this instant are dead-lettered.")
 

@@ -114,7 +114,7 @@ def test_no_module_imports_itself_through_others() -> None:
 def test_the_graph_sees_imports() -> None:
     """The check above can fail: the graph holds the arrows it should."""
     assert "streams.agents.context" in GRAPH["streams.agents.hop"]
-    assert "features.entities" in GRAPH["streams.agents.hop"]
+    assert "features.store" in GRAPH["streams.agents.windows"]
     assert "registry.store" in GRAPH["registry.local"]
 
 

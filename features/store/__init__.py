@@ -1,8 +1,9 @@
 """The compiled window store (feature schema 2, stream core v2): see docs/design/core-v2.md.
 
 `WindowStoreV2` keeps every entity's windows in flat arrays and updates and reads them a batch
-at a time through a numba kernel. Not wired into the stream or training yet: it is measured
-against `features.extract.WindowStore` (tests/features/store/) until both switch together.
+at a time through a numba kernel. Training (`features.extract.WindowStore`) and the stream's hop
+stage (one store per hop partition) both run on it; `features.schema1` is the reference it is
+tested against.
 """
 
 from .columns import batch_from_events

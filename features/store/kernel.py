@@ -35,6 +35,7 @@ USER_FAILURES, USER_SRCS = 13, 14
 SVC_EVENTS, SVC_ERRORS, SVC_RT_N, SVC_RT_S, SVC_RT_SS = 15, 16, 17, 18, 19
 # Distinct series -> column of the entity table's per-series value counts.
 DSLOT = np.array([-1, -1, -1, -1, -1, 0, 1, 2, 3, 0, -1, -1, -1, -1, 0, -1, -1, -1, -1, -1], dtype=np.int64)
+READ_ONLY, LATE = 1, 2  # `apply`'s per-event flags
 N_OUT = 19  # role features: src 10, dst 4, user 2, service 3 (extract.ROLE_FEATURES order)
 
 
@@ -161,13 +162,15 @@ def _bsub(bkeys, bidx, pool, owner, bucket):
 
 
 @njit(cache=True)
-def apply(ts, ids, fail, status, err, atk, rt, flow, pk, by, hv,
+def apply(ts, ids, fail, status, err, atk, rt, flow, pk, by, hv, flag,
           role, wm, last_seen, late, ndist, used, bkeys, bidx, pool, pn, vkeys, vown, vlast,
           width, lateness, cap, limit, over, out):
     """Observe each event in order in its entities' windows, then read its role features into `out`.
 
-    Returns (new table entries, late observations). The caller keeps both tables under half
-    full; a distinct series passing `limit` values is listed in `over` (count in over[0]) for `trim`.
+    `flag[i]` is READ_ONLY for an event to read without counting (a redelivery); the kernel sets
+    it to LATE for an event too late to count in some entity. Returns (new table entries, late
+    observations). The caller keeps both tables under half full; a distinct series passing
+    `limit` values is listed in `over` (count in over[0]) for `trim`.
     """
     n = ts.shape[0]
     entries = 0
@@ -182,9 +185,12 @@ def apply(ts, ids, fail, status, err, atk, rt, flow, pk, by, hv,
                 continue
             role[e] = r
             counted = wm[e] == NO_TIME or t >= wm[e] - lateness
-            if not counted:
+            if flag[i] == READ_ONLY:
+                pass
+            elif not counted:
                 late[e] += 1
                 n_late += 1
+                flag[i] = LATE
             else:
                 if t > wm[e]:
                     wm[e] = t

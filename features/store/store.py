@@ -39,6 +39,9 @@ class Batch:
     packets: np.ndarray  # float64: both directions
     bytes: np.ndarray  # float64: both directions
     values: np.ndarray  # int64 (5, n): hashes of user, dst port, dst ip, path, source
+    # int8: kernel.READ_ONLY to read an event's windows without counting it (a redelivery); after
+    # `observe`, kernel.LATE marks an event too late to count. None: count every event.
+    flag: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -129,9 +132,11 @@ class WindowStoreV2:
         out = np.zeros((n, kernel.N_OUT))
         if n == 0:
             return out
+        if batch.flag is None:
+            batch.flag = np.zeros(n, np.int8)
         entries, late = kernel.apply(
             np.maximum(batch.ts.astype(np.int64), 0), ids, batch.fail, batch.status, batch.err, batch.atk, batch.rt,
-            batch.flow, batch.packets, batch.bytes, batch.values,
+            batch.flow, batch.packets, batch.bytes, batch.values, batch.flag,
             self.role, self.wm, self.last_seen, self.late, self.ndist, self.used,
             self._bkeys, self._bidx, self._pool, self._pn, self._vkeys, self._vown, self._vlast,
             self.width, self.cfg.allowed_lateness_ms, self.cfg.distinct_cap, self.cfg.distinct_cap + _TRIM_SLACK,

@@ -55,7 +55,7 @@ class Topics:
 class Tables:
     """The changelog-backed Faust tables of one worker."""
 
-    entities: Any  # entity key -> packed `EntityState`
+    windows: Any  # hop partition window snapshots, in chunks (`agents.windows`)
     healing: Any  # one key -> the healing policy's state snapshot
 
 

@@ -3,8 +3,11 @@
 An event belongs to up to four entities (source, destination, user, service) and visits each
 one's partition in turn, so the worker that owns an entity updates its state, whatever the
 producer's keying and however many workers run. Hops are held until the event-time floor
-has passed them (`streams.ordering`), then applied as a batch: one changelog record per
-entity touched, written durably before any hop goes on and before its input is acknowledged.
+has passed them (`streams.ordering`), then applied as a batch to the window store of their hop
+partition (`windows`). An input is acknowledged once its hops are sent on and a snapshot
+covering it is on the broker: within a second for a small store, at most every
+`STREAMGUARD_WINDOW_SNAPSHOT_S` seconds for a large one, and whenever the worker gives up its
+partitions.
 """
 
 from __future__ import annotations
@@ -14,59 +17,27 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from features.entities import EntityState
-from features.events import event_from_dict
-from features.extract import role_features
 from features.windows import WindowConfig
 
-from ..internal import Hop, decode, encode, position, unpack
+from ..faust.internals import committed_offsets
+from ..internal import decode, encode, position, unpack
 from ..ordering.runtime import REPORT_MIN_S
-from .states import EntityStates
+from .windows import Prepared, WindowStates, apply_hops, prepare_hop
 
 if TYPE_CHECKING:
     from ..ordering.hold import Released
     from ..ordering.runtime import Ordering
     from .context import StageContext
 
-__all__ = ["HopStage", "apply_hop"]
+__all__ = ["HopStage"]
 
 log = logging.getLogger("streamguard.worker")
 
 BATCH = 8  # internal messages (each up to `internal.MAX_HOPS_PER_MESSAGE` hops) per hop batch
 RELEASE_EVERY_S = 0.1
-RELEASE_MAX_HOPS = 4_000  # hops applied as one batch (one changelog record per entity touched)
-
-
-def apply_hop(msg: dict[str, Any], state: EntityState | None, *, cfg: WindowConfig,
-              at: tuple[str, int] | None = None) -> tuple[EntityState, Hop, str]:
-    """Update this hop's entity state with the event and add its window features.
-
-    Returns the state (new if there was none), the next hop, and what happened to the
-    state: "counted", "late" (older than the lateness allows) or "duplicate" (this input
-    was applied before, e.g. redelivered after a crash). `at` is where this hop message
-    was read (hop topic partition, offset); it becomes the next hop's delivery position.
-    """
-    role, _key = msg["route"][msg["i"]]
-    event = event_from_dict(msg["ev"])
-    if state is None:
-        state = EntityState(role, cfg)
-    # Duplicates are recognised by the position of the message that delivered the event here:
-    # the raw input for the first entity, the previous hop's (offset, index) for the others.
-    # Hops from one such partition reach an entity in that order, so a high-water mark per
-    # partition suffices. The raw position would not do past the first hop: events of one raw
-    # partition reach a destination through many source partitions, in any order.
-    origin, offset = msg.get("via") or msg["src"]
-    if state.seen_before(origin, offset):
-        outcome = "duplicate"
-    else:
-        outcome = "counted" if state.observe(event) else "late"
-        state.mark_applied(origin, offset)
-    msg["parts"][role] = role_features(role, state, event)
-    msg["i"] += 1
-    if at is not None:
-        msg["via"] = [at[0], at[1]]
-    nxt = msg["route"][msg["i"]][1].encode() if msg["i"] < len(msg["route"]) else None
-    return state, Hop(nxt, msg), outcome
+RELEASE_MAX_HOPS = 4_000  # hops applied as one batch
+HOLE_WAIT_S = 60.0  # longest wait for a missing hop message fetched again before going on without it
+CHECKPOINT_POLL_S = 0.1  # how often the checkpoint task looks for a rebalance, a stop or a due snapshot
 
 
 class HopStage:
@@ -77,10 +48,13 @@ class HopStage:
         self.ctx = ctx
         self.ordering = ordering
         self.cfg = WindowConfig(allowed_lateness_ms=s.allowed_lateness_s * 1000, idle_ttl_ms=s.idle_ttl_s * 1000)
-        self.states = EntityStates(ctx, self.cfg, ordering)
+        self.windows = WindowStates(ctx, self.cfg, ordering)
+        self.snapshot_max_s = s.window_snapshot_s
+        self.snapshot_min_s = min(s.window_snapshot_min_s, s.window_snapshot_s)
         self._lock = asyncio.Lock()  # hop batches and timed releases take turns
         self._outbox = ctx.outbox()
         self._stream: Any = None
+        self._holes: dict[int, tuple[int, float, int]] = {}  # partition -> (hole's first offset, since, generation)
 
     async def run(self, stream: Any) -> None:
         """The agent. Inputs are acknowledged by hand: a message is done once all its hops are sent on."""
@@ -121,11 +95,13 @@ class HopStage:
     async def _hold_hops(self, batch: Any) -> None:
         """Hold the hops of a batch of hop messages until the event-time floor passes them."""
         ctx, ordering = self.ctx, self.ordering
-        ctx.delivery.check("entity-hop", batch)
+        committed = committed_offsets(ctx.app.consumer)
         out = ctx.outgoing()
         now = time.monotonic()
         for event in batch:
             part, offset = event.message.partition, event.message.offset
+            if not self._in_order(event, ctx.delivery.hole("entity-hop", event, committed), now):
+                continue
             held: list[tuple[int, Any]] = []
             try:
                 hops = unpack(event.value)
@@ -147,6 +123,33 @@ class HopStage:
             ordering.hold.add(part, event, held, now, event.message.generation_id)
         await out.flush()
 
+    def _in_order(self, event: Any, hole: int | None, now: float) -> bool:
+        """False for a message to leave unheld and unacknowledged: one past a hole being fetched again.
+
+        A partition's messages must be applied in offset order: a window store takes a delivery
+        position at or below its origin's mark for a redelivery (`windows`), so a message that
+        never arrived, applied after later ones, would be read and never counted. Faust has
+        dropped messages after restarts (`streams.faust.fixes`); the fetch loop is sent back to
+        the hole, and the messages after it come again after it.
+        """
+        msg = event.message
+        part, offset = msg.partition, msg.offset
+        waiting = self._holes.get(part)
+        if waiting is not None:
+            first, since, generation = waiting
+            if generation != msg.generation_id or offset <= first:
+                del self._holes[part]  # the re-fetch has begun, or a rebalance's seek replaced it
+            elif now - since > HOLE_WAIT_S:
+                del self._holes[part]
+                log.error("entity-hop: hops[%d] offset %d never came again in %.0f s; going on without it",
+                          part, first, HOLE_WAIT_S)
+            else:
+                return False
+        if hole is not None:
+            self._holes[part] = (hole, now, msg.generation_id)
+            return False
+        return True
+
     async def _release(self) -> None:
         """Apply the held hops the event-time floor has passed to their entities, send them on, acknowledge."""
         ordering, app, m = self.ordering, self.ctx.app, self.ctx.metrics
@@ -158,6 +161,7 @@ class HopStage:
         hops_topic = self.ctx.topics.hops.get_topic_name()
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == hops_topic}
         hold.drop(generation=app.consumer_generation_id, keep=assigned)
+        self.windows.keep_only(assigned, app.consumer_generation_id)
         while True:
             out = hold.release(floor, time.monotonic(), flush=flush and ordering.hold_on, max_hops=RELEASE_MAX_HOPS)
             try:
@@ -171,33 +175,78 @@ class HopStage:
             if len(out.hops) < RELEASE_MAX_HOPS:
                 break
         m.hops_held.set(len(hold))
+        if flush:
+            await self._checkpoint()
         if ordering.hold_on:
             await ordering.report_floor(min_interval_s=REPORT_MIN_S)
 
     async def _apply(self, released: Released) -> None:
-        """Apply one release's hops as a batch: states written durably, hops delivered, inputs acknowledged."""
+        """Apply one release's hops, a batch per hop partition; send them on; their inputs await a snapshot."""
         ctx, outbox = self.ctx, self._outbox
         out = ctx.outgoing()
-        touched: dict[bytes, EntityState] = {}
-        for part, (key, raw, pos, message) in released.hops:
+        by_part: dict[int, list[tuple[int, Prepared, tuple[str, int]]]] = {}
+        messages = []
+        for index, (part, (_key, raw, pos, message)) in enumerate(released.hops):
+            messages.append(message)
             try:
-                msg = decode(raw)
-                state = touched.get(key)
-                if state is None:
-                    state = self.states.get(key)
-                state, nxt, outcome = apply_hop(msg, state, cfg=self.cfg, at=(f"hops:{part}", pos))
+                prepared = prepare_hop(decode(raw))
             except Exception as exc:  # noqa: BLE001 - one bad hop must not stop the stage
                 await ctx.dead_letter_internal(out, message, raw, exc)
                 continue
+            by_part.setdefault(part, []).append((index, prepared, (f"hops:{part}", pos)))
+        results: list[tuple[int, int, Any, str]] = []
+        for part, items in by_part.items():
+            applied = apply_hops(self.windows.get(part), [(p, at) for _, p, at in items])
+            results += [(index, part, hop, outcome)
+                        for (index, _, _), (hop, outcome) in zip(items, applied, strict=True)]
+        # Sent in release order (lowest event time first), as the next entities' holds expect.
+        results.sort(key=lambda r: r[0])
+        for index, part, nxt, outcome in results:
             if outcome != "counted":
                 ctx.metrics.hop_outcomes.labels(outcome).inc()
-            touched[key] = state
             if not outbox.add(nxt, part):
-                await ctx.dead_letter_hop(out, message, nxt.message)
-        await self.states.write(touched)
+                await ctx.dead_letter_hop(out, messages[index], nxt.message)
         await ctx.send_outbox(out, outbox)
         await out.flush()
         for event in released.done:
-            await self._stream.ack(event)
+            self.windows.applied(event.message.partition, event)
         if released.forced:
             ctx.metrics.hops_forced.inc(released.forced)
+
+    async def _checkpoint(self) -> None:
+        """Snapshot the partitions with inputs pending, then acknowledge those inputs."""
+        for event in await self.windows.checkpoint():
+            await self._stream.ack(event)
+
+    async def checkpoint_task(self) -> None:
+        """Checkpoint when due (`WindowStates.due`), and at once when the worker gives up its partitions or stops.
+
+        Faust hands partitions over, and stops, only once every input in flight is acknowledged.
+        """
+        app = self.ctx.app
+        while True:
+            await asyncio.sleep(CHECKPOINT_POLL_S)
+            try:
+                if self._stream is None or not self.windows.has_pending():
+                    continue
+                flush = app.rebalancing or app.should_stop or not app.flow_control.is_active()
+                if flush or self.windows.due(self.snapshot_min_s, self.snapshot_max_s):
+                    async with self._lock:
+                        if flush:
+                            await self._release()  # everything held goes first, then the checkpoint
+                        else:
+                            await self._checkpoint()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("checkpointing the windows failed; tried again")
+                await asyncio.sleep(1.0)
+
+    async def sweep(self) -> None:
+        """Drop idle entities and refresh the entity gauges (a timer)."""
+        hops = self.ctx.topics.hops.get_topic_name()
+        assigned = {tp.partition for tp in self.ctx.app.assignor.assigned_actives() if tp.topic == hops}
+        if self.ordering.max_event_ms == 0:
+            return
+        async with self._lock:
+            self.windows.sweep(assigned)

@@ -53,8 +53,10 @@ def worker(
         console.print(f"created topics: {', '.join(created)}")
     store = registry()
     bundle = load_active(s.model_name, None, store)
+    from features.store import compile_kernels
     from scoring.threads import pin_threads
 
+    compile_kernels()  # numba's cache (filled by `make install`) makes this ~1 s; the first batch must not wait
     pin_threads(s.blas_threads)  # after the model is loaded: its libraries' pools exist by now
     console.print(f"streamguard worker {s.app_id}: model {bundle.name} {bundle.version} from "
                   f"{describe_store(s)}, Kafka {s.kafka_bootstrap}, metrics on :{s.metrics_port}")

@@ -34,20 +34,29 @@ class DeliveryWatch:
         Only for our internal topics: raw topics may have holes by design (transaction markers,
         compaction).
         """
-        consumer = self.app.consumer
-        committed = committed_offsets(consumer)
-        now = time.monotonic()
+        committed = committed_offsets(self.app.consumer)
         for event in events:
-            msg = event.message
-            self.stalls.received(msg.topic, msg.partition, now)
-            missing = self.offsets.observe(stage, msg.topic, msg.partition, msg.offset, msg.generation_id,
-                                           committed.get(msg.tp))
-            if missing:
-                self.metrics.offset_gaps.labels(stage).inc(missing)
-                log.warning("%s: %s[%d] offsets %d..%d never reached the stage; fetching them again", stage,
-                            msg.topic, msg.partition, msg.offset - missing, msg.offset - 1)
-                if self.offsets.first_time(msg.topic, msg.partition, msg.offset - missing):
-                    request_rewind(consumer, msg.tp, msg.offset - missing)
+            self.hole(stage, event, committed)
+
+    def hole(self, stage: str, event: Any, committed: Mapping[Any, int]) -> int | None:
+        """`check` for one event: the first offset of a hole before it, if this call asked for it again; else None.
+
+        A stage that must see each partition in offset order (the hop stage) holds back the
+        event and every later one until the hole's first offset arrives.
+        """
+        msg = event.message
+        self.stalls.received(msg.topic, msg.partition, time.monotonic())
+        missing = self.offsets.observe(stage, msg.topic, msg.partition, msg.offset, msg.generation_id,
+                                       committed.get(msg.tp))
+        if not missing:
+            return None
+        self.metrics.offset_gaps.labels(stage).inc(missing)
+        log.warning("%s: %s[%d] offsets %d..%d never reached the stage; fetching them again", stage,
+                    msg.topic, msg.partition, msg.offset - missing, msg.offset - 1)
+        if not self.offsets.first_time(msg.topic, msg.partition, msg.offset - missing):
+            return None
+        request_rewind(self.app.consumer, msg.tp, msg.offset - missing)
+        return msg.offset - missing
 
     def stall_tick(self, stages_by_topic: Mapping[str, str]) -> None:
         """Fetch again a partition whose stage lost a message (see `watch.StallWatch`).

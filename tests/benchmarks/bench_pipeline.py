@@ -231,9 +231,10 @@ def baseline_loop(c: Cluster, n_events: int, *, per_event: bool, limit_s: float)
     from features.windows import WindowConfig
     from registry import LocalRegistry
     from scoring.bundle import load_bundle
-    from streams.agents.hop import apply_hop
     from streams.agents.ingest import ingest
     from streams.agents.score import score_messages
+    from streams.agents.windows import PartitionWindows, apply_hops, prepare_hop
+    from streams.internal import partition_for
     from streams.wire import DeadLetter
 
     reg = LocalRegistry(c.registry)
@@ -248,8 +249,8 @@ def baseline_loop(c: Cluster, n_events: int, *, per_event: bool, limit_s: float)
     prod = _producer(c.bootstrap)
     out_topic = f"{prefix}threats.enriched"
     cfg, bounds = WindowConfig(), TimeBounds()
-    states: dict[bytes, Any] = {}
-    seen = threats = 0
+    stores: dict[int, PartitionWindows] = {}  # one per entity partition, as the worker keeps them
+    seen = threats = applied = 0
     t0 = None
     while seen < len(events):
         msgs = cons.consume(1000, timeout=1.0)
@@ -257,7 +258,7 @@ def baseline_loop(c: Cluster, n_events: int, *, per_event: bool, limit_s: float)
             continue
         if t0 is None:
             t0 = time.perf_counter()
-        ready = []
+        ready, hops = [], []
         now = datetime.now(UTC)
         for m in msgs:
             if m.error():
@@ -267,11 +268,22 @@ def baseline_loop(c: Cluster, n_events: int, *, per_event: bool, limit_s: float)
                                 partition=m.partition(), offset=m.offset(), now=now, bounds=bounds)
             if isinstance(out, DeadLetter):
                 continue
-            hop = out.hop
-            while hop.key is not None:
-                key = hop.key
-                states[key], hop, _ = apply_hop(hop.message, states.get(key), cfg=cfg)
-            ready.append(hop.message)
+            hops.append(out.hop)
+        # A batch per entity partition and route step, as the worker applies them (an entity
+        # is always at the same step of its events' routes, so its order is kept).
+        while hops:
+            by_part: dict[int, list] = {}
+            for hop in hops:
+                if hop.key is None:
+                    ready.append(hop.message)
+                else:
+                    by_part.setdefault(partition_for(hop.key, 4), []).append(hop)
+            hops = []
+            for part, batch in by_part.items():
+                items = [(prepare_hop(h.message), (f"bench:{part}", applied + i)) for i, h in enumerate(batch)]
+                applied += len(items)
+                store = stores.setdefault(part, PartitionWindows.empty(cfg))
+                hops += [nxt for nxt, _ in apply_hops(store, items)]
         groups = [[msg] for msg in ready] if per_event else [ready]
         for group in groups:
             if not group:
@@ -569,8 +581,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=7200.0, help="longest wait for one run, seconds")
     ap.add_argument("--memory-only", action="store_true",
                     help="only the memory runs, written to var/bench/memory.json (report.json needs the full run)")
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="only one worker on the backlog and the bare loop, written to var/bench/throughput.json "
+                         "(a before/after check of one change)")
     args = ap.parse_args(argv)
     bootstrap = os.environ.get("STREAMGUARD_TEST_KAFKA", "127.0.0.1:9092")
+    if args.throughput_only:
+        with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
+            tmp_path = Path(tmp)
+            train_versions(tmp_path / "registry")
+            c = Cluster(bootstrap, tmp_path / "registry", tmp_path)
+            try:
+                events = workload(args.events)
+                one = throughput(c, events, 1, args.timeout)
+                bare = baseline_loop(c, args.events, per_event=False, limit_s=args.timeout)
+            finally:
+                c.drop_topics()
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "throughput.json").write_text(json.dumps(
+            {"throughput_1w": one, "bare_loop": bare, "ratio_vs_bare_loop": one["events_per_s"] / bare["events_per_s"],
+             "machine": _machine(), "versions": _versions(),
+             "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2, default=str))
+        _say(f"one worker {one['events_per_s']:,.0f} events/s, bare loop {bare['events_per_s']:,.0f}: "
+             f"{one['events_per_s'] / bare['events_per_s']:.2f}x")
+        return 0
     if args.memory_only:
         with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
             tmp_path = Path(tmp)

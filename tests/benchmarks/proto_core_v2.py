@@ -20,8 +20,9 @@ import orjson
 
 from features.entities import entity_keys, is_failure, suspicious_url
 from features.events import Event, EventKind
-from features.extract import FEATURE_NAMES, ROLE_FEATURES, WindowStore, event_features
+from features.extract import FEATURE_NAMES, ROLE_FEATURES, event_features
 from features.parsing import parse_line
+from features.schema1 import WindowStoreV1 as WindowStore  # "today" when the prototype was measured
 from features.simulation import ScenarioConfig, generate
 
 OUT = Path("var/bench")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from streams.wire import DeadLetter, HealingAction
@@ -72,9 +74,12 @@ def test_a_flood_of_huge_distinct_paths_does_not_blind_detection(kafka_bootstrap
     assert set(BRUTE_FORCERS) | {INJECTOR} <= blocked, sorted(blocked)
     assert VICTIM not in {a.target for a in actions}
 
-    # The flooder's source state, as the changelog holds it: bounded whatever it sent.
-    sizes = [len(r.value()) for r in drain(kafka_bootstrap, f"{app_id}-entity-state-changelog")
-             if r.key() == f"src:{FLOODER}".encode() and r.value()]
-    assert sizes, "the flooder's state was never written"
-    print(f"\nflooding client's packed state: largest {max(sizes):,} bytes over {len(sizes)} writes")
+    # The window snapshots, as the changelog holds them (each hop partition's every entity, the
+    # flooder's source among them): bounded whatever it sent, and in records the broker takes.
+    records = [r for r in drain(kafka_bootstrap, f"{app_id}-window-snapshots-changelog") if r.value()]
+    manifests = [orjson.loads(r.value()) for r in records if re.fullmatch(rb"windows:\d+~\d+", r.key())]
+    assert manifests, "no window snapshot was ever written"
+    sizes = [m["bytes"] for m in manifests]
+    print(f"\nwindow snapshots: largest {max(sizes):,} bytes over {len(sizes)} writes, "
+          f"largest record {max(len(r.value()) for r in records):,} bytes")
     assert max(sizes) < 600_000

@@ -9,9 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from features.entities import EntityState
 from scoring.healing import Threat
-from streams.agents.hop import apply_hop
+from streams.agents.windows import PartitionWindows
 from streams.internal import (
     INTERNAL_MODELS,
     MAX_HOPS_PER_MESSAGE,
@@ -31,7 +30,7 @@ from streams.internal import (
     unblock_request,
     unpack,
 )
-from tests.streams.agents.helpers import CFG, NOW, flow, ingested, sshd_failure
+from tests.streams.agents.helpers import CFG, NOW, apply_hop, flow, ingested, sshd_failure
 
 
 def test_outbox_packs_hops_per_partition_in_order_and_splits_big_batches() -> None:
@@ -118,7 +117,7 @@ def _hops_of_a_walk() -> list[dict[str, Any]]:
     seen = []
     for raw, kind in ((flow(), "flows"), (sshd_failure(3), "logs")):
         hop = ingested(raw, kind=kind).hop
-        states: dict[bytes, EntityState] = {}
+        states: dict[bytes, PartitionWindows] = {}
         seen.append(decode(encode(hop.message)))
         while hop.key is not None:
             msg = decode(encode(hop.message))

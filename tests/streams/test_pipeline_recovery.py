@@ -117,7 +117,10 @@ def _crash_and_recover(kafka_bootstrap: str, start_worker, kafka_admin, *, backg
     _produce_to(kafka_bootstrap, prefix + "logs.raw", logs[len(brute):] if live else logs)
     _produce_to(kafka_bootstrap, prefix + "flows.raw", flows)
 
-    first = start_worker(app_id, prefix, emit_scored=True, batch_size=200, session_timeout_s=8)
+    # Snapshots at most every 5 s on the first worker: the kill then always finds applied input
+    # not yet acknowledged, which the next worker must read again without counting it twice.
+    first = start_worker(app_id, prefix, emit_scored=True, batch_size=200, session_timeout_s=8,
+                         **({"window_snapshot_min_s": 5} if kill_every_s is None else {}))
     if live:
         # The background first, so that when the kill comes depends on the attacker's pace alone.
         wait_for(lambda: metric_sum(first.metrics(), "streamguard_events_total") >= total - len(brute), 180,

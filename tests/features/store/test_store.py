@@ -10,8 +10,9 @@ import pytest
 
 from features.entities import entity_keys
 from features.events import Event
-from features.extract import FEATURE_NAMES, ROLE_FEATURES, WindowStore
+from features.extract import FEATURE_NAMES, ROLE_FEATURES
 from features.parsing import parse_line
+from features.schema1 import WindowStoreV1 as WindowStore
 from features.simulation import ScenarioConfig, generate
 from features.store import Batch, WindowStoreV2, batch_from_events
 from features.store.layout import SERIES

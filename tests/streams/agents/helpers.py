@@ -7,11 +7,10 @@ from typing import Any
 
 import orjson
 
-from features.entities import EntityState
 from features.parsing import TimeBounds
 from features.windows import WindowConfig
-from streams.agents.hop import apply_hop
 from streams.agents.ingest import Ingested, ingest
+from streams.agents.windows import PartitionWindows, apply_hops, prepare_hop
 from streams.internal import Hop, decode, encode
 from streams.wire import DeadLetter
 
@@ -45,8 +44,16 @@ def ingested(raw: bytes, **kw: Any) -> Ingested:
     return out
 
 
-def walk(hop: Hop, states: dict[bytes, EntityState], cfg: WindowConfig = CFG) -> tuple[Hop, list[str]]:
-    """Take a message through all its entities, over the wire encoding as the agents do; the outcomes in order."""
+def apply_hop(msg: dict[str, Any], windows: PartitionWindows | None, *, cfg: WindowConfig = CFG,
+              at: tuple[str, int] | None = None) -> tuple[PartitionWindows, Hop, str]:
+    """One hop applied alone to `windows` (new ones if None): the windows, the next hop, the outcome."""
+    windows = windows if windows is not None else PartitionWindows.empty(cfg)
+    [(nxt, outcome)] = apply_hops(windows, [(prepare_hop(msg), at)])
+    return windows, nxt, outcome
+
+
+def walk(hop: Hop, states: dict[bytes, PartitionWindows], cfg: WindowConfig = CFG) -> tuple[Hop, list[str]]:
+    """Take a message through all its entities (windows per entity key), over the wire encoding as the agents do."""
     outcomes = []
     while hop.key is not None:
         key = hop.key

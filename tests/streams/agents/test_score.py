@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from features.entities import EntityState
 from scoring.bundle import ModelBundle
 from streams.agents.score import score_messages
+from streams.agents.windows import PartitionWindows
 from streams.internal import decode, encode
 from streams.wire import ThreatEvent
 from tests.streams.agents.helpers import NOW, ingested, sshd_failure, walk
@@ -36,7 +36,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
 @pytest.fixture(scope="module")
 def brute_force_messages() -> list[dict[str, Any]]:
     """40 sshd failures from one IP in 60 s, each walked through ingest and all its entities."""
-    states: dict[bytes, EntityState] = {}
+    states: dict[bytes, PartitionWindows] = {}
     messages = []
     for i in range(40):
         out = ingested(sshd_failure(i * 60 // 40, src="203.0.113.50", pid=100 + i), partition=0, offset=i)
@@ -105,7 +105,7 @@ def other_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
 @pytest.fixture(scope="module")
 def many_sources() -> list[dict[str, Any]]:
     """Five sshd failures from each of 24 sources, walked through their entities."""
-    states: dict[bytes, EntityState] = {}
+    states: dict[bytes, PartitionWindows] = {}
     messages = []
     for n in range(24):
         for i in range(5):
