@@ -567,6 +567,22 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _part_only(bootstrap: str, name: str, runs: Any) -> None:
+    """Some of the runs on freshly trained models, written to var/bench/`name` (report.json needs the full run)."""
+    with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
+        tmp_path = Path(tmp)
+        train_versions(tmp_path / "registry")
+        c = Cluster(bootstrap, tmp_path / "registry", tmp_path)
+        try:
+            out = runs(c)
+        finally:
+            c.drop_topics()
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / name).write_text(json.dumps({**out, "machine": _machine(), "versions": _versions(),
+                                        "measured_at": datetime.now(UTC).isoformat(timespec="seconds")},
+                                       indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="backlog size for the throughput runs")
@@ -587,37 +603,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     bootstrap = os.environ.get("STREAMGUARD_TEST_KAFKA", "127.0.0.1:9092")
     if args.throughput_only:
-        with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
-            tmp_path = Path(tmp)
-            train_versions(tmp_path / "registry")
-            c = Cluster(bootstrap, tmp_path / "registry", tmp_path)
-            try:
-                events = workload(args.events)
-                one = throughput(c, events, 1, args.timeout)
-                bare = baseline_loop(c, args.events, per_event=False, limit_s=args.timeout)
-            finally:
-                c.drop_topics()
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "throughput.json").write_text(json.dumps(
-            {"throughput_1w": one, "bare_loop": bare, "ratio_vs_bare_loop": one["events_per_s"] / bare["events_per_s"],
-             "machine": _machine(), "versions": _versions(),
-             "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2, default=str))
-        _say(f"one worker {one['events_per_s']:,.0f} events/s, bare loop {bare['events_per_s']:,.0f}: "
-             f"{one['events_per_s'] / bare['events_per_s']:.2f}x")
+        def runs(c: Cluster) -> dict[str, Any]:
+            one = throughput(c, workload(args.events), 1, args.timeout)
+            bare = baseline_loop(c, args.events, per_event=False, limit_s=args.timeout)
+            _say(f"one worker {one['events_per_s']:,.0f} events/s, bare loop {bare['events_per_s']:,.0f}: "
+                 f"{one['events_per_s'] / bare['events_per_s']:.2f}x")
+            return {"throughput_1w": one, "bare_loop": bare,
+                    "ratio_vs_bare_loop": one["events_per_s"] / bare["events_per_s"]}
+
+        _part_only(bootstrap, "throughput.json", runs)
         return 0
     if args.memory_only:
-        with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
-            tmp_path = Path(tmp)
-            train_versions(tmp_path / "registry")
-            c = Cluster(bootstrap, tmp_path / "registry", tmp_path)
-            try:
-                mems = [entities_rss(c, int(n), args.timeout) for n in args.entities.split(",") if n]
-            finally:
-                c.drop_topics()
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "memory.json").write_text(json.dumps({"memory": mems, "machine": _machine(), "versions": _versions(),
-                                                     "measured_at": datetime.now(UTC).isoformat(
-                                                         timespec="seconds")}, indent=2, default=str))
+        _part_only(bootstrap, "memory.json", lambda c: {
+            "memory": [entities_rss(c, int(n), args.timeout) for n in args.entities.split(",") if n]})
         return 0
     with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
         tmp_path = Path(tmp)
