@@ -234,9 +234,9 @@ class WindowStates:
         ctx = self.ctx
         started = time.monotonic()
         items: list[tuple[bytes, bytes | None]] = []
-        done: list[Any] = []
+        written: dict[int, tuple[int, int]] = {}  # partition -> (generation, chunks), once on the broker
         chunk = max(64 * 1024, int(ctx.max_record_bytes * 0.9) - 256)
-        for part, tokens in list(self.pending.items()):
+        for part, tokens in self.pending.items():
             windows = self.parts.get(part)
             if not tokens or windows is None:
                 continue
@@ -251,12 +251,15 @@ class WindowStates:
             # missing chunks; the last generation's chunks go after it.
             items.append((manifest_key(part, self.partitions), orjson.dumps(manifest)))
             items += [(chunk_key(part, self.partitions, old_gen, i), None) for i in range(old_count)]
-            self._gen[part] = (gen, len(pieces))
+            written[part] = (gen, len(pieces))
             ctx.metrics.window_snapshot_bytes.set(len(data))
-            done += tokens
-            self.pending[part] = []
         if items:
+            # A failed write leaves the inputs pending: the next checkpoint writes the same generation again.
             await ctx.write_durably(self.table, items)
+        done: list[Any] = []
+        for part, gen_chunks in written.items():
+            self._gen[part] = gen_chunks
+            done += self.pending.pop(part)
         self.last_checkpoint = time.monotonic()
         self.last_cost_s = self.last_checkpoint - started
         return done

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from types import SimpleNamespace
 
 import pytest
 
-from streams.agents.windows import PartitionWindows, apply_hops, chunk_key, manifest_key, prepare_hop
+from streams.agents.windows import (
+    PartitionWindows,
+    WindowStates,
+    apply_hops,
+    chunk_key,
+    manifest_key,
+    prepare_hop,
+)
 from streams.internal import partition_for, position
+from streams.metrics import Metrics
 from tests.streams.agents.helpers import CFG, flow, ingested, sshd_failure
 
 
@@ -81,3 +91,45 @@ def test_a_hop_bound_for_an_unknown_role_is_refused() -> None:
     msg["route"][0] = ["admin", "src:203.0.113.7"]
     with pytest.raises(ValueError):
         prepare_hop(msg)
+
+
+class _Table(dict):
+    """A table as `WindowStates` reads it (`get`), written through `write_durably` below."""
+
+
+def _states(table: _Table, fail: list[bool]) -> WindowStates:
+    async def write_durably(_table, items) -> None:
+        if fail and fail.pop():
+            raise ConnectionError("broker gone")
+        for key, value in items:
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+
+    ctx = SimpleNamespace(tables=SimpleNamespace(windows=table), settings=SimpleNamespace(topic_partitions=4),
+                          metrics=Metrics(), max_record_bytes=70_000, write_durably=write_durably)
+    return WindowStates(ctx, CFG, SimpleNamespace(partition_watermark={}))
+
+
+def test_a_checkpoint_restores_on_the_next_owner_and_a_failed_one_keeps_its_inputs_pending() -> None:
+    msgs = _first_hops(400)
+    table, fail = _Table(), [False, True]  # the first checkpoint fails, the second goes through
+    owner = _states(table, fail)
+    _apply(owner.get(2), msgs[:300])
+    owner.applied(2, "input-1")
+    with pytest.raises(ConnectionError):
+        asyncio.run(owner.checkpoint())
+    assert owner.pending == {2: ["input-1"]} and not table  # nothing to acknowledge yet
+    assert asyncio.run(owner.checkpoint()) == ["input-1"] and not owner.has_pending()
+    chunks = [k for k in table if k != manifest_key(2, 4)]
+    assert len(chunks) > 1 and all(len(table[k]) <= 70_000 for k in chunks)  # cut under the record limit
+    expected = _apply(owner.get(2), msgs[300:], start=300)
+    successor = _states(table, [])
+    assert _apply(successor.get(2), msgs[300:], start=300) == expected  # restored exactly
+    # A second generation replaces the first: its chunks are gone from the table.
+    owner.applied(2, "input-2")
+    asyncio.run(owner.checkpoint())
+    assert not set(chunks) & set(table)
+    table[manifest_key(2, 4)] = table[manifest_key(2, 4)].replace(b'"sha256":"', b'"sha256":"0')
+    assert _states(table, []).get(2).store.ids == {}  # a snapshot that fails its checksum: afresh, counted
