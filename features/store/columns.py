@@ -16,10 +16,12 @@ __all__ = ["batch_from_events"]
 _ERROR_LEVELS = ("error", "critical", "fatal")
 
 
-def batch_from_events(events: Sequence[Event]) -> Batch:
-    """The kernel's columns for these events, in their order."""
+def batch_from_events(events: Sequence[Event], keys: list[list[str | None]] | None = None) -> Batch:
+    """The kernel's columns for these events, in their order; entity keys from the events unless given."""
     n = len(events)
-    keys: list[list[str | None]] = [[None] * n for _ in ROLES]
+    given = keys is not None
+    if keys is None:
+        keys = [[None] * n for _ in ROLES]
     ts = np.empty(n, np.int64)
     fail = np.zeros(n, np.int8)
     status = np.full(n, -1, np.int32)
@@ -42,8 +44,9 @@ def batch_from_events(events: Sequence[Event]) -> Batch:
     role_index = {r: i for i, r in enumerate(ROLES)}
     for i, e in enumerate(events):
         ts[i] = e.ts_ms
-        for role, key in entity_keys(e).items():
-            keys[role_index[role]][i] = key
+        if not given:
+            for role, key in entity_keys(e).items():
+                keys[role_index[role]][i] = key
         fail[i] = is_failure(e)
         if e.status is not None:
             status[i] = e.status

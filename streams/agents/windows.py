@@ -122,8 +122,7 @@ def apply_hops(windows: PartitionWindows,
     n = len(hops)
     if n == 0:
         return []
-    batch = batch_from_events([p.event for p, _ in hops])
-    keys: list[list[str | None]] = [[None] * n for _ in ROLES]
+    keys: list[list[str | None]] = [[None] * n for _ in ROLES]  # each hop counts in its one entity only
     flag = np.zeros(n, np.int8)
     marks = windows.marks
     moved: dict[str, int] = {}  # marks move only once the batch is counted: a failed batch is applied again
@@ -133,7 +132,7 @@ def apply_hops(windows: PartitionWindows,
             flag[j] = READ_ONLY
         else:
             moved[p.origin] = p.offset
-    batch.keys = keys
+    batch = batch_from_events([p.event for p, _ in hops], keys)
     batch.flag = flag
     out = windows.store.observe(batch)
     for origin, offset in moved.items():
