@@ -91,6 +91,7 @@ BENCH_ARGS ?=
 
 bench: install $(MODELS) kafka-up ## benchmarks (not part of `make test`; ~1 h at 1M events): var/bench/report.json + .md
 	$(BIN)/python -m tests.benchmarks.bench_scoring
+	$(BIN)/python -m tests.benchmarks.bench_stages
 	$(BIN)/python -m tests.benchmarks.bench_pipeline $(BENCH_ARGS)
 
 bench-quick: install $(MODELS) kafka-up ## the same figures on a small workload (a few minutes), to try the harness

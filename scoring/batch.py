@@ -25,14 +25,14 @@ class ScoreResult:
     risk: int  # 0-100
     severity: str  # low | medium | high | critical
     reasoning: tuple[str, ...]
-    features: dict[str, float]  # the bundle's features with their values
+    features: dict[str, float]  # the bundle's features with their values (explained events only, else empty)
     model_name: str
     model_version: str
 
 
 def score_batch(bundle: ModelBundle, events: Sequence[Event], x_full: np.ndarray,
                 *, explain_min_risk: int = 0) -> list[ScoreResult]:
-    """Score a batch; reasoning is written for events at or above `explain_min_risk` only."""
+    """Score a batch; reasoning and the feature values are written for events at or above `explain_min_risk` only."""
     if len(events) != len(x_full):
         raise ValueError(f"{len(events)} events but {len(x_full)} feature rows")
     if len(events) == 0:
@@ -43,6 +43,8 @@ def score_batch(bundle: ModelBundle, events: Sequence[Event], x_full: np.ndarray
     reasons = dict(zip(rows, explain(bundle, x_full, events, scores, rows)))
     used = bundle.select(x_full)
     names = bundle.feature_names
+    # A dict of every feature per event cost more than the rest of this loop; only explained rows leave.
+    evidence = {i: dict(zip(names, used[i].tolist())) for i in rows}
     return [
         ScoreResult(
             anomaly_score=float(scores.anomaly[i]),
@@ -51,7 +53,7 @@ def score_batch(bundle: ModelBundle, events: Sequence[Event], x_full: np.ndarray
             risk=int(scores.risk[i]),
             severity=scores.severity[i],
             reasoning=tuple(reasons.get(i, ())),
-            features={n: float(v) for n, v in zip(names, used[i])},
+            features=evidence.get(i, {}),
             model_name=bundle.name,
             model_version=bundle.version,
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -39,7 +40,9 @@ __all__ = [
     "UnblockRequest",
     "decode",
     "encode",
+    "event_time",
     "floor_report",
+    "hop_event",
     "partition_for",
     "position",
     "read_floor_report",
@@ -62,7 +65,12 @@ class EntityHop(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     id: str = Field(description="The event id (deterministic from the raw input position).")
-    ev: dict[str, Any] = Field(description="The normalised event (`features.events.Event.to_dict`).")
+    ts: int = Field(description="Event time, ms since the epoch (what the hold orders hops by).")
+    k: list[int | float | None] = Field(min_length=13, max_length=13, description="What the event adds to "
+                                        "each entity's windows, computed once at ingest "
+                                        "(`features.store.kernel_inputs`, in `features.store.INPUTS` order).")
+    ev: str = Field(description="The normalised event (`features.events.Event.to_dict`) as JSON text: only the "
+                    "scoring stage reads it.")
     ingest_ms: int = Field(alias="in", description="When ingest read the raw input (ms since the epoch).")
     src: tuple[str, int] = Field(description="The raw input: 'topic:partition' and offset.")
     route: list[tuple[str, str]] = Field(description="The entities to visit, in order: (role, key).")
@@ -181,11 +189,29 @@ def unpack(raw: bytes | None) -> list[dict[str, Any]]:
     return data
 
 
+def event_time(msg: dict[str, Any]) -> int:
+    """A hop's event time (ms); raises on a hop without one."""
+    ts = msg["ts"] if "ts" in msg else msg["ev"]["ts"]  # a hop written before `ts` and `k` travelled
+    if isinstance(ts, bool) or not isinstance(ts, int):
+        raise ValueError(f"hop event time is {type(ts).__name__}, not an int")
+    return ts
+
+
+def hop_event(msg: dict[str, Any]) -> dict[str, Any]:
+    """A hop's event as a dict (`features.events.event_from_dict` reads it); raises on anything else."""
+    ev = msg["ev"]
+    data = orjson.loads(ev) if isinstance(ev, str) else ev  # a dict: written before the event travelled as text
+    if not isinstance(data, dict):
+        raise ValueError(f"hop event is a {type(data).__name__}, not an object")
+    return data
+
+
 def position(offset: int, index: int) -> int:
     """One int that orders hops by (message offset, index in the message), for de-duplication."""
     return offset * _SLOT + index
 
 
+@lru_cache(maxsize=16_384)  # murmur2 is pure Python (~9 µs); entity keys repeat
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives `key`: where the entity's table shard lives."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions

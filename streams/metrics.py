@@ -65,6 +65,11 @@ class Metrics:
                                         "Bytes the window stores of this worker's hop partitions hold.", registry=r)
         self.window_snapshot_bytes = Gauge("streamguard_window_snapshot_bytes",
                                            "Size of the last window snapshot written (one hop partition).", registry=r)
+        self.window_checkpoint_seconds = Histogram("streamguard_window_checkpoint_seconds",
+                                                   "Wall time per window checkpoint: snapshots cut and written "
+                                                   "durably (the hop stage waits meanwhile).",
+                                                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                                                   registry=r)
         self.hop_outcomes = Counter("streamguard_window_skips_total",
                                     "Entity updates skipped: 'late' (beyond allowed lateness) or 'duplicate' "
                                     "(redelivered input).",

@@ -6,7 +6,8 @@ stage (one store per hop partition) both run on it; `features.schema1` is the re
 tested against.
 """
 
-from .columns import batch_from_events
+from .columns import INPUTS, batch_from_events, batch_from_inputs, check_inputs, kernel_inputs
 from .store import Batch, StoreStats, WindowStoreV2, compile_kernels
 
-__all__ = ["Batch", "StoreStats", "WindowStoreV2", "batch_from_events", "compile_kernels"]
+__all__ = ["INPUTS", "Batch", "StoreStats", "WindowStoreV2", "batch_from_events", "batch_from_inputs", "check_inputs",
+           "compile_kernels", "kernel_inputs"]

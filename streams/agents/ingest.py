@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from features.entities import entity_keys
 from features.errors import ParseError
 from features.events import Event
 from features.parsing import TimeBounds, parse_flow, parse_log
+from features.store import kernel_inputs
 
 from ..internal import Hop
 from ..wire import DeadLetter, dead_letter, event_id_for
@@ -35,8 +38,9 @@ class Ingested:
 
 def _first_hop(event: Event, event_id: str, ingest_ms: int, origin: str, offset: int) -> Hop:
     route = [[role, key] for role, key in entity_keys(event).items()]
-    msg = {"id": event_id, "ev": event.to_dict(), "in": ingest_ms, "src": [origin, offset], "route": route, "i": 0,
-           "parts": {}}
+    # The event travels as JSON text only the scoring stage reads; the hops read `ts` and `k`.
+    msg = {"id": event_id, "ts": event.ts_ms, "k": kernel_inputs(event), "ev": orjson.dumps(event.to_dict()).decode(),
+           "in": ingest_ms, "src": [origin, offset], "route": route, "i": 0, "parts": {}}
     return Hop(route[0][1].encode() if route else None, msg)
 
 
@@ -89,7 +93,7 @@ class IngestStage:
                 if isinstance(got, DeadLetter):
                     await out.dead_letter(msg.topic.encode(), got)
                 elif outbox.add(got.hop, msg.partition):
-                    aligner.observe(msg.tp, got.hop.message["ev"]["ts"])
+                    aligner.observe(msg.tp, got.hop.message["ts"])
                 else:
                     await ctx.dead_letter_hop(out, msg, got.hop.message)
             await ctx.send_outbox(out, outbox)

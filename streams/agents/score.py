@@ -25,7 +25,7 @@ from scoring.drift import DriftMonitor
 from scoring.healing import Threat
 
 from ..control import Command, sign
-from ..internal import encode, threat_notice, unpack
+from ..internal import encode, hop_event, threat_notice, unpack
 from ..wire import primary_entity, threat_from
 from .outgoing import Origin, Outgoing
 
@@ -70,7 +70,7 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
     champion's, go to `shadow` when `emit_shadow`, and are served for real to the entities an
     A/B split of `ab_fraction` assigns to it.
     """
-    events = [event_from_dict(m["ev"]) for m in messages]
+    events = [event_from_dict(hop_event(m)) for m in messages]
     x = np.asarray([assemble(event_features(e), m["parts"]) for e, m in zip(events, messages)], dtype=np.float64)
     explain_from = 0 if emit_scored else threshold
     t0 = time.perf_counter()
@@ -86,24 +86,29 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
     threats, scored, shadow, served = [], [], [], []
     by_challenger = 0
     for i, (msg, ev) in enumerate(zip(messages, events)):
-        entity = primary_entity(ev)
+        entity = primary_entity(ev) if contender else None
         res, model = champion[i], bundle
-        if contender and served_by_challenger(entity.value, ab_fraction):
+        if entity is not None and served_by_challenger(entity.value, ab_fraction):
             res, model = contender[i], challenger
             by_challenger += 1
         served.append(res)
+        is_threat = res.risk >= threshold
+        shadowed = emit_shadow and contender and (emit_scored or contender[i].risk >= threshold)
+        if not (is_threat or emit_scored or shadowed):
+            continue  # the wire record is built only where it leaves the worker: most events are neither
+        entity = entity or primary_entity(ev)
         rec = threat_from(ev, res, event_id=msg["id"], detected_at_ms=now_ms,
                           feature_schema_version=model.feature_schema_version)
         value = rec.model_dump_json().encode()
         key = entity.value.encode()
-        if res.risk >= threshold:
+        if is_threat:
             view = Threat(event_id=msg["id"], label=res.label, risk=res.risk, target_type=entity.type,
                           target=entity.value, evidence=res.features, detected_at=now, event_time_ms=ev.ts_ms,
                           model_version=model.version, subjects=subjects_of(ev))
             threats.append((key, value, view, rec))
         if emit_scored:
             scored.append((key, value))
-        if emit_shadow and contender and (emit_scored or contender[i].risk >= threshold):
+        if shadowed:
             shadow.append((key, value if model is challenger else threat_from(
                 ev, contender[i], event_id=msg["id"], detected_at_ms=now_ms,
                 feature_schema_version=challenger.feature_schema_version).model_dump_json().encode()))

@@ -30,14 +30,14 @@ import numpy as np
 import orjson
 
 from features.entities import ROLES
-from features.events import Event, event_from_dict
+from features.events import event_from_dict
 from features.extract import ROLE_FEATURES
-from features.store import WindowStoreV2, batch_from_events
+from features.store import WindowStoreV2, batch_from_inputs, check_inputs, kernel_inputs
 from features.store.kernel import LATE, READ_ONLY
 from features.store.layout import ROLE_IDS
 from features.windows import WindowConfig
 
-from ..internal import Hop, partition_for
+from ..internal import Hop, event_time, hop_event, partition_for
 
 if TYPE_CHECKING:
     from ..ordering.runtime import Ordering
@@ -90,10 +90,11 @@ class PartitionWindows:
 
 @dataclass(slots=True)
 class Prepared:
-    """A hop read and checked: its message, event, the entity it visits, and its delivery origin."""
+    """A hop read and checked: its message, event time and kernel inputs, the entity it visits, its origin."""
 
     msg: dict[str, Any]
-    event: Event
+    ts: int
+    inputs: list[int | float | None]
     role: str
     key: str
     origin: str
@@ -105,10 +106,16 @@ def prepare_hop(msg: dict[str, Any]) -> Prepared:
     role, key = msg["route"][msg["i"]]
     if role not in ROLE_IDS or not isinstance(key, str):
         raise ValueError(f"hop bound for unknown role {role!r}")
+    if not isinstance(msg["parts"], dict):
+        raise ValueError("hop features read so far are not an object")
     # Duplicates are recognised by the position of the message that delivered the event here:
     # the raw input for the first entity, the previous hop's (offset, index) for the others.
     origin, offset = msg.get("via") or msg["src"]
-    return Prepared(msg, event_from_dict(msg["ev"]), role, key, str(origin), int(offset))
+    if "k" in msg:
+        inputs = check_inputs(msg["k"])
+    else:  # a hop written before the kernel inputs travelled: rebuilt from its event
+        inputs = kernel_inputs(event_from_dict(hop_event(msg)))
+    return Prepared(msg, event_time(msg), inputs, role, key, str(origin), int(offset))
 
 
 def apply_hops(windows: PartitionWindows,
@@ -132,21 +139,24 @@ def apply_hops(windows: PartitionWindows,
             flag[j] = READ_ONLY
         else:
             moved[p.origin] = p.offset
-    batch = batch_from_events([p.event for p, _ in hops], keys)
+    batch = batch_from_inputs([p.ts for p, _ in hops], [p.inputs for p, _ in hops], keys)
     batch.flag = flag
     out = windows.store.observe(batch)
     for origin, offset in moved.items():
         marks[sys.intern(origin)] = offset
     result = []
+    rows, flags = out.tolist(), flag.tolist()  # one conversion, not one per hop
     for j, (p, at) in enumerate(hops):
-        msg = p.msg
-        msg["parts"][p.role] = out[j, _SLICES[p.role]].tolist()
-        msg["i"] += 1
+        held = p.msg
+        i = held["i"] + 1
+        # A new message: the one held stays as it came, should this batch have to be applied again.
+        msg = {**held, "parts": {**held["parts"], p.role: rows[j][_SLICES[p.role]]}, "i": i}
         if at is not None:
             msg["via"] = [at[0], at[1]]
-        nxt = msg["route"][msg["i"]][1].encode() if msg["i"] < len(msg["route"]) else None
-        outcome = "duplicate" if flag[j] == READ_ONLY else "late" if flag[j] == LATE else "counted"
-        result.append((Hop(nxt, msg), outcome))
+        route = held["route"]
+        nxt = route[i][1].encode() if i < len(route) else None
+        f = flags[j]
+        result.append((Hop(nxt, msg), "duplicate" if f == READ_ONLY else "late" if f == LATE else "counted"))
     return result
 
 
@@ -261,6 +271,7 @@ class WindowStates:
             done += self.pending.pop(part)
         self.last_checkpoint = time.monotonic()
         self.last_cost_s = self.last_checkpoint - started
+        ctx.metrics.window_checkpoint_seconds.observe(self.last_cost_s)
         return done
 
     def keep_only(self, assigned: set[int], generation: int) -> None:

@@ -205,14 +205,19 @@ def throughput(c: Cluster, events: list[tuple[str, bytes, bytes]], workers: int,
         # Hops applied before the event-time floor passed them (held too long, too many held,
         # a rebalance): event-time order not kept.
         forced = sum(metric_sum(m, "streamguard_hops_forced_total") for m in metrics)
+        # Time the hop stages spent writing window snapshots (they apply nothing meanwhile).
+        checkpoint_s = sum(metric_sum(m, "streamguard_window_checkpoint_seconds_sum") for m in metrics)
+        checkpoints = sum(metric_sum(m, "streamguard_window_checkpoint_seconds_count") for m in metrics)
         out = {"events": len(events), "scored": int(scored), "deadlettered": int(dead),
                "late_updates": int(late), "threats": int(threats), "forced_hops": int(forced),
+               "checkpoint_seconds": checkpoint_s, "checkpoints": int(checkpoints),
                "seconds": done - ready, "startup_seconds": ready - started,
                "events_per_s": len(events) / (done - ready),
                "peak_rss_bytes": [peak_rss_bytes(w.proc.pid) for w in ws]}
         _say(f"  {out['events_per_s']:,.0f} events/s ({out['seconds']:.1f} s; scored {scored:,.0f}, "
              f"dead-lettered {dead:,.0f}, late entity updates {late:,.0f}, threats {threats:,.0f}, "
-             f"hops forced out of order {forced:,.0f})")
+             f"hops forced out of order {forced:,.0f}; {checkpoints:,.0f} window checkpoints took "
+             f"{checkpoint_s:.1f} s)")
         return out
     finally:
         for w in ws:

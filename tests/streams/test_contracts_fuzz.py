@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from features.parsing import TimeBounds
+from features.store import check_inputs
 from streams.agents.ingest import Ingested, ingest
 from streams.control import Command, ControlRejected, Verifier, sign
-from streams.internal import decode, encode
+from streams.internal import decode, encode, hop_event
 from streams.wire import DeadLetter, HealingAction, ThreatEvent
 from tests.features.test_parsing_fuzz import SEEDS_FLOW, SEEDS_LOG, anything, json_mutated, json_values, mutated
 
@@ -40,7 +41,8 @@ def test_ingest_scores_or_dead_letters_and_never_falls_back_to_internal(kind: st
         assert isinstance(out, Ingested)
         msg = out.hop.message
         assert decode(encode(msg)) == msg
-        assert all(not isinstance(v, float) or math.isfinite(v) for v in msg["ev"].values())
+        assert all(not isinstance(v, float) or math.isfinite(v) for v in hop_event(msg).values())
+        assert check_inputs(msg["k"]) == msg["k"]  # the windows' inputs: numbers the stage accepts
 
 
 def _near(model: type, extra: dict) -> bytes:

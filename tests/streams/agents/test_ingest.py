@@ -8,8 +8,10 @@ from datetime import timedelta
 
 import pytest
 
+from features.events import event_from_dict
+from features.store import check_inputs, kernel_inputs
 from streams.agents.ingest import Ingested
-from streams.internal import decode, encode
+from streams.internal import decode, encode, hop_event
 from streams.wire import MAX_DEADLETTER_BYTES, DeadLetter
 from tests.streams.agents.helpers import NOW, flow, ingest_at, ingested, sshd_failure
 
@@ -76,7 +78,12 @@ def test_ingest_sshd_line_starts_at_the_source_entity() -> None:
     assert msg["src"] == ["logs:2", 40]
     assert msg["id"] == out.event_id
     assert msg["i"] == 0 and msg["parts"] == {}
-    assert msg["ev"]["src_ip"] == "203.0.113.7" and msg["ev"]["user"] == "root"
+    ev = hop_event(msg)
+    assert ev["src_ip"] == "203.0.113.7" and ev["user"] == "root"
+    assert msg["ts"] == ev["ts"]
+    # The windows' inputs travel with the hop, the same as training computes them from the event.
+    assert msg["k"] == kernel_inputs(event_from_dict(ev)) and msg["k"][0] == 1  # an authentication failure
+    assert check_inputs(msg["k"]) == msg["k"]
     assert msg["in"] == int(NOW.timestamp() * 1000)
     assert decode(encode(msg)) == msg  # the hop message survives the wire encoding unchanged
 

@@ -16,7 +16,7 @@ from streams.agents.windows import (
     manifest_key,
     prepare_hop,
 )
-from streams.internal import partition_for, position
+from streams.internal import hop_event, partition_for, position
 from streams.metrics import Metrics
 from tests.streams.agents.helpers import CFG, flow, ingested, sshd_failure
 
@@ -90,6 +90,42 @@ def test_a_hop_bound_for_an_unknown_role_is_refused() -> None:
     msg = ingested(sshd_failure(1)).hop.message
     msg["route"][0] = ["admin", "src:203.0.113.7"]
     with pytest.raises(ValueError):
+        prepare_hop(msg)
+
+
+def test_the_held_hop_is_left_as_it_came_so_a_failed_batch_can_be_applied_again() -> None:
+    msg = ingested(sshd_failure(1)).hop.message
+    before = copy.deepcopy(msg)
+    windows = PartitionWindows.empty(CFG)
+    (nxt, outcome), = apply_hops(windows, [(prepare_hop(msg), ("hops:0", position(0, 0)))])
+    assert msg == before and outcome == "counted"
+    assert nxt.message["i"] == 1 and set(nxt.message["parts"]) == {"src"} and nxt.message["via"] == ["hops:0", 0]
+
+
+def test_a_hop_written_before_the_inputs_travelled_gives_the_same_features() -> None:
+    new = _first_hops(30)
+    old = []
+    for m in new:  # the earlier shape: the event as an object, no `ts` or `k`
+        m = copy.deepcopy(m)
+        m["ev"] = hop_event(m)
+        del m["ts"], m["k"]
+        old.append(m)
+    assert _apply(PartitionWindows.empty(CFG), old) == _apply(PartitionWindows.empty(CFG), new)
+
+
+@pytest.mark.parametrize("k", [None, "x", [], [0] * 12, [0] * 14, [0, -1, 0, 0, None, 0, 0.0, 0.0, "u", 0, 0, 0, 0],
+                               [0, -1, 0, 0, float("nan"), 0, 0.0, 0.0, 0, 0, 0, 0, 0],
+                               [0, -1, 0, 0, None, 0, float("inf"), 0.0, 0, 0, 0, 0, 0],
+                               [0, -1, 0, 0, None, 0, 0.0, 0.0, -5, 0, 0, 0, 0],
+                               [0, -1, 0, 0, None, 0, 0.0, 0.0, 1 << 63, 0, 0, 0, 0],
+                               [True, -1, 0, 0, None, 0, 0.0, 0.0, 0, 0, 0, 0, 0],
+                               [0, -2, 0, 0, None, 0, 0.0, 0.0, 0, 0, 0, 0, 0],
+                               [0, -1, 0, 0, None, 0, None, 0.0, 0, 0, 0, 0, 0],
+                               [0, -1, 0, 0, None, 1, 0.0, 0.0, 0, 0, 0, 0, -1]])
+def test_kernel_inputs_the_ingest_could_not_have_written_are_refused(k: object) -> None:
+    msg = ingested(sshd_failure(1)).hop.message
+    msg["k"] = k
+    with pytest.raises((ValueError, TypeError)):
         prepare_hop(msg)
 
 
