@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +21,8 @@ from features.parsing import parse_line
 from features.schema1 import WindowStoreV1
 from features.simulation import ScenarioConfig, generate
 from features.store import WindowStoreV2, batch_from_events, compile_kernels
-from registry import LocalRegistry
 from scoring.batch import score_batch
-from scoring.bundle import load_bundle
+from tests.benchmarks._active import active_bundle
 
 OUT = Path("var/bench")
 
@@ -39,12 +37,9 @@ def _timed(fn, repeat: int) -> list[float]:
 
 
 def main() -> int:
-    reg = LocalRegistry(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("var/registry"))
-    info = reg.active("streamguard")
-    if info is None:
-        print("no active model: run `make models` first", file=sys.stderr)
+    bundle = active_bundle()
+    if bundle is None:
         return 1
-    bundle = load_bundle(reg.artifact_path(info.name, info.version), info.sha256)
     now = datetime.now(UTC)
     raws = generate(ScenarioConfig(seed=7, duration_s=300))
     payloads = [r.payload for r in raws]
@@ -89,7 +84,7 @@ def main() -> int:
     full_us = statistics.median(batch_full) / batch * 1e6
     single_us = statistics.median(per_event) / k * 1e6
     report = {
-        "model": f"{info.name} {info.version}",
+        "model": f"{bundle.name} {bundle.version}",
         "detector": bundle.anomaly.detector,
         "events": n,
         "parse_us_per_event": parse_s / n * 1e6,

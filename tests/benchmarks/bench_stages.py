@@ -8,7 +8,6 @@ pipeline's events/s is the frame's cost. Not a test: figures are reported, never
 from __future__ import annotations
 
 import json
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,12 +16,11 @@ from features.parsing import TimeBounds
 from features.simulation import ScenarioConfig, generate
 from features.store import compile_kernels
 from features.windows import WindowConfig
-from registry import LocalRegistry
-from scoring.bundle import load_bundle
 from streams.agents.ingest import Ingested, ingest
 from streams.agents.score import score_messages
 from streams.agents.windows import PartitionWindows, apply_hops, prepare_hop
 from streams.internal import Outbox, position, unpack
+from tests.benchmarks._active import active_bundle
 
 OUT = Path("var/bench")
 PARTITIONS = 8
@@ -30,12 +28,9 @@ BATCH = 1000
 
 
 def main() -> int:
-    reg = LocalRegistry(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("var/registry"))
-    info = reg.active("streamguard")
-    if info is None:
-        print("no active model: run `make models` first", file=sys.stderr)
+    bundle = active_bundle()
+    if bundle is None:
         return 1
-    bundle = load_bundle(reg.artifact_path(info.name, info.version), info.sha256)
     compile_kernels()
     raws = sorted(generate(ScenarioConfig(seed=7, duration_s=300)), key=lambda r: r.ts_ms)
     now = datetime.now(UTC)
@@ -81,7 +76,7 @@ def main() -> int:
     report = {"events": n, "hops": hops, "ingest_us_per_event": ingest_s / n * 1e6,
               "hops_us_per_event": hop_s / n * 1e6, "hop_us_per_hop": hop_s / max(hops, 1) * 1e6,
               "score_us_per_event": score_s / n * 1e6,
-              "total_us_per_event": (ingest_s + hop_s + score_s) / n * 1e6, "model": info.version,
+              "total_us_per_event": (ingest_s + hop_s + score_s) / n * 1e6, "model": bundle.version,
               "measured_at": now.isoformat()}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "stages.json").write_text(json.dumps(report, indent=2))
