@@ -3,8 +3,9 @@
 Run with `python -m tests.benchmarks.bench_frame [--messages N]` (needs the local broker,
 `make kafka-up`); writes var/bench/frame.json. Each reader consumes the same topic of N
 syslog-sized messages from the start: confluent-kafka `consume(1000)`, aiokafka
-`getmany(max_records=1000)`, and a Faust agent on `take_events(1000)` that only counts (in a
-subprocess: Faust owns its process). No work is done on any message, so each figure is the
+`getmany(max_records=1000)` (alone, and with streamguard's ingest on every message and its
+first hops produced), and a Faust agent on `take_events(1000)` that only counts (in a
+subprocess: Faust owns its process). The bare readers do no work on any message, so each figure is the
 most that reader can ever deliver to the pipeline on this machine. Not a test: figures only.
 """
 
@@ -54,7 +55,9 @@ def _topic(n: int) -> str:
 
     name = f"bench-frame-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": BOOT})
-    admin.create_topics([NewTopic(name, 4, 1)])[name].result()
+    made = admin.create_topics([NewTopic(name, 4, 1), NewTopic(name + "-hops", 4, 1)])
+    for f in made.values():
+        f.result()
     p = Producer({"bootstrap.servers": BOOT, "linger.ms": 20})
     for i in range(n):
         p.produce(name, LINE, key=str(i % 64).encode())
@@ -95,6 +98,43 @@ async def _aiokafka(topic: str, n: int) -> float:
     return time.monotonic() - start
 
 
+async def _aiokafka_ingest(topic: str, n: int) -> float:
+    """aiokafka `getmany`, then streamguard's ingest (parse, first hops packed) and the hops produced."""
+    from datetime import UTC, datetime, timedelta
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from features.parsing import TimeBounds
+    from streams.agents.ingest import Ingested, ingest
+    from streams.internal import Outbox
+
+    bounds = TimeBounds(max_future=timedelta(days=3650), not_before=datetime(2000, 1, 1, tzinfo=UTC))
+    c = AIOKafkaConsumer(topic, bootstrap_servers=BOOT, group_id=uuid.uuid4().hex, auto_offset_reset="earliest")
+    p = AIOKafkaProducer(bootstrap_servers=BOOT, linger_ms=5, max_request_size=4 * 1024 * 1024)
+    await c.start()
+    await p.start()
+    seen, start = 0, None
+    while seen < n:
+        got = await c.getmany(timeout_ms=1000, max_records=1000)
+        if got and start is None:
+            start = time.monotonic()
+        box, now = Outbox(4), datetime.now(UTC)
+        for tp, records in got.items():
+            for r in records:
+                out = ingest(r.value, input_kind="logs", topic=tp.topic, partition=tp.partition, offset=r.offset,
+                             now=now, bounds=bounds)
+                if isinstance(out, Ingested):
+                    box.add(out.hop, tp.partition)
+            seen += len(records)
+        sent = [await p.send(topic + "-hops", value=v, partition=part) for _, part, v in box.drain()]
+        for fut in sent:
+            await fut
+    elapsed = time.monotonic() - start
+    await c.stop()
+    await p.stop()
+    return elapsed
+
+
 def _faust(topic: str, n: int, timeout_s: float) -> float:
     with tempfile.TemporaryDirectory(prefix="sg-frame-") as tmp:
         out = subprocess.run([sys.executable, "-c", _FAUST, topic, str(n), BOOT, tmp], capture_output=True,
@@ -114,13 +154,14 @@ def main() -> int:
     n = args.messages
     rates = {"confluent_kafka_consume_1000": n / _confluent(topic, n),
              "aiokafka_getmany_1000": n / asyncio.run(_aiokafka(topic, n)),
+             "aiokafka_getmany_1000_with_streamguard_ingest": n / asyncio.run(_aiokafka_ingest(topic, n)),
              "faust_take_events_1000": n / _faust(topic, n, args.timeout)}
     report = {"messages": n, "messages_per_s": rates,
               "faust_vs_aiokafka": rates["faust_take_events_1000"] / rates["aiokafka_getmany_1000"]}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "frame.json").write_text(json.dumps(report, indent=2))
     for name, rate in rates.items():
-        print(f"{name:32s} {rate:>12,.0f} messages/s")
+        print(f"{name:48s} {rate:>12,.0f} messages/s")
     print(f"Faust delivers {report['faust_vs_aiokafka']:.1%} of what its own Kafka client reads")
     return 0
 
