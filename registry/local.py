@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from scoring.bundle import sha256_file
+from scoring.digest import sha256_file
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
 from .store import _SAFE, VersionInfo, apply_retention

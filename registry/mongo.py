@@ -37,7 +37,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from scoring.bundle import sha256_file
+from scoring.digest import sha256_file
 
 from .errors import IntegrityError, RegistryError, VersionNotFound
 from .store import _SAFE, VersionInfo, apply_retention

@@ -1,14 +1,32 @@
-"""Models, batch scoring, risk and explanations, training and evaluation. Imports `features` only."""
+"""Models, batch scoring, risk and explanations, training and evaluation. Imports `features` only.
 
-from .anomaly import DETECTORS, CalibratedAnomalyModel
-from .batch import ScoreResult, score_batch
-from .bundle import BatchScores, ModelBundle, load_bundle, severity_for
-from .challenger import Comparison, ab_share, compare, served_by_challenger
-from .conformance import check_bundle
-from .drift import DriftMonitor, psi, reference_from
-from .errors import BundleError, ConformanceError, ScoringError
-from .explain import explain
-from .train import TrainParams, evaluate, promotion_gate, train_bundle
+The names below load on first use (PEP 562): importing `scoring.healing` or `scoring.errors`
+must not import scikit-learn, which costs seconds, for CLI commands that never score.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "DETECTORS": "anomaly", "CalibratedAnomalyModel": "anomaly",
+    "ScoreResult": "batch", "score_batch": "batch",
+    "BatchScores": "bundle", "ModelBundle": "bundle", "load_bundle": "bundle", "severity_for": "bundle",
+    "Comparison": "challenger", "ab_share": "challenger", "compare": "challenger", "served_by_challenger": "challenger",
+    "check_bundle": "conformance",
+    "DriftMonitor": "drift", "psi": "drift", "reference_from": "drift",
+    "BundleError": "errors", "ConformanceError": "errors", "ScoringError": "errors",
+    "explain": "explain",
+    "TrainParams": "train", "evaluate": "train", "promotion_gate": "train", "train_bundle": "train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{where}", __name__), name)
 
 __all__ = [
     "BatchScores",

@@ -14,6 +14,7 @@ from features.events import LABEL_BENIGN
 from features.extract import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 
 from .anomaly import CalibratedAnomalyModel
+from .digest import sha256_file
 from .errors import BundleError
 
 __all__ = ["ModelBundle", "BatchScores", "finite", "severity_for", "sha256_file", "load_bundle"]
@@ -27,15 +28,6 @@ def severity_for(risk: int) -> str:
         if risk >= floor:
             return name
     return "low"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(slots=True)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.events import Event
-from scoring.batch import ScoreResult
 
 from .control import Envelope, HealingPolicy
+
+if TYPE_CHECKING:  # at run time only its fields are read; importing it loads scikit-learn
+    from scoring.batch import ScoreResult
 
 __all__ = [
     "AuditRecord",
