@@ -23,6 +23,7 @@ _WHERE = {
 
 
 def __getattr__(name: str) -> Any:
+    """A package name, imported from its module on first use."""
     where = _WHERE.get(name)
     if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

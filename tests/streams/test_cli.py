@@ -33,6 +33,15 @@ def test_console_script_help_lists_the_commands() -> None:
     assert all(c in proc.stdout for c in _subcommands())
 
 
+def test_the_cli_and_the_registry_start_without_scikit_learn() -> None:
+    # Importing scikit-learn costs seconds on every command; only commands that score may pay it.
+    code = ("import sys, streams.cli, registry, scoring.healing, streams.wire; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]", proc.stdout[:2000]
+
+
 @pytest.mark.parametrize("command", _subcommands())
 def test_every_subcommand_has_help(command: str) -> None:
     from typer.testing import CliRunner
