@@ -1,6 +1,6 @@
 """The composition root of a `streamguard worker`: the Faust app, its topics and tables, the stages wired in.
 
-    logs.raw, flows.raw ─ingest─► <app>-entity-hops (partitioned by entity) ─hop─► ... ─► <app>-to-score
+    logs.raw, flows.raw ─ingest (own consumer)─► <app>-entity-hops (partitioned by entity) ─hop─► ... ─► <app>-to-score
     <app>-to-score ─score (micro-batches)─► threats.enriched, events.scored, <app>-healing (1 partition)
     <app>-healing ─heal─► actions.healing          ingest failures ─► ops.deadletter
 
@@ -29,6 +29,7 @@ from .agents.context import StageContext, Tables, Topics
 from .agents.heal import HealStage
 from .agents.hop import HopStage
 from .agents.ingest import IngestStage
+from .agents.raw_reader import RawReader
 from .agents.score import ScoreStage
 from .agents.sink import SinkStage
 from .api import register_api
@@ -39,6 +40,7 @@ from .model_store import open_store
 from .operations import Operations
 from .operator_state import state_topic
 from .ordering.runtime import ALIGN_EVERY_S, Ordering
+from .reader import keep_running
 from .serving import Serving
 from .settings import Settings
 from .topics import topic_names
@@ -140,7 +142,8 @@ class Pipeline:
                                       max_record_bytes=max_record_bytes or s.max_record_bytes or PRODUCER_MAX_REQUEST)
         self.started_monotonic = time.monotonic()
         self.ordering = Ordering(ctx)
-        self.ingest = IngestStage(ctx, self.ordering)
+        self.ordering.reader = reader = RawReader(s, [ctx.names.logs_raw, ctx.names.flows_raw])
+        self.ingest = IngestStage(ctx, self.ordering, reader)
         self.hop = HopStage(ctx, self.ordering)
         self.score = ScoreStage(ctx, self.serving)
         self.heal = HealStage(ctx, self.serving)
@@ -178,8 +181,9 @@ class Pipeline:
 
     def _wire(self) -> None:
         """Register the agents, timers, tasks and pages."""
-        app, s, topics, names = self.app, self.settings, self.ctx.topics, self.ctx.names
-        app.agent(topics.raw, name="ingest")(self.ingest.run)
+        app, s, topics = self.app, self.settings, self.ctx.topics
+        # Raw input goes around Faust's per-message stream path (see `agents.raw_reader`).
+        app.task(self._ingest_task)
         app.agent(topics.hops, name="entity-hop")(self.hop.run)
         app.agent(topics.to_score, name="score")(self.score.run)
         app.agent(topics.healing, name="heal")(self.heal.run)
@@ -188,7 +192,7 @@ class Pipeline:
         app.timer(30.0, name="sweep-entities")(self.hop.sweep)
         app.task(self.hop.checkpoint_task)
         stages_by_topic = {topics.hops.get_topic_name(): "entity-hop", topics.to_score.get_topic_name(): "score",
-                           topics.healing.get_topic_name(): "heal", names.logs_raw: "ingest", names.flows_raw: "ingest"}
+                           topics.healing.get_topic_name(): "heal"}
 
         async def stall_watch() -> None:
             self.ctx.delivery.stall_tick(stages_by_topic)
@@ -207,6 +211,9 @@ class Pipeline:
             app.timer(60.0, name="sink-purge")(sink.purge_tick)
         register_pages(app, self.metrics, self._health, debug=s.debug_pages)
         register_api(app, s)
+
+    async def _ingest_task(self) -> None:
+        await keep_running("raw input", self.ingest.run)
 
     def _health(self) -> tuple[dict[str, Any], int]:
         return health(self.app, self.serving, last_input_monotonic=self.ingest.last_input_monotonic,

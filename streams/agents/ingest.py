@@ -21,6 +21,7 @@ from ..wire import DeadLetter, dead_letter, event_id_for
 if TYPE_CHECKING:
     from ..ordering.runtime import Ordering
     from .context import StageContext
+    from .raw_reader import RawReader
 
 __all__ = ["IngestStage", "Ingested", "ingest"]
 
@@ -67,35 +68,74 @@ def ingest(raw: bytes | None, *, input_kind: str, topic: str, partition: int, of
 class IngestStage:
     """Parses batches of raw messages and sends each event's first hop, packed per partition."""
 
-    def __init__(self, ctx: StageContext, ordering: Ordering) -> None:
+    def __init__(self, ctx: StageContext, ordering: Ordering, reader: RawReader) -> None:
         s = ctx.settings
         self.ctx = ctx
         self.ordering = ordering
+        self.reader = reader
         self.bounds = TimeBounds(max_future=timedelta(seconds=s.max_future_s),
                                  not_before=datetime.fromisoformat(s.not_before.replace("Z", "+00:00")))
         self.last_input_monotonic: float | None = None
 
-    async def run(self, stream: Any) -> None:
-        """The agent: a batch's hops and dead letters are delivered before Faust acknowledges its inputs."""
-        ctx, m = self.ctx, self.ctx.metrics
+    async def run(self) -> None:
+        """The task: read raw batches until the worker stops; a batch is delivered before its offsets are committed."""
+        reader = self.reader
+        await reader.start()
+        try:
+            while True:
+                await self.step()
+        finally:
+            await reader.stop()
+
+    async def step(self) -> int:
+        """Ingest one fetched batch (possibly empty); the number of raw records ingested."""
+        reader = self.reader
+        generation, fetched = await reader.fetch(BATCH, timeout_ms=100)
+        n = 0
+        if fetched:
+            async with reader.lock:
+                n = await self._ingest(generation, fetched)
+        self.ordering.align_inputs()
+        self.ctx.metrics.consumer_lag.labels("ingest").set(reader.lag())
+        return n
+
+    async def _ingest(self, generation: int, fetched: dict[Any, list[Any]]) -> int:
+        ctx, m, reader = self.ctx, self.ctx.metrics, self.reader
         logs_topic = ctx.names.logs_raw
         outbox = ctx.outbox()
         aligner = self.ordering.aligner
-        async for batch in stream.take_events(BATCH, within=0.05):
-            self.last_input_monotonic = time.monotonic()
-            out = ctx.outgoing()
-            for event in batch:
-                msg = event.message
-                kind = _LOGS if msg.topic == logs_topic else _FLOWS
-                m.events_in.labels(kind).inc()
-                got = ingest(event.value, input_kind=kind, topic=msg.topic, partition=msg.partition,
-                             offset=msg.offset, now=ctx.clock(), bounds=self.bounds)
+        out = ctx.outgoing()
+        commit: dict[Any, int] = {}
+        now = ctx.clock()
+        for tp, records in fetched.items():
+            # Fetched before a rebalance: the partition's next owner reads these from the committed offset.
+            if not records or not reader.current(generation, tp):
+                continue
+            kind = _LOGS if tp.topic == logs_topic else _FLOWS
+            m.events_in.labels(kind).inc(len(records))
+            for rec in records:
+                got = ingest(rec.value, input_kind=kind, topic=tp.topic, partition=tp.partition, offset=rec.offset,
+                             now=now, bounds=self.bounds)
                 if isinstance(got, DeadLetter):
-                    await out.dead_letter(msg.topic.encode(), got)
-                elif outbox.add(got.hop, msg.partition):
-                    aligner.observe(msg.tp, got.hop.message["ts"])
+                    await out.dead_letter(tp.topic.encode(), got)
+                elif outbox.add(got.hop, tp.partition):
+                    aligner.observe(tp, got.hop.message["ts"])
                 else:
-                    await ctx.dead_letter_hop(out, msg, got.hop.message)
-            await ctx.send_outbox(out, outbox)
-            await out.flush()
-            self.ordering.align_inputs()
+                    await ctx.dead_letter_hop(out, _Where(tp.topic, tp.partition, rec.offset), got.hop.message)
+            reader.handed(tp, records[-1].offset)
+            commit[tp] = records[-1].offset + 1
+        if commit:
+            self.last_input_monotonic = time.monotonic()
+        await ctx.send_outbox(out, outbox)
+        await out.flush()
+        await reader.commit(commit)
+        return sum(len(r) for tp, r in fetched.items() if tp in commit)
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a raw record came from, as dead-letter helpers read it off a message."""
+
+    topic: str
+    partition: int
+    offset: int

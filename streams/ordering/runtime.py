@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..faust.internals import committed_offset, read_offset
 from ..internal import floor_report, read_floor_report
@@ -20,6 +20,7 @@ from .hold import HopHold
 
 if TYPE_CHECKING:
     from ..agents.context import StageContext
+    from ..agents.raw_reader import RawReader
 
 __all__ = ["Ordering", "lowest"]
 
@@ -54,7 +55,7 @@ class Ordering:
         # its entities expired by another partition's later events.
         self.partition_watermark: dict[int, int] = {}
         self.max_event_ms = 0
-        self._paused: set[Any] = set()  # raw partitions the aligner paused
+        self.reader: RawReader | None = None  # the raw input's consumer (set by the ingest stage's owner)
         self._floor: int | None = None  # this worker's floor, told to the others
         self._reported: int | None = None  # the floor last told
         self._reported_at = 0.0
@@ -78,22 +79,29 @@ class Ordering:
 
     def align_inputs(self) -> None:
         """Pause raw partitions too far ahead of the event-time floor; resume those no longer ahead."""
-        ctx = self.ctx
+        ctx, reader = self.ctx, self.reader
         app = ctx.app
-        consumer = app.consumer
-        aligner, paused = self.aligner, self._paused
-        if app.rebalancing or app.in_recovery or not app.flow_control.is_active():
-            # A rebalance pauses and resumes every partition itself; start again afterwards.
-            paused.clear()
-            self._floor = None
+        aligner = self.aligner
+        if reader is None or reader.consumer is None:
             return
-        raw = {ctx.names.logs_raw, ctx.names.flows_raw}
+        raw = reader.assignment()
+        paused = reader.paused
+        if app.rebalancing or app.in_recovery or not app.flow_control.is_active():
+            # The hop stage is not running (Faust pauses its partitions): hold the raw input
+            # back too, as when Faust read it, and align again from scratch afterwards.
+            reader.pause(raw)
+            paused.clear()
+            paused.update(raw)
+            self._floor = None
+            ctx.metrics.inputs_paused.labels("ingest").set(len(raw))
+            return
+        consumer = app.consumer
         hops = ctx.topics.hops.get_topic_name()
-        assigned = {tp for tp in consumer.assignment() if tp.topic in raw or tp.topic == hops}
-        aligner.forget(assigned)
+        hop_tps = {tp for tp in consumer.assignment() if tp.topic == hops}
+        aligner.forget(raw | hop_tps)
         backlogged = set()
-        for tp in assigned:
-            if tp.topic == hops and tp.partition in self.partition_watermark:
+        for tp in hop_tps:
+            if tp.partition in self.partition_watermark:
                 aligner.observe(tp, self.partition_watermark[tp.partition])
             try:
                 end, read = consumer.highwater(tp), read_offset(consumer, tp)
@@ -105,14 +113,18 @@ class Ordering:
             # others back until it has a time (see `EventTimeAligner.floor`).
             if end is None or read + 1 < end:
                 backlogged.add(tp)
+        for tp in raw:
+            read, end = reader.position(tp)
+            if read is None or end is None or read + 1 < end:
+                backlogged.add(tp)
         now = time.monotonic()
         self._floor = aligner.floor(backlogged, now)
-        pause = aligner.ahead(backlogged, now, pausable={tp for tp in assigned if tp.topic in raw},
+        pause = aligner.ahead(backlogged, now, pausable=raw,
                               elsewhere=lowest(self.board.floor(now), self.hold.floor()))
         if paused - pause:
-            consumer.resume_partitions(paused - pause)
-        if pause:  # every time: faust re-activates a partition whose stream buffer drained
-            consumer.pause_partitions(pause)
+            reader.resume(paused - pause)
+        if pause - paused:
+            reader.pause(pause - paused)
         paused.clear()
         paused.update(pause)
         ctx.metrics.inputs_paused.labels("ingest").set(len(pause))

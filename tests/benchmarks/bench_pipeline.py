@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from features.simulation import ScenarioConfig, generate
-from tests.streams.conftest import BIN, Worker, free_port, group_lag, metric_sum, pipeline_topics, unique_prefix
+from tests.streams.conftest import BIN, Worker, free_port, metric_sum, pipeline_lag, unique_prefix
 
 OUT = Path("var/bench")
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,14 +158,13 @@ class Cluster:
 
 def wait_idle(bootstrap: str, prefix: str, app_id: str, workers: list[Worker], total: int, timeout_s: float) -> float:
     """Poll until every stage has committed all its input; the time it happened (progress every 10 s)."""
-    topics = pipeline_topics(prefix, app_id)
     deadline = time.monotonic() + timeout_s
     last_report = time.monotonic()
     while time.monotonic() < deadline:
         for w in workers:
             if w.proc.poll() is not None:
                 raise RuntimeError("a worker exited:\n" + w.log_tail())
-        lag = group_lag(bootstrap, app_id, topics)
+        lag = pipeline_lag(bootstrap, prefix, app_id)
         if lag and not any(lag.values()):
             return time.monotonic()
         if time.monotonic() - last_report > 10:

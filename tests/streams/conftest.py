@@ -319,6 +319,20 @@ def pipeline_topics(prefix: str, app_id: str, *, sink: bool = False) -> list[str
             f"{internal}-healing"] + ([f"{prefix}threats.enriched", f"{prefix}actions.healing"] if sink else [])
 
 
+def pipeline_lag(bootstrap: str, prefix: str, app_id: str, *, sink: bool = False) -> dict[str, int]:
+    """`group_lag` of every topic a worker consumes, each under the group that commits it.
+
+    The raw topics are read by the ingest stage's own consumer (group `<app id>-ingest`), the
+    rest by Faust's (group `<app id>`).
+    """
+    from streams.agents.raw_reader import ingest_group
+
+    topics = pipeline_topics(prefix, app_id, sink=sink)
+    raw = [t for t in topics if t.endswith(".raw")]
+    return {**group_lag(bootstrap, ingest_group(app_id), raw),
+            **group_lag(bootstrap, app_id, [t for t in topics if t not in raw])}
+
+
 def wait_pipeline_idle(bootstrap: str, prefix: str, app_id: str, timeout_s: float,
                        on_fail: Callable[[], str] = lambda: "", *, sink: bool = False) -> None:
     """Wait until the workers have committed every message of every stage.
@@ -326,12 +340,11 @@ def wait_pipeline_idle(bootstrap: str, prefix: str, app_id: str, timeout_s: floa
     A stage flushes its outputs before it commits its input, so once each stage, checked in
     pipeline order, has nothing uncommitted, every output of the input is on its topic.
     """
-    topics = pipeline_topics(prefix, app_id, sink=sink)
     last: dict[str, int] = {}
 
     def idle() -> bool:
         nonlocal last
-        last = group_lag(bootstrap, app_id, topics)
+        last = pipeline_lag(bootstrap, prefix, app_id, sink=sink)
         return not any(last.values())
 
     def report() -> str:
