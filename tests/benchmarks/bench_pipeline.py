@@ -604,15 +604,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--throughput-only", action="store_true",
                     help="only one worker on the backlog and the bare loop, written to var/bench/throughput.json "
                          "(a before/after check of one change)")
+    ap.add_argument("--workers", type=int, default=1, help="workers in the --throughput-only run (one group)")
     args = ap.parse_args(argv)
     bootstrap = os.environ.get("STREAMGUARD_TEST_KAFKA", "127.0.0.1:9092")
     if args.throughput_only:
         def runs(c: Cluster) -> dict[str, Any]:
-            one = throughput(c, workload(args.events), 1, args.timeout)
+            one = throughput(c, workload(args.events), args.workers, args.timeout)
             bare = baseline_loop(c, args.events, per_event=False, limit_s=args.timeout)
-            _say(f"one worker {one['events_per_s']:,.0f} events/s, bare loop {bare['events_per_s']:,.0f}: "
-                 f"{one['events_per_s'] / bare['events_per_s']:.2f}x")
-            return {"throughput_1w": one, "bare_loop": bare,
+            _say(f"{args.workers} worker(s) {one['events_per_s']:,.0f} events/s, bare loop "
+                 f"{bare['events_per_s']:,.0f}: {one['events_per_s'] / bare['events_per_s']:.2f}x")
+            return {f"throughput_{args.workers}w": one, "bare_loop": bare,
                     "ratio_vs_bare_loop": one["events_per_s"] / bare["events_per_s"]}
 
         _part_only(bootstrap, "throughput.json", runs)
