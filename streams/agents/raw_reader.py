@@ -113,11 +113,14 @@ class RawReader:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
 
     async def fetch(self, max_records: int, timeout_ms: int) -> tuple[int, dict[Any, list[Any]]]:
-        """Up to `max_records` records, with the group generation they were fetched in."""
+        """Up to `max_records` records, with the group generation they were returned in."""
         await self._positions()
-        generation = self.generation
         got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        return generation, got
+        # The generation as getmany returns, not as it was called: a group joined meanwhile hands
+        # out records of the new assignment, and dropping those would skip them (the position
+        # has moved past them). Records are dropped only when a revocation comes after this
+        # point, and a revocation resets the positions of whatever is assigned next.
+        return self.generation, got
 
     async def _positions(self) -> None:
         # Where reading starts on a newly assigned partition: the input aligner counts a
