@@ -30,7 +30,7 @@ from .control import Command, ControlRejected, Envelope, Purpose, Verifier, sign
 from .internal import unblock_request
 from .kafka import aiokafka_security
 from .model_store import ModelRefused, artifact_cache, load_version
-from .operator_state import STATE_KEY, OperatorState, sign_state
+from .operator_state import STATE_KEY, OperatorState, PromotionWatch, sign_state
 from .policy import PolicyFileError
 from .reader import GrouplessReader, keep_running
 from .wire import AuditRecord, StatusReply, audit_record
@@ -65,6 +65,7 @@ class Operations:
         self.position: dict[int, int] = {}  # control-topic partition -> next offset to read
         self.audits: list[AuditRecord] = []  # the audit records of the replies made, until sent
         self.origin = ""  # the message being handled (topic/partition/offset): part of its audit id
+        self._recorded_watch: PromotionWatch | None = None  # the promotion watch in the last record written
 
     def now_ms(self) -> int:
         return self.ctx.now_ms()
@@ -99,9 +100,25 @@ class Operations:
                 challenger = f", challenger {state.challenger}"
             except ModelRefused as exc:
                 log.error("the recorded challenger cannot run: %s", exc)
+        watch = self._resume_watch(state.watch)
         return (f"operator state from {state.writer}: threshold {state.threat_threshold}, dry run {state.dry_run}, "
-                f"paused {state.paused}, {len(state.allowlist)} allowlisted{policy}{challenger}; control topic from "
-                f"{self.position}")
+                f"paused {state.paused}, {len(state.allowlist)} allowlisted{policy}{challenger}{watch}; control topic "
+                f"from {self.position}")
+
+    def _resume_watch(self, watch: PromotionWatch | None) -> str:
+        """Watch the served version again if it was on watch when the record was written; what was done, in words."""
+        sv, s = self.serving, self.ctx.settings
+        if watch is None or watch.version != sv.bundle.version or sv.guard is not None:
+            return ""  # no watch, or another version serves now (rolled back, promoted again)
+        try:
+            previous = load_version(self.store(), s.model_name, watch.against, artifact_cache(s), secret=self.secret)
+        except ModelRefused as exc:
+            log.error("the promotion watch of %s against %s cannot resume: %s", watch.version, watch.against, exc)
+            return f", promotion watch of {watch.version} NOT resumed ({watch.against} cannot be loaded)"
+        sv.serve(sv.bundle, watch_against=previous)
+        if sv.guard is None:
+            return ""  # promotions are not watched with these settings
+        return f", promotion watch of {watch.version} against {watch.against} resumed (its count starts again)"
 
     def snapshot(self) -> OperatorState:
         """The record of the switches now and how far the control topic has been read."""
@@ -110,8 +127,12 @@ class Operations:
             app_id=self.ctx.settings.app_id, position={str(p): o for p, o in self.position.items()},
             threat_threshold=sv.threshold, paused=sv.policy.paused, dry_run=sv.policy.dry_run,
             allowlist=list(sv.policy.allowlist), challenger=sv.challenger_version, ab_fraction=sv.ab_fraction,
-            policy=sv.policy_doc,
+            policy=sv.policy_doc, watch=self._watch(),
             nonces=self.verifier.recent_nonces(self.now_ms()), written_at_ms=self.now_ms(), writer=self.worker_id)
+
+    def _watch(self) -> PromotionWatch | None:
+        guard = self.serving.guard
+        return None if guard is None else PromotionWatch(version=guard.version, against=guard.previous)
 
     async def handle(self, raw: bytes, purpose: Purpose = "control") -> StatusReply | None:
         """Verify and apply one message of the `purpose` topic; the reply to publish (None: nothing to answer)."""
@@ -280,13 +301,17 @@ class Operations:
                         if rec.topic == names.control:
                             self.position[rec.partition] = rec.offset + 1
                             await self._record(producer)
+                    if self._watch() != self._recorded_watch:
+                        # A watch began (an announced version), ended (a verdict) or moved on.
+                        await self._record(producer)
         finally:
             await producer.stop()
 
     async def _record(self, producer: Any) -> None:
         """Write the operator state record (signed) and wait until the broker has it."""
-        value = sign_state(self.snapshot(), self.secret)
-        await producer.send_and_wait(self.state_topic, value, key=STATE_KEY)
+        state = self.snapshot()
+        await producer.send_and_wait(self.state_topic, sign_state(state, self.secret), key=STATE_KEY)
+        self._recorded_watch = state.watch
 
 
 def _reactivate(store: ModelStore, name: str, bad: str, previous: str) -> None:

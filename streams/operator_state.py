@@ -32,8 +32,8 @@ from .control import HealingPolicy, mac
 from .kafka import client_conf
 from .settings import Settings
 
-__all__ = ["STATE_KEY", "TOPIC_CONFIG", "OperatorState", "load_operator_state", "sign_state", "state_topic",
-           "topic_ends", "verify_state"]
+__all__ = ["STATE_KEY", "TOPIC_CONFIG", "OperatorState", "PromotionWatch", "load_operator_state", "sign_state",
+           "state_topic", "topic_ends", "verify_state"]
 
 log = logging.getLogger("streamguard.worker")
 
@@ -45,6 +45,14 @@ TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(24 * 3
 def state_topic(settings: Settings) -> str:
     """The state topic of a deployment: `<prefix><app_id>-operator-state`."""
     return f"{settings.topic(settings.app_id)}-operator-state"
+
+
+class PromotionWatch(BaseModel):
+    """A promoted version on watch against the version it replaced (`scoring.guard`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: str
+    against: str
 
 
 class OperatorState(BaseModel):
@@ -63,6 +71,9 @@ class OperatorState(BaseModel):
     policy: HealingPolicy | None = Field(None, description="The healing policy loaded by `control policy`, if any.")
     nonces: dict[str, int] = Field(default_factory=dict, description="Nonces seen inside the signature window -> "
                                    "their issue time (ms).")
+    # A worker restarted mid-watch resumes the watch (from its start) instead of serving the
+    # promoted version unwatched: the registry says which version is active, not that it is on trial.
+    watch: PromotionWatch | None = Field(None, description="The promotion being watched when written, if any.")
     written_at_ms: int
     writer: str
     signature: str = ""
@@ -73,7 +84,9 @@ class OperatorState(BaseModel):
 
 
 def _mac(secret: str, app_id: str, state: OperatorState) -> str:
-    body = state.model_dump(mode="json", exclude={"signature"})
+    # A record without a watch is signed without the key, as records were before it existed:
+    # an upgrade keeps the switches it finds.
+    body = state.model_dump(mode="json", exclude={"signature"} if state.watch else {"signature", "watch"})
     return mac(secret, {"purpose": _PURPOSE, "app_id": app_id, "state": body})
 
 
@@ -143,7 +156,9 @@ def load_operator_state(bootstrap: str, topic: str, secret: str, app_id: str,
             state = verify_state(msg.value(), secret, app_id)
             if state is None:
                 refused += 1
-            elif state.ahead_of(best):
+            elif best is None or not best.ahead_of(state):
+                # As far or further: of records as far into the control topic, the last written
+                # wins (one that ends a promotion watch comes after the one that began it).
                 best = state
     finally:
         consumer.close()

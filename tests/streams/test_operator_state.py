@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from streams.control import Command, sign
-from streams.operator_state import OperatorState, sign_state, verify_state
+from streams.operator_state import OperatorState, PromotionWatch, sign_state, verify_state
 from tests.conftest import SIGNING_SECRET
 
 SECRET = SIGNING_SECRET  # the secret the session model is signed with
@@ -40,6 +40,28 @@ def test_a_state_record_is_accepted_only_signed_for_its_deployment() -> None:
     assert verify_state(json.dumps(unsigned).encode(), SECRET, "sg-a") is None
     for junk in (b"", b"{}", b"[]", b"\xff"):
         assert verify_state(junk, SECRET, "sg-a") is None
+
+
+def test_a_promotion_watch_is_signed_with_the_record() -> None:
+    watched = _state(watch=PromotionWatch(version="v2", against="v1"))
+    raw = sign_state(watched, SECRET)
+    assert verify_state(raw, SECRET, "sg-a").watch == PromotionWatch(version="v2", against="v1")
+    moved = json.loads(raw)
+    moved["watch"]["against"] = "v0"  # whoever rewrites it cannot choose what a version is compared with
+    assert verify_state(json.dumps(moved).encode(), SECRET, "sg-a") is None
+    dropped = json.loads(raw)
+    del dropped["watch"]  # nor end a watch by leaving it out
+    assert verify_state(json.dumps(dropped).encode(), SECRET, "sg-a") is None
+
+
+def test_a_record_written_before_watches_existed_still_verifies() -> None:
+    from streams.control import mac
+
+    # Signed the way a worker of the earlier version signed it: no `watch` key in the body.
+    body = _state().model_dump(mode="json", exclude={"signature", "watch"})
+    old = {**body, "signature": mac(SECRET, {"purpose": "operator-state", "app_id": "sg-a", "state": body})}
+    restored = verify_state(json.dumps(old).encode(), SECRET, "sg-a")
+    assert restored is not None and restored.watch is None and restored.dry_run is True
 
 
 def test_the_furthest_record_wins() -> None:
@@ -129,7 +151,7 @@ def test_a_restarted_control_consumer_does_not_go_back_in_time(kafka_bootstrap: 
 
     prefix = unique_prefix()
     s = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, app_id=prefix.rstrip("."),
-                 signing_secret=SECRET, control_window_s=3)
+                 signing_secret=SECRET, control_window_s=10)  # a loaded machine can take seconds to read a command
     from streams.kafka import ensure_topics
 
     names = topic_names(s)

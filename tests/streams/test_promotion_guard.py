@@ -1,9 +1,12 @@
-"""The promotion guard through a real worker: a promoted version that flags far more than its predecessor goes back."""
+"""The promotion guard through a real worker: a promoted version that flags far more than its predecessor goes back,
+also when the worker watching it was killed mid-watch."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,6 +48,22 @@ def test_a_promoted_version_that_flags_far_more_is_rolled_back_everywhere(
     done = run_cli(env, "control", "promote", bad, "--wait", "120", "--expect", "1")
     assert done.returncode == 0 and f"watched against {good}" in done.stdout + done.stderr, done.stdout + done.stderr
     assert LocalRegistry(reg).active("streamguard").version == bad
+    # Killed mid-watch: the one that starts in its place loads the active version, `bad`, and
+    # must watch it again (the record of the operators' switches says it was on watch).
+    from streams.operator_state import load_operator_state
+
+    state_topic = f"{prefix}{app_id}-operator-state"
+
+    def watch_recorded() -> bool:  # the reply goes out a moment before the record is written
+        state = load_operator_state(kafka_bootstrap, state_topic, SIGNING_SECRET, app_id)[0]
+        return state is not None and state.watch is not None and state.watch.version == bad
+
+    wait_for(watch_recorded, 60, "the promotion watch in the operator state record", worker.log_tail)
+    worker.stop(signal.SIGKILL)
+    worker = start_worker(app_id, prefix, registry_dir=reg, promotion_watch_events=2000)
+    assert worker.model_version() == bad
+    watch = json.loads(worker.get("/health")[1])["promotion_watch"]
+    assert watch is not None and (watch["version"], watch["against"]) == (bad, good), watch
 
     cfg = ScenarioConfig(seed=5, duration_s=180, benign_eps=20.0,
                          start=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=4))
