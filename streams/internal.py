@@ -1,6 +1,6 @@
 """Messages between a worker's stages: entity hops, healing requests, event-time floors.
 
-Three internal topics carry them (named after the app id):
+Internal topics carry them (named after the app id):
 
 - `<app>-entity-hops` and `<app>-to-score`: a JSON array of `EntityHop`s, one message per
   destination partition and batch (up to `MAX_HOPS_PER_MESSAGE` hops or 1 MiB), so Kafka and
@@ -9,6 +9,8 @@ Three internal topics carry them (named after the app id):
 - `<app>-healing` (one partition): one `ThreatNotice` (a threat the policy decides on) or one
   `UnblockRequest` (an operator's, relayed by the control consumer) per message.
 - `<app>-watermarks` (one partition): one `FloorReport` per message.
+- `<app>-operator-state` (compacted, one partition): the signed `OperatorState` record
+  (`streams.operator_state`), listed here for its schema.
 
 The models below are the types and the JSON Schemas (`streamguard schemas --internal`,
 committed in `docs/schemas/internal/`). On the hot path hops stay plain dicts of that shape:
@@ -28,6 +30,8 @@ from aiokafka.partitioner import murmur2
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from scoring.healing import Threat
+
+from .operator_state import OperatorState
 
 __all__ = [
     "INTERNAL_MODELS",
@@ -119,6 +123,7 @@ INTERNAL_MODELS: dict[str, type[BaseModel]] = {
     "threat_notice": ThreatNotice,
     "unblock_request": UnblockRequest,
     "floor_report": FloorReport,
+    "operator_state": OperatorState,
 }
 
 _HEALING: TypeAdapter[ThreatNotice | UnblockRequest] = TypeAdapter(ThreatNotice | UnblockRequest)
