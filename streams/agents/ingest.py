@@ -87,19 +87,17 @@ class IngestStage:
         finally:
             await reader.stop()
 
-    async def step(self) -> int:
-        """Ingest one fetched batch (possibly empty); the number of raw records ingested."""
+    async def step(self) -> None:
+        """Ingest one fetched batch (possibly empty), then align the raw partitions."""
         reader = self.reader
         generation, fetched = await reader.fetch(BATCH, timeout_ms=100)
-        n = 0
         if fetched:
             async with reader.lock:
-                n = await self._ingest(generation, fetched)
+                await self._ingest(generation, fetched)
         self.ordering.align_inputs()
         self.ctx.metrics.consumer_lag.labels("ingest").set(reader.lag())
-        return n
 
-    async def _ingest(self, generation: int, fetched: dict[Any, list[Any]]) -> int:
+    async def _ingest(self, generation: int, fetched: dict[Any, list[Any]]) -> None:
         ctx, m, reader = self.ctx, self.ctx.metrics, self.reader
         logs_topic = ctx.names.logs_raw
         outbox = ctx.outbox()
@@ -129,7 +127,6 @@ class IngestStage:
         await ctx.send_outbox(out, outbox)
         await out.flush()
         await reader.commit(commit)
-        return sum(len(r) for tp, r in fetched.items() if tp in commit)
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,29 +123,31 @@ class RawReader:
         return self.generation, got
 
     async def _positions(self) -> None:
-        # Where reading starts on a newly assigned partition: the input aligner counts a
+        # Where reading starts on newly assigned partitions: the input aligner counts a
         # partition as behind until it knows (`Ordering.align_inputs`).
-        while self.fresh:
-            tp = self.fresh.pop()
-            if tp not in self.consumer.assignment():
-                continue
-            try:
-                await self._adopt_legacy(tp)
+        tps = [tp for tp in self.fresh if tp in self.consumer.assignment()]
+        self.fresh.clear()
+        try:
+            await self._adopt_legacy(tps)
+            for tp in tps:
                 self.read[tp] = await self.consumer.position(tp) - 1
-            except Exception as exc:  # noqa: BLE001 - revoked meanwhile, or the broker is away: ask again later
-                log.warning("ingest: no position for %s[%d] yet (%r)", tp.topic, tp.partition, exc)
-                self.fresh.add(tp)
-                return
+        except Exception as exc:  # noqa: BLE001 - revoked meanwhile, or the broker is away: ask again later
+            log.warning("ingest: no reading position for %d raw partition(s) yet (%r)", len(tps), exc)
+            self.fresh.update(tp for tp in tps if tp not in self.read)
 
-    async def _adopt_legacy(self, tp: Any) -> None:
-        if not self.legacy_group or await self.consumer.committed(tp) is not None:
+    async def _adopt_legacy(self, tps: list[Any]) -> None:
+        """Start partitions this group never committed where the earlier group stopped (one lookup for all)."""
+        if not self.legacy_group or not tps:
             return
-        old = await asyncio.to_thread(legacy_offsets, self.settings, self.legacy_group, [(tp.topic, tp.partition)])
-        offset = old.get((tp.topic, tp.partition))
-        if offset is not None:
-            log.info("ingest: %s[%d] starts at offset %d, where group %s stopped", tp.topic, tp.partition, offset,
-                     self.legacy_group)
-            self.consumer.seek(tp, offset)
+        new = [tp for tp in tps if await self.consumer.committed(tp) is None]
+        old = await asyncio.to_thread(legacy_offsets, self.settings, self.legacy_group,
+                                      [(tp.topic, tp.partition) for tp in new])
+        for tp in new:
+            offset = old.get((tp.topic, tp.partition))
+            if offset is not None:
+                log.info("ingest: %s[%d] starts at offset %d, where group %s stopped", tp.topic, tp.partition,
+                         offset, self.legacy_group)
+                self.consumer.seek(tp, offset)
 
     def current(self, generation: int, tp: Any) -> bool:
         """Whether a record of `tp` fetched in `generation` is still this worker's to ingest."""
