@@ -55,7 +55,7 @@ test: install test-tools ## run every test; the session starts (and stops) a rea
 
 reliability: install ## fault runs (SIGKILL every 20 s, broker restart) and a long fuzzing pass (~10 min)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m "reliability or integration or not integration" \
-	  tests/streams/test_pipeline_recovery.py tests/streams/test_broker_restart.py \
+	  tests/streams/test_pipeline_recovery.py tests/streams/test_broker_restart.py tests/streams/test_feature_parity.py \
 	  tests/features/test_parsing_fuzz.py tests/streams/test_contracts_fuzz.py
 
 test-unit: install test-tools ## only the tests that need no server

@@ -20,6 +20,8 @@ tests hold the stages' output to the schema; the hop stage dead-letters a hop it
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -240,12 +242,14 @@ class Outbox:
     def __init__(self, partitions: int, max_bytes: int = _MAX_MESSAGE_BYTES) -> None:
         self.partitions = partitions
         self.max_bytes = min(max_bytes, _MAX_MESSAGE_BYTES)
-        self._hops: dict[int, list[bytes]] = {}
+        self._hops: dict[int, dict[Hashable, list[tuple[int, bytes]]]] = {}  # partition -> lane -> (ts, hop)
         self._score: dict[int, list[bytes]] = {}
 
-    def add(self, hop: Hop, score_partition: int) -> bool:
+    def add(self, hop: Hop, score_partition: int, lane: Hashable = None) -> bool:
         """Queue a hop: to its next entity's partition, or to `score_partition` when it is done.
 
+        `lane` is where the hop's delivery position comes from (its raw or hop partition): a
+        message interleaves its lanes by event time, each lane kept in the order it was added.
         False (and nothing queued) for a hop that alone exceeds a message: the stage dead-letters it.
         """
         raw = encode(hop.message)  # queued until `drain`: thousands per batch, so sized to fit
@@ -254,18 +258,39 @@ class Outbox:
         if hop.key is None:
             self._score.setdefault(score_partition % self.partitions, []).append(raw)
         else:
-            self._hops.setdefault(partition_for(hop.key, self.partitions), []).append(raw)
+            lanes = self._hops.setdefault(partition_for(hop.key, self.partitions), {})
+            ts = hop.message.get("ts")  # a hop without one (written before `ts` travelled) keeps its place
+            lanes.setdefault(lane, []).append((ts if type(ts) is int else 0, raw))
         return True
 
     def __len__(self) -> int:
-        return sum(map(len, self._hops.values())) + sum(map(len, self._score.values()))
+        hops = sum(len(q) for lanes in self._hops.values() for q in lanes.values())
+        return hops + sum(map(len, self._score.values()))
 
     def drain(self) -> list[tuple[str, int, bytes]]:
         """("hops" or "score", partition, value) messages in queue order per partition; empties the box."""
-        out = [("hops", p, v) for p, hops in sorted(self._hops.items()) for v in _pack(hops, self.max_bytes)]
+        out = [("hops", p, v) for p, lanes in sorted(self._hops.items()) for v in _pack(_merge(lanes), self.max_bytes)]
         out += [("score", p, v) for p, hops in sorted(self._score.items()) for v in _pack(hops, self.max_bytes)]
         self._hops, self._score = {}, {}
         return out
+
+
+def _merge(lanes: dict[Hashable, list[tuple[int, bytes]]]) -> list[bytes]:
+    """One partition's hops, lowest event time first across lanes, each lane in its own order.
+
+    An entity's hops are applied in the order they arrive in its partition (the hold releases a
+    partition in arrival order), and one batch can carry many seconds of each input partition:
+    queued lane after lane, a destination would see one source partition's minute before
+    another's. Within a lane the order is kept: the entity's redelivery check needs each origin's
+    positions rising.
+    """
+    if len(lanes) == 1:
+        return [raw for _, raw in next(iter(lanes.values()))]
+    return [raw for _, raw in heapq.merge(*lanes.values(), key=_ts)]
+
+
+def _ts(item: tuple[int, bytes]) -> int:
+    return item[0]
 
 
 def _pack(encoded: list[bytes], max_bytes: int) -> list[bytes]:

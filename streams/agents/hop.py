@@ -205,7 +205,7 @@ class HopStage:
         for index, part, nxt, outcome in results:
             if outcome != "counted":
                 ctx.metrics.hop_outcomes.labels(outcome).inc()
-            if not outbox.add(nxt, part):
+            if not outbox.add(nxt, part, part):
                 await ctx.dead_letter_hop(out, messages[index], nxt.message)
         await ctx.send_outbox(out, outbox)
         await out.flush()

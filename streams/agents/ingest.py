@@ -116,7 +116,7 @@ class IngestStage:
                              now=now, bounds=self.bounds)
                 if isinstance(got, DeadLetter):
                     await out.dead_letter(tp.topic.encode(), got)
-                elif outbox.add(got.hop, tp.partition):
+                elif outbox.add(got.hop, tp.partition, tp):
                     aligner.observe(tp, got.hop.message["ts"])
                 else:
                     await ctx.dead_letter_hop(out, _Where(tp.topic, tp.partition, rec.offset), got.hop.message)

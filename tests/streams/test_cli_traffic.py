@@ -139,6 +139,22 @@ def test_simulate_paces_by_event_time(cli_env, tmp_path: Path) -> None:
     assert took >= 2.5 and took >= span_s
 
 
+def test_simulate_speed_paces_a_multiple_of_event_time_and_refuses_nonsense(cli_env, tmp_path: Path) -> None:
+    truth_path = tmp_path / "truth.json"
+    started = time.monotonic()
+    proc = _run("simulate", "--duration", "4", "--rate", "50", "--speed", "4", "--seed", "1", "--truth",
+                str(truth_path), env=cli_env)
+    took = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "paced at 4x" in proc.stderr.decode() + proc.stdout.decode()
+    truth = json.loads(truth_path.read_text())
+    assert took >= (truth["last_ts_ms"] - truth["first_ts_ms"]) / 1000 / 4  # still paced, only faster
+    for bad in ("0", "-2", "nan"):
+        proc = _run("simulate", "--duration", "1", "--speed", bad, env=cli_env)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and "--speed" in err and "Traceback" not in err, err
+
+
 def test_replay_sends_log_lines_and_csv_rows_unchanged(cli_env, make_consumer) -> None:
     prefix = cli_env["STREAMGUARD_TOPIC_PREFIX"]
     log = DATA / "loghub" / "Linux_2k.log"

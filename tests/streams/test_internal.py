@@ -167,3 +167,19 @@ def test_floor_reports_round_trip_and_junk_is_refused() -> None:
     for junk in (b"", b"{}", b'{"worker": "w1"}', b'{"worker": "w1", "floor_ms": "soon"}'):
         with pytest.raises(ValueError):
             read_floor_report(junk)
+
+
+def test_outbox_interleaves_lanes_by_event_time_and_keeps_each_lanes_order() -> None:
+    # One batch carries seconds of several input partitions: a partition's message must not hold
+    # one lane's whole span before the next's, and within a lane the order (positions) is kept,
+    # even where its event times go backwards.
+    box = Outbox(1)
+    lane_a = [("a0", 1000), ("a1", 3000), ("a2", 2500), ("a3", 5000)]  # a2 is late within its lane
+    lane_b = [("b0", 2000), ("b1", 4000)]
+    for lane, hops in (("logs:0", lane_a), ("flows:1", lane_b)):
+        for hop_id, ts in hops:
+            box.add(Hop(b"dst:x", {"id": hop_id, "ts": ts}), 0, lane)
+    [(_, _, value)] = box.drain()
+    ids = [h["id"] for h in unpack(value)]
+    assert ids == ["a0", "b0", "a1", "a2", "b1", "a3"]
+    assert [i for i in ids if i[0] == "a"] == ["a0", "a1", "a2", "a3"] and [i for i in ids if i[0] == "b"] == ["b0", "b1"]
