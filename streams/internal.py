@@ -51,6 +51,7 @@ __all__ = [
     "hop_event",
     "partition_for",
     "position",
+    "via_origin",
     "read_floor_report",
     "read_healing",
     "threat_notice",
@@ -84,7 +85,8 @@ class EntityHop(BaseModel):
     parts: dict[str, list[float]] = Field(description="Window features read so far, by entity role, in "
                                           "`features.extract.ROLE_FEATURES` order.")
     via: tuple[str, int] | None = Field(None, description="Where the previous entity's hop was read: "
-                                        "'hops:partition' and position (redelivery detection).")
+                                        "'hops:partition/lane' (the lane: that hop's own origin) and position "
+                                        "(redelivery detection).")
 
 
 class ThreatNotice(BaseModel):
@@ -211,6 +213,11 @@ def hop_event(msg: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"hop event is a {type(data).__name__}, not an object")
     return data
+
+
+def via_origin(partition: int, lane: str) -> str:
+    """The delivery origin of a hop read in hop partition `partition`, lane `lane` (`ordering.hold`)."""
+    return f"hops:{partition}/{lane}"
 
 
 def position(offset: int, index: int) -> int:

@@ -115,6 +115,18 @@ def _total(bkeys, bidx, pool, used, eid, sid, width, now, span):
 
 
 @njit(cache=True, inline="always")
+def _dtotal(bkeys, bidx, pool, used, eid, sid, width, now, top, span):
+    """A distinct series' values last seen in (now - span, top]: `top` is the entity's latest event time.
+
+    For an event in order, top == now. For one older than its entity's latest, the values seen
+    after it are counted too (a value seen before and after it has only its later sighting).
+    """
+    if not (used[eid] >> sid) & 1:
+        return 0.0
+    return _sum(bkeys, bidx, pool, eid * 32 + sid, (now - span) // width + 1, top // width)
+
+
+@njit(cache=True, inline="always")
 def _vhash(owner, value):
     x = (owner * 0x9E3779B97F4A7C15) ^ value
     x ^= (x >> 31) & _MASK
@@ -246,32 +258,35 @@ def apply(ts, ids, fail, status, err, atk, rt, flow, pk, by, hv, flag,
                         entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SVC_RT_N, t // w, 1.0)
                         entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SVC_RT_S, t // w, rt[i])
                         entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SVC_RT_SS, t // w, rt[i] * rt[i])
-            _read(i, r, e, now, rt, bkeys, bidx, pool, used, width, fcap, out)
+            # A distinct series keeps each value's last sighting only: read as of an earlier time
+            # than its entity's latest event, it would miss every value seen since, its own too.
+            top = wm[e] if wm[e] > now else now
+            _read(i, r, e, now, top, rt, bkeys, bidx, pool, used, width, fcap, out)
     return entries, n_late
 
 
 @njit(cache=True, inline="always")
-def _read(i, r, e, now, rt, bkeys, bidx, pool, used, width, fcap, out):
+def _read(i, r, e, now, top, rt, bkeys, bidx, pool, used, width, fcap, out):
     s, m = 1000, 60_000
     if r == 0:
         out[i, 0] = _total(bkeys, bidx, pool, used, e, SRC_EVENTS, width[SRC_EVENTS], now, m)
         out[i, 1] = _total(bkeys, bidx, pool, used, e, SRC_FAILURES, width[SRC_FAILURES], now, m)
         out[i, 2] = _total(bkeys, bidx, pool, used, e, SRC_FAILURES, width[SRC_FAILURES], now, 10 * m)
-        out[i, 3] = min(_total(bkeys, bidx, pool, used, e, SRC_USERS, width[SRC_USERS], now, 10 * m), fcap)
+        out[i, 3] = min(_dtotal(bkeys, bidx, pool, used, e, SRC_USERS, width[SRC_USERS], now, top, 10 * m), fcap)
         out[i, 4] = _total(bkeys, bidx, pool, used, e, SRC_4XX, width[SRC_4XX], now, m)
         out[i, 5] = _total(bkeys, bidx, pool, used, e, SRC_ATTACK, width[SRC_ATTACK], now, 10 * m)
-        out[i, 6] = min(_total(bkeys, bidx, pool, used, e, SRC_PATHS, width[SRC_PATHS], now, m), fcap)
+        out[i, 6] = min(_dtotal(bkeys, bidx, pool, used, e, SRC_PATHS, width[SRC_PATHS], now, top, m), fcap)
         out[i, 7] = _total(bkeys, bidx, pool, used, e, SRC_FLOWS, width[SRC_FLOWS], now, m)
-        out[i, 8] = min(_total(bkeys, bidx, pool, used, e, SRC_PORTS, width[SRC_PORTS], now, m), fcap)
-        out[i, 9] = min(_total(bkeys, bidx, pool, used, e, SRC_DIPS, width[SRC_DIPS], now, m), fcap)
+        out[i, 8] = min(_dtotal(bkeys, bidx, pool, used, e, SRC_PORTS, width[SRC_PORTS], now, top, m), fcap)
+        out[i, 9] = min(_dtotal(bkeys, bidx, pool, used, e, SRC_DIPS, width[SRC_DIPS], now, top, m), fcap)
     elif r == 1:
-        out[i, 10] = min(_total(bkeys, bidx, pool, used, e, DST_SRCS, width[DST_SRCS], now, m), fcap)
+        out[i, 10] = min(_dtotal(bkeys, bidx, pool, used, e, DST_SRCS, width[DST_SRCS], now, top, m), fcap)
         out[i, 11] = _total(bkeys, bidx, pool, used, e, DST_FLOWS, width[DST_FLOWS], now, 10 * s)
         out[i, 12] = _total(bkeys, bidx, pool, used, e, DST_PACKETS, width[DST_PACKETS], now, 10 * s) / 10.0
         out[i, 13] = _total(bkeys, bidx, pool, used, e, DST_BYTES, width[DST_BYTES], now, 10 * s) / 10.0
     elif r == 2:
         out[i, 14] = _total(bkeys, bidx, pool, used, e, USER_FAILURES, width[USER_FAILURES], now, 10 * m)
-        out[i, 15] = min(_total(bkeys, bidx, pool, used, e, USER_SRCS, width[USER_SRCS], now, 10 * m), fcap)
+        out[i, 15] = min(_dtotal(bkeys, bidx, pool, used, e, USER_SRCS, width[USER_SRCS], now, top, 10 * m), fcap)
     else:
         w = width[SVC_EVENTS]
         out[i, 16] = _total(bkeys, bidx, pool, used, e, SVC_EVENTS, w, now, m)

@@ -3,10 +3,11 @@
 Each hop partition this worker owns has one compiled store (`features.store.WindowStoreV2`)
 holding the windows of every entity keyed to that partition, and the last delivery position
 applied per origin: the raw input partition for a first hop, the previous hop partition for
-the others. Hops of one partition are applied in offset order (`streams.ordering.hold` keeps
-arrival order, `HopStage._in_order` keeps arrival in offset order), and hops from one origin
-arrive in the origin's order, so a position at or below its origin's mark is a redelivery: its
-windows are read, not counted again.
+the others (with the lane it was released in there: `internal.via_origin`). The hops of one
+origin are applied in offset order (`streams.ordering.hold` keeps each lane's arrival order,
+`HopStage._in_order` keeps arrival in offset order) and arrive in the origin's order, so a
+position at or below its origin's mark is a redelivery: its windows are read, not counted
+again.
 
 Recovery is snapshots plus replay (docs/design/core-v2.md). A hop input is acknowledged only
 once a snapshot covering it is on the broker (the `window-snapshots` table), so after a crash

@@ -189,3 +189,23 @@ def test_layout_and_kernel_agree_on_the_series() -> None:
     names = [s.name for s in SERIES]
     assert names.index("src_users") == kernel.SRC_USERS and names.index("service_rt_sumsq") == kernel.SVC_RT_SS
     assert [i for i, s in enumerate(SERIES) if s.distinct] == [i for i, d in enumerate(kernel.DSLOT) if d >= 0]
+
+
+def test_an_event_older_than_its_entitys_latest_counts_its_own_distinct_value() -> None:
+    """A late event reads values seen up to its entity's latest event: its own value, sighted later, counts."""
+    import orjson
+
+    def flow(ts: str, src: str, dst: str, port: int) -> Event:
+        return parse_line(orjson.dumps({"ts": ts, "src_ip": src, "dst_ip": dst, "dst_port": port, "protocol": "tcp",
+                                        "fwd_packets": 3, "fwd_bytes": 200}), now=datetime.now(UTC), bounds=None)
+
+    ports, srcs = NAMES.index("src_distinct_dst_ports_1m"), NAMES.index("dst_distinct_srcs_1m")
+    store = WindowStoreV2()
+    in_order = [flow("2026-01-05T09:00:10Z", "198.51.100.4", "10.0.0.5", 22),
+                flow("2026-01-05T09:00:20Z", "198.51.100.4", "10.0.0.5", 22),
+                flow("2026-01-05T09:00:21Z", "198.51.100.7", "10.0.0.5", 23)]
+    store.observe(batch_from_events(in_order))
+    # 09:00:15 arrives last: its source's port 22 and its destination's source .4 were last seen at :20.
+    late = store.observe(batch_from_events([flow("2026-01-05T09:00:15Z", "198.51.100.4", "10.0.0.5", 22)]))
+    assert late[0, ports] == 1  # was 0: the port's only sighting kept (:20) lies after :15
+    assert late[0, srcs] == 2  # .4 (sighted :20) and .7 (sighted :21, after :15: counted up to the latest)

@@ -126,3 +126,42 @@ def test_a_partial_release_given_back_keeps_arrival_order_behind_the_rest(make_h
     out = h.release(None, now_s=0)
     assert [x for _, x in out.hops] == ["a10", "a40", "a15", "a5"] and out.done == ["m0", "m1", "m2"]
     assert len(h) == 0
+
+
+def test_lanes_of_one_partition_go_lowest_time_first_each_in_arrival_order(make_hold) -> None:
+    # One message carries two origins' spans, one after the other: a destination must not count
+    # origin x's later seconds before origin y's earlier ones. Each lane keeps its order (x30
+    # after x40: positions must rise per origin), and messages are done in arrival order.
+    h = make_hold()
+    h.add(0, "m0", [(10, "x10"), (40, "x40"), (30, "x30"), (15, "y15"), (35, "y35")], now_s=0,
+          lanes=["x", "x", "x", "y", "y"])
+    h.add(0, "m1", [(20, "y20")], now_s=0, lanes=["y"])
+    out = h.release(None, now_s=0)
+    assert [p for _, p in out.hops] == ["x10", "y15", "y35", "y20", "x40", "x30"]
+    assert out.done == ["m0", "m1"] and len(h) == 0
+    h.add(0, "m2", [(50, "x50"), (45, "y45")], now_s=0, lanes=["x", "y"])
+    out = h.release(47, now_s=0)
+    assert [p for _, p in out.hops] == ["y45"] and out.done == []  # m2 waits for its x50
+    assert h.floor() == 50
+
+
+def test_a_lane_emptied_then_begun_again_gets_its_given_back_hops_first(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "m0", [(10, "x10"), (12, "y12")], now_s=0, lanes=["x", "y"])
+    out = h.release(11, now_s=0)
+    assert [p for _, p in out.hops] == ["x10"]
+    h.add(0, "m1", [(5, "x5")], now_s=0, lanes=["x"])  # lane x was emptied: a new lane object
+    h.give_back(out)
+    assert len(h) == 3
+    again = h.release(None, now_s=0)
+    assert [p for _, p in again.hops] == ["x10", "x5", "y12"] and again.done == ["m0", "m1"]
+
+
+def test_drop_with_lanes_forgets_exactly_the_other_generations_hops(make_hold) -> None:
+    h = make_hold()
+    h.add(0, "old", [(1, "a"), (2, "b")], now_s=0, generation=1, lanes=["x", "y"])
+    h.add(0, "cur", [(3, "c"), (0, "d")], now_s=0, generation=2, lanes=["y", "x"])
+    h.add(1, "gone", [(4, "e")], now_s=0, generation=2, lanes=["x"])
+    assert h.drop(generation=2, keep={0}) == 3 and len(h) == 2
+    out = h.release(None, now_s=0)
+    assert [p for _, p in out.hops] == ["d", "c"] and out.done == ["cur"]
