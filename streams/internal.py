@@ -285,11 +285,10 @@ class Outbox:
 def _merge(lanes: dict[Hashable, list[tuple[int, bytes]]]) -> list[bytes]:
     """One partition's hops, lowest event time first across lanes, each lane in its own order.
 
-    An entity's hops are applied in the order they arrive in its partition (the hold releases a
-    partition in arrival order), and one batch can carry many seconds of each input partition:
-    queued lane after lane, a destination would see one source partition's minute before
-    another's. Within a lane the order is kept: the entity's redelivery check needs each origin's
-    positions rising.
+    One batch can carry many seconds of each input partition: queued lane after lane, a message
+    would hold one source partition's minute before another's, and the hold orders only what it
+    holds at once (`ordering.hold`). Within a lane the order is kept: the entity's redelivery
+    check needs each origin's positions rising.
     """
     if len(lanes) == 1:
         return [raw for _, raw in next(iter(lanes.values()))]
