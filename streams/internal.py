@@ -25,6 +25,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -45,6 +46,7 @@ __all__ = [
     "ThreatNotice",
     "UnblockRequest",
     "decode",
+    "delivered_by",
     "encode",
     "event_time",
     "floor_report",
@@ -215,6 +217,12 @@ def hop_event(msg: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def delivered_by(msg: dict[str, Any]) -> tuple[str, int]:
+    """A hop's delivery origin and position: its raw input's, or where its previous hop was read (`via`)."""
+    origin, offset = msg.get("via") or msg["src"]
+    return str(origin), int(offset)
+
+
 def via_origin(partition: int, lane: str) -> str:
     """The delivery origin of a hop read in hop partition `partition`, lane `lane` (`ordering.hold`)."""
     return f"hops:{partition}/{lane}"
@@ -292,11 +300,7 @@ def _merge(lanes: dict[Hashable, list[tuple[int, bytes]]]) -> list[bytes]:
     """
     if len(lanes) == 1:
         return [raw for _, raw in next(iter(lanes.values()))]
-    return [raw for _, raw in heapq.merge(*lanes.values(), key=_ts)]
-
-
-def _ts(item: tuple[int, bytes]) -> int:
-    return item[0]
+    return [raw for _, raw in heapq.merge(*lanes.values(), key=itemgetter(0))]
 
 
 def _pack(encoded: list[bytes], max_bytes: int) -> list[bytes]:

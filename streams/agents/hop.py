@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from features.windows import WindowConfig
 
 from ..faust.internals import committed_offsets
-from ..internal import encode, event_time, position, unpack, via_origin
+from ..internal import delivered_by, encode, event_time, position, unpack, via_origin
 from ..ordering.runtime import REPORT_MIN_S
 from .windows import Prepared, WindowStates, apply_hops, prepare_hop
 
@@ -113,7 +113,7 @@ class HopStage:
                 try:
                     key = msg["route"][msg["i"]][1].encode()
                     ts = event_time(msg)
-                    lane = str((msg.get("via") or msg["src"])[0])  # its delivery origin (`ordering.hold`)
+                    lane = delivered_by(msg)[0]  # the hold's lane: the hop's delivery origin
                 except Exception as exc:  # noqa: BLE001 - one bad hop must not stop the stage
                     await ctx.dead_letter_internal(out, event.message, encode(msg), exc)
                     continue

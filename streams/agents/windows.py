@@ -38,7 +38,7 @@ from features.store.kernel import LATE, READ_ONLY
 from features.store.layout import ROLE_IDS
 from features.windows import WindowConfig
 
-from ..internal import Hop, event_time, hop_event, partition_for
+from ..internal import Hop, delivered_by, event_time, hop_event, partition_for
 
 if TYPE_CHECKING:
     from ..ordering.runtime import Ordering
@@ -111,12 +111,12 @@ def prepare_hop(msg: dict[str, Any]) -> Prepared:
         raise ValueError("hop features read so far are not an object")
     # Duplicates are recognised by the position of the message that delivered the event here:
     # the raw input for the first entity, the previous hop's (offset, index) for the others.
-    origin, offset = msg.get("via") or msg["src"]
+    origin, offset = delivered_by(msg)
     if "k" in msg:
         inputs = check_inputs(msg["k"])
     else:  # a hop written before the kernel inputs travelled: rebuilt from its event
         inputs = kernel_inputs(event_from_dict(hop_event(msg)))
-    return Prepared(msg, event_time(msg), inputs, role, key, str(origin), int(offset))
+    return Prepared(msg, event_time(msg), inputs, role, key, origin, offset)
 
 
 def apply_hops(windows: PartitionWindows,

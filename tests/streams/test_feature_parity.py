@@ -63,22 +63,25 @@ def test_stream_features_against_training_features(kafka_bootstrap: str, start_w
     offline: dict[bytes, list[np.ndarray]] = collections.defaultdict(list)
     label: dict[bytes, str] = {}
     for ev, row in zip(ds.events, ds.x, strict=True):
-        offline[_key(ev.to_dict())].append(row)
-        label[_key(ev.to_dict())] = ev.label
+        k = _key(ev.to_dict())
+        offline[k].append(row)
+        label[k] = ev.label
 
     differ: collections.Counter[str] = collections.Counter()
     by_label: collections.Counter[str] = collections.Counter()
     rel: dict[str, list[float]] = collections.defaultdict(list)
     same = 0
     for rec in scored:
-        rows = offline[_key(rec["event"])]
+        k = _key(rec["event"])
+        rows = offline[k]
         assert rows, f"scored an event the generator never made: {rec['event']}"
         x = np.array([rec["features"][n] for n in FEATURE_NAMES])
         best = min(rows, key=lambda r: float(np.abs(r - x).sum()))  # identical events: the closest row
         bad = [(n, a, b) for n, a, b in zip(FEATURE_NAMES, x, best, strict=True)
                if not np.isclose(a, b, rtol=1e-6, atol=1e-6)]
         same += not bad
-        by_label.update([label[_key(rec["event"])]] if bad else [])
+        if bad:
+            by_label[label[k]] += 1
         for n, a, b in bad:
             differ[n] += 1
             rel[n].append((a - b) / max(abs(b), 1e-9))
