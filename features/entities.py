@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .events import AuthOutcome, Event, EventKind
 
-__all__ = ["ROLES", "entity_keys", "is_failure", "suspicious_url"]
+__all__ = ["ROLES", "decode_path", "entity_keys", "is_failure", "suspicious_url"]
 
 ROLES = ("src", "dst", "user", "service")
 
@@ -35,7 +35,8 @@ def is_failure(event: Event) -> bool:
     return event.status in (401, 403) and event.kind in (EventKind.HTTP, EventKind.APP)
 
 
-def _decode_path(path: str) -> str:
+def decode_path(path: str) -> str:
+    """The path URL-decoded up to three times and lower-cased, as the token checks read it."""
     # Attackers double-encode; decode up to three rounds so %252e%252e%252f is seen as ../
     from urllib.parse import unquote_plus
 
@@ -52,7 +53,7 @@ def suspicious_url(path: str | None) -> tuple[int, int, int]:
     """Counts of SQL-injection, XSS and path-traversal tokens in a (decoded) request path."""
     if not path:
         return 0, 0, 0
-    p = _decode_path(path)
+    p = decode_path(path)
     return (
         sum(p.count(t) for t in _SQLI),
         sum(p.count(t) for t in _XSS),

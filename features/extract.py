@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .entities import ROLES, suspicious_url
 from .events import AuthOutcome, Event, EventKind
 from .store import WindowStoreV2, batch_from_events
+from .web import is_scanner_agent, is_sensitive_path, is_unusual_method
 from .windows import WindowConfig
 
 __all__ = [
@@ -24,7 +25,8 @@ __all__ = [
 ]
 
 # Bump whenever a feature is added, removed, reordered or changes meaning: models carry it.
-FEATURE_SCHEMA_VERSION = "2"  # 2: the compiled window store (features.store), distinct counts by bucket
+FEATURE_SCHEMA_VERSION = "3"  # 2: the compiled window store (features.store), distinct counts by bucket;
+# 3: web probing (sensitive paths, scanner agents, odd methods, 5-min 4xx and distinct pages per source)
 
 _PRIVILEGED = frozenset({"root", "admin", "administrator", "ubuntu", "oracle", "postgres", "test", "guest", "pi"})
 
@@ -75,6 +77,9 @@ _EVENT_SPECS = (
     FeatureSpec("dst_port_well_known", "destination port is below 1024"),
     FeatureSpec("proto_tcp", "protocol is TCP"),
     FeatureSpec("proto_udp", "protocol is UDP"),
+    FeatureSpec("http_sensitive_path", "request asks for a secret, repository, backup, server internal or admin page"),
+    FeatureSpec("http_scanner_agent", "user agent names a known web scanner or probing tool"),
+    FeatureSpec("http_unusual_method", "request method is none a browser, API client or CORS preflight sends"),
 )
 
 _ROLE_SPECS: dict[str, tuple[FeatureSpec, ...]] = {
@@ -89,6 +94,9 @@ _ROLE_SPECS: dict[str, tuple[FeatureSpec, ...]] = {
         FeatureSpec("src_flows_1m", "flows from this source in the last 60 s"),
         FeatureSpec("src_distinct_dst_ports_1m", "distinct destination ports from this source in 60 s"),
         FeatureSpec("src_distinct_dst_ips_1m", "distinct destinations of this source in 60 s"),
+        FeatureSpec("src_http_4xx_5m", "4xx answers to this source in the last 5 min"),
+        FeatureSpec("src_distinct_pages_5m", "distinct non-static request paths from this source in 5 min"),
+        FeatureSpec("src_sensitive_paths_5m", "requests for sensitive files or admin pages from this source in 5 min"),
     ),
     "dst": (
         FeatureSpec("dst_distinct_srcs_1m", "distinct sources sending flows to this destination in 60 s"),
@@ -166,6 +174,9 @@ def event_features(event: Event) -> list[float]:
         float(is_flow and event.dst_port is not None and event.dst_port < 1024),
         float(event.protocol == 6),
         float(event.protocol == 17),
+        float(is_sensitive_path(path)),
+        float(is_scanner_agent(event.user_agent)),
+        float(is_unusual_method(event.method)),
     ]
 
 

@@ -19,10 +19,15 @@ from .events import Event, EventKind
 from .extract import ROLE_FEATURES, assemble, event_features
 from .windows import BucketCounter, DistinctCounter, Moments, WindowConfig
 
-__all__ = ["EntityState", "WindowStoreV1", "role_features"]
+__all__ = ["SCHEMA1_FEATURES", "EntityState", "WindowStoreV1", "role_features"]
 
 _S = 1000
 _MIN = 60 * _S
+# Schema 3's web-probing source features (`extract.ROLE_FEATURES["src"]`, last three): this
+# reference never computed them and reads them as zero; comparisons leave them out (`SCHEMA1_FEATURES`).
+_NOT_IN_SCHEMA1 = (0.0, 0.0, 0.0)
+SCHEMA1_FEATURES = tuple(f for role in ROLES for f in ROLE_FEATURES[role]
+                         if f not in ("src_http_4xx_5m", "src_distinct_pages_5m", "src_sensitive_paths_5m"))
 
 
 class _Empty:
@@ -259,6 +264,7 @@ def role_features(role: str, state: EntityState | None, event: Event) -> list[fl
             state.flows.total(now, _MIN),
             float(state.dst_ports.count(now)),
             float(state.dst_ips.count(now)),
+            *_NOT_IN_SCHEMA1,
         ]
     if role == "dst":
         return [

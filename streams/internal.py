@@ -75,9 +75,10 @@ class EntityHop(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     id: str = Field(description="The event id (deterministic from the raw input position).")
     ts: int = Field(description="Event time, ms since the epoch (what the hold orders hops by).")
-    k: list[int | float | None] = Field(min_length=13, max_length=13, description="What the event adds to "
+    k: list[int | float | None] = Field(min_length=13, max_length=15, description="What the event adds to "
                                         "each entity's windows, computed once at ingest "
-                                        "(`features.store.kernel_inputs`, in `features.store.INPUTS` order).")
+                                        "(`features.store.kernel_inputs`, in `features.store.INPUTS` order; 15 "
+                                        "since feature schema 3, 13 from a worker before it).")
     ev: str = Field(description="The normalised event (`features.events.Event.to_dict`) as JSON text: only the "
                     "scoring stage reads it.")
     ingest_ms: int = Field(alias="in", description="When ingest read the raw input (ms since the epoch).")

@@ -35,6 +35,7 @@ from .population import (
     _Ctx,
     _Population,
 )
+from .scans import web_scan
 
 
 def _brute_force(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
@@ -378,4 +379,5 @@ _ATTACK_FNS: dict[str, Callable[[_Ctx, random.Random, _Attack], list[RawEvent]]]
     "sql_injection": _web_attack,
     "xss": _web_attack,
     "path_traversal": _web_attack,
+    "web_scan": web_scan,
 }

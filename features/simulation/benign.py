@@ -1,4 +1,4 @@
-"""Benign traffic: eleven components, each a seeded stream of sessions.
+"""Benign traffic: twelve components, each a seeded stream of sessions.
 
 Each yields (session_start_ms, events) with non-decreasing starts and every event at or
 after its session's start.
@@ -48,6 +48,7 @@ from .population import (
     _Ctx,
     _poisson_starts,
 )
+from .scans import robots_component
 
 B = LABEL_BENIGN
 
@@ -550,4 +551,5 @@ _BENIGN_COMPONENTS: tuple[tuple[str, Callable[[_Ctx, random.Random], Iterator[tu
     ("backup", _backup_component),
     ("ssh", _ssh_component),
     ("typos", _typo_component),
+    ("robots", robots_component),  # SEO crawlers, site audits, feed readers (features.simulation.scans)
 )

@@ -23,6 +23,7 @@ SCENARIO_LABELS: tuple[str, ...] = (
     "sql_injection",
     "xss",
     "path_traversal",
+    "web_scan",
 )
 ATTACK_LABELS: tuple[str, ...] = SCENARIO_LABELS[1:]
 

@@ -14,16 +14,20 @@ import numpy as np
 
 from ..entities import ROLES, entity_keys, is_failure, suspicious_url
 from ..events import Event, EventKind
+from ..web import is_sensitive_path, is_static_path
 from ..windows import value_key
 from .store import Batch
 
 __all__ = ["INPUTS", "batch_from_events", "batch_from_inputs", "check_inputs", "kernel_inputs"]
 
 _ERROR_LEVELS = ("error", "critical", "fatal")
-# The order of an input row. The last five are 63-bit value hashes (0: none).
+# The order of an input row. The last six are 63-bit value hashes (0: none). Feature schema 3
+# appended "sens" and "h_page"; a row of schema 2's 13 inputs (a hop sent before an upgrade)
+# is read as one without them.
 INPUTS = ("fail", "status", "err", "atk", "rt", "flow", "packets", "bytes",
-          "h_user", "h_dst_port", "h_dst_ip", "h_path", "h_src")
+          "h_user", "h_dst_port", "h_dst_ip", "h_path", "h_src", "sens", "h_page")
 _N = len(INPUTS)
+_N_V2 = 13
 _HASH_MAX = 0x7FFF_FFFF_FFFF_FFFF
 
 
@@ -36,6 +40,7 @@ def kernel_inputs(e: Event) -> list[int | float | None]:
     """What the event adds to its entities' windows, in `INPUTS` order (rt None when absent)."""
     flow = e.kind is EventKind.FLOW
     src = e.src_ip or e.src_host
+    hp = _h(e.path) if e.path else 0
     return [
         int(is_failure(e)),
         e.status if e.status is not None else -1,
@@ -48,15 +53,21 @@ def kernel_inputs(e: Event) -> list[int | float | None]:
         _h(e.user) if e.user else 0,
         _h(str(e.dst_port)) if e.dst_port is not None else 0,
         _h(e.dst_ip) if e.dst_ip else 0,
-        _h(e.path) if e.path else 0,
+        hp,
         _h(src) if src else 0,
+        int(is_sensitive_path(e.path)),
+        hp if hp and not is_static_path(e.path) else 0,
     ]
 
 
 def check_inputs(row: object) -> list[int | float | None]:
     """An input row read off a topic, checked; raises ValueError on anything `kernel_inputs` cannot have made."""
-    if type(row) is not list or len(row) != _N:
+    if type(row) is not list or len(row) not in (_N, _N_V2):
         raise ValueError(f"kernel inputs must be a list of {_N}")
+    if len(row) == _N_V2:
+        row = row + [0, 0]
+    if type(row[13]) is not int or row[13] not in (0, 1):
+        raise ValueError("kernel inputs: the sensitive-path flag must be 0 or 1")
     ints = row[:4] + row[5:6] + row[8:]
     if not all(type(v) is int for v in ints):  # bool is not int here, by `type`
         raise ValueError("kernel inputs: counts, flags and value hashes must be integers")
@@ -76,10 +87,11 @@ def batch_from_inputs(ts: Sequence[int], rows: Sequence[Sequence[int | float | N
     small = np.array([r[:4] for r in rows], dtype=np.int64).reshape(n, 4)
     rt = np.array([r[4] for r in rows], dtype=np.float64)  # None becomes NaN
     sizes = np.array([r[5:8] for r in rows], dtype=np.float64).reshape(n, 3)
-    values = np.array([r[8:] for r in rows], dtype=np.int64).reshape(n, 5).T.copy()
+    flags = np.array([r[13] for r in rows], dtype=np.int8)
+    values = np.array([[*r[8:13], r[14]] for r in rows], dtype=np.int64).reshape(n, 6).T.copy()
     return Batch(ts=np.array(ts, dtype=np.int64), keys=keys, fail=small[:, 0].astype(np.int8),
                  status=small[:, 1].astype(np.int32), err=small[:, 2].astype(np.int8),
-                 atk=small[:, 3].astype(np.int8), rt=rt, flow=sizes[:, 0].astype(np.int8),
+                 atk=small[:, 3].astype(np.int8), sens=flags, rt=rt, flow=sizes[:, 0].astype(np.int8),
                  packets=sizes[:, 1].copy(), bytes=sizes[:, 2].copy(), values=values)
 
 

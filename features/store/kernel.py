@@ -3,7 +3,7 @@
 State is a handful of flat arrays (see `features.store.store`), so the store can snapshot them
 and the kernel can run without Python objects:
 - an entity table (role, watermark, last seen, late events, distinct values per series, and
-  a bit per series it ever wrote: most entities write a few of the 20, and the others read 0);
+  a bit per series it ever wrote: most entities write a few of the 22, and the others read 0);
 - a bucket table: open addressing, key `(entity * 32 + series) << 30 | bucket // 8` -> a row
   of a dense pool holding 8 consecutive buckets, so a read of 60 buckets probes 8 or 9 entries
   and an empty slot costs 12 bytes, not a row's 64. Counters keep
@@ -33,10 +33,12 @@ SRC_USERS, SRC_PATHS, SRC_PORTS, SRC_DIPS = 5, 6, 7, 8
 DST_SRCS, DST_FLOWS, DST_PACKETS, DST_BYTES = 9, 10, 11, 12
 USER_FAILURES, USER_SRCS = 13, 14
 SVC_EVENTS, SVC_ERRORS, SVC_RT_N, SVC_RT_S, SVC_RT_SS = 15, 16, 17, 18, 19
+SRC_SENSITIVE, SRC_PAGES = 20, 21
 # Distinct series -> column of the entity table's per-series value counts.
-DSLOT = np.array([-1, -1, -1, -1, -1, 0, 1, 2, 3, 0, -1, -1, -1, -1, 0, -1, -1, -1, -1, -1], dtype=np.int64)
+DSLOT = np.array([-1, -1, -1, -1, -1, 0, 1, 2, 3, 0, -1, -1, -1, -1, 0, -1, -1, -1, -1, -1, -1, 4], dtype=np.int64)
+N_DSLOT = 5  # columns of the entity table's distinct counts
 READ_ONLY, LATE = 1, 2  # `apply`'s per-event flags
-N_OUT = 19  # role features: src 10, dst 4, user 2, service 3 (extract.ROLE_FEATURES order)
+N_OUT = 22  # role features: src 13, dst 4, user 2, service 3 (extract.ROLE_FEATURES order)
 
 
 @njit(cache=True, inline="always")
@@ -174,7 +176,7 @@ def _bsub(bkeys, bidx, pool, owner, bucket):
 
 
 @njit(cache=True)
-def apply(ts, ids, fail, status, err, atk, rt, flow, pk, by, hv, flag,
+def apply(ts, ids, fail, status, err, atk, sens, rt, flow, pk, by, hv, flag,
           role, wm, last_seen, late, ndist, used, bkeys, bidx, pool, pn, vkeys, vown, vlast,
           width, lateness, cap, limit, over, out):
     """Observe each event in order in its entities' windows, then read its role features into `out`.
@@ -215,6 +217,12 @@ def apply(ts, ids, fail, status, err, atk, rt, flow, pk, by, hv, flag,
                                          e * 32 + SRC_FAILURES, t // width[SRC_FAILURES], 1.0)
                     if 400 <= status[i] < 500:
                         entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SRC_4XX, t // width[SRC_4XX], 1.0)
+                    if sens[i]:
+                        entries += _badd(bkeys, bidx, pool, pn, used,
+                                         e * 32 + SRC_SENSITIVE, t // width[SRC_SENSITIVE], 1.0)
+                    if hv[5, i] != 0:
+                        entries += _distinct(bkeys, bidx, pool, pn, used, vkeys, vown, vlast, ndist, e, SRC_PAGES,
+                                             width[SRC_PAGES], hv[5, i], t, limit, over)
                     if atk[i]:
                         entries += _badd(bkeys, bidx, pool, pn, used, e * 32 + SRC_ATTACK, t // width[SRC_ATTACK], 1.0)
                     if flow[i]:
@@ -279,19 +287,22 @@ def _read(i, r, e, now, top, rt, bkeys, bidx, pool, used, width, fcap, out):
         out[i, 7] = _total(bkeys, bidx, pool, used, e, SRC_FLOWS, width[SRC_FLOWS], now, m)
         out[i, 8] = min(_dtotal(bkeys, bidx, pool, used, e, SRC_PORTS, width[SRC_PORTS], now, top, m), fcap)
         out[i, 9] = min(_dtotal(bkeys, bidx, pool, used, e, SRC_DIPS, width[SRC_DIPS], now, top, m), fcap)
+        out[i, 10] = _total(bkeys, bidx, pool, used, e, SRC_4XX, width[SRC_4XX], now, 5 * m)
+        out[i, 11] = min(_dtotal(bkeys, bidx, pool, used, e, SRC_PAGES, width[SRC_PAGES], now, top, 5 * m), fcap)
+        out[i, 12] = _total(bkeys, bidx, pool, used, e, SRC_SENSITIVE, width[SRC_SENSITIVE], now, 5 * m)
     elif r == 1:
-        out[i, 10] = min(_dtotal(bkeys, bidx, pool, used, e, DST_SRCS, width[DST_SRCS], now, top, m), fcap)
-        out[i, 11] = _total(bkeys, bidx, pool, used, e, DST_FLOWS, width[DST_FLOWS], now, 10 * s)
-        out[i, 12] = _total(bkeys, bidx, pool, used, e, DST_PACKETS, width[DST_PACKETS], now, 10 * s) / 10.0
-        out[i, 13] = _total(bkeys, bidx, pool, used, e, DST_BYTES, width[DST_BYTES], now, 10 * s) / 10.0
+        out[i, 13] = min(_dtotal(bkeys, bidx, pool, used, e, DST_SRCS, width[DST_SRCS], now, top, m), fcap)
+        out[i, 14] = _total(bkeys, bidx, pool, used, e, DST_FLOWS, width[DST_FLOWS], now, 10 * s)
+        out[i, 15] = _total(bkeys, bidx, pool, used, e, DST_PACKETS, width[DST_PACKETS], now, 10 * s) / 10.0
+        out[i, 16] = _total(bkeys, bidx, pool, used, e, DST_BYTES, width[DST_BYTES], now, 10 * s) / 10.0
     elif r == 2:
-        out[i, 14] = _total(bkeys, bidx, pool, used, e, USER_FAILURES, width[USER_FAILURES], now, 10 * m)
-        out[i, 15] = min(_dtotal(bkeys, bidx, pool, used, e, USER_SRCS, width[USER_SRCS], now, top, 10 * m), fcap)
+        out[i, 17] = _total(bkeys, bidx, pool, used, e, USER_FAILURES, width[USER_FAILURES], now, 10 * m)
+        out[i, 18] = min(_dtotal(bkeys, bidx, pool, used, e, USER_SRCS, width[USER_SRCS], now, top, 10 * m), fcap)
     else:
         w = width[SVC_EVENTS]
-        out[i, 16] = _total(bkeys, bidx, pool, used, e, SVC_EVENTS, w, now, m)
+        out[i, 19] = _total(bkeys, bidx, pool, used, e, SVC_EVENTS, w, now, m)
         e5 = _total(bkeys, bidx, pool, used, e, SVC_EVENTS, w, now, 5 * m)
-        out[i, 17] = _total(bkeys, bidx, pool, used, e, SVC_ERRORS, w, now, 5 * m) / e5 if e5 else 0.0
+        out[i, 20] = _total(bkeys, bidx, pool, used, e, SVC_ERRORS, w, now, 5 * m) / e5 if e5 else 0.0
         z = 0.0
         nn = _total(bkeys, bidx, pool, used, e, SVC_RT_N, w, now, 5 * m)
         if nn >= 5 and not math.isnan(rt[i]):
@@ -299,4 +310,4 @@ def _read(i, r, e, now, top, rt, bkeys, bidx, pool, used, width, fcap, out):
             var = _total(bkeys, bidx, pool, used, e, SVC_RT_SS, w, now, 5 * m) / nn - mean * mean
             if math.isfinite(mean) and math.isfinite(var):
                 z = (rt[i] - mean) / max(math.sqrt(max(var, 0.0)), 1.0)
-        out[i, 18] = max(min(z, 50.0), -50.0)
+        out[i, 21] = max(min(z, 50.0), -50.0)

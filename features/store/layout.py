@@ -1,4 +1,4 @@
-"""Which windows each role keeps, as numbers the compiled kernel indexes by (feature schema 2)."""
+"""Which windows each role keeps, as numbers the compiled kernel indexes by (feature schema 3)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Series:
 SERIES: tuple[Series, ...] = (
     Series("src_events", 10 * _S, _MIN),
     Series("src_failures", 10 * _S, 10 * _MIN),
-    Series("src_http_4xx", 10 * _S, _MIN),
+    Series("src_http_4xx", 10 * _S, 5 * _MIN),
     Series("src_attack_urls", 10 * _S, 10 * _MIN),
     Series("src_flows", _S, _MIN),
     Series("src_users", 10 * _S, 10 * _MIN, distinct=True),
@@ -48,6 +48,8 @@ SERIES: tuple[Series, ...] = (
     Series("service_rt_n", 10 * _S, 5 * _MIN),
     Series("service_rt_sum", 10 * _S, 5 * _MIN),
     Series("service_rt_sumsq", 10 * _S, 5 * _MIN),
+    Series("src_sensitive", 10 * _S, 5 * _MIN),
+    Series("src_pages", 10 * _S, 5 * _MIN, distinct=True),
 )
 
 

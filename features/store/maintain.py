@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+# numba compiles DSLOT into these kernels as a constant and caches them by this file's own
+# stamp, not kernel.py's: a change to the series layout must change this file too (feature
+# schema 3 added two series; a stale cache read the old 20-entry table out of bounds).
 from .kernel import DSLOT, EMPTY, NO_TIME, REMOVED, _bsub, _h, _slot
 
 __all__ = ["load", "rebuild", "trim"]

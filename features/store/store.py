@@ -1,4 +1,4 @@
-"""The window store of feature schema 2: entity windows in flat arrays, updated and read per batch."""
+"""The window store of feature schemas 2 and 3: entity windows in flat arrays, updated and read per batch."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from .layout import SERIES, series_table
 
 __all__ = ["Batch", "StoreStats", "WindowStoreV2", "compile_kernels"]
 
-_MAX_ENTRIES_PER_EVENT = 16  # table entries one event can add, all its roles (kernel.apply: 15 at most)
+_MAX_ENTRIES_PER_EVENT = 20  # table entries one event can add, all its roles (kernel.apply: 18 at most)
 _TRIM_SLACK = 1024  # a distinct series may run this far past the cap before it is trimmed back
-_SNAPSHOT_V = 1
+_SNAPSHOT_V = 2  # 2: feature schema 3 (two more source series, a fifth distinct count)
 
 
 @dataclass(slots=True)
@@ -34,11 +34,12 @@ class Batch:
     status: np.ndarray  # int32: HTTP status, -1 for none
     err: np.ndarray  # int8: log level error or worse
     atk: np.ndarray  # int8: attack tokens in the path
+    sens: np.ndarray  # int8: a sensitive file or admin console asked for (features.web.is_sensitive_path)
     rt: np.ndarray  # float64: response time in ms, NaN for none
     flow: np.ndarray  # int8: a network flow
     packets: np.ndarray  # float64: both directions
     bytes: np.ndarray  # float64: both directions
-    values: np.ndarray  # int64 (5, n): hashes of user, dst port, dst ip, path, source
+    values: np.ndarray  # int64 (6, n): hashes of user, dst port, dst ip, path, source, non-static path
     # int8: kernel.READ_ONLY to read an event's windows without counting it (a redelivery); after
     # `observe`, kernel.LATE marks an event too late to count. None: count every event.
     flag: np.ndarray | None = None
@@ -90,7 +91,7 @@ class WindowStoreV2:
         self.wm = np.full(n, kernel.NO_TIME, np.int64)
         self.last_seen = np.full(n, kernel.NO_TIME, np.int64)
         self.late = np.zeros(n, np.int64)
-        self.ndist = np.zeros((n, 4), np.int32)
+        self.ndist = np.zeros((n, kernel.N_DSLOT), np.int32)
         self.used = np.zeros(n, np.int64)
 
     def _grow_entities(self, need: int) -> None:
@@ -122,7 +123,7 @@ class WindowStoreV2:
     def observe(self, batch: Batch) -> np.ndarray:
         """Count each event in its entities' windows (in batch order); each event's role features.
 
-        Returns an (n, 19) array in `extract.ROLE_FEATURES` order (src, dst, user, service),
+        Returns an (n, 22) array in `extract.ROLE_FEATURES` order (src, dst, user, service),
         read right after the event was counted; a role the event lacks reads zeros.
         """
         n = len(batch)
@@ -135,8 +136,8 @@ class WindowStoreV2:
         if batch.flag is None:
             batch.flag = np.zeros(n, np.int8)
         entries, late = kernel.apply(
-            np.maximum(batch.ts.astype(np.int64), 0), ids, batch.fail, batch.status, batch.err, batch.atk, batch.rt,
-            batch.flow, batch.packets, batch.bytes, batch.values, batch.flag,
+            np.maximum(batch.ts.astype(np.int64), 0), ids, batch.fail, batch.status, batch.err, batch.atk, batch.sens,
+            batch.rt, batch.flow, batch.packets, batch.bytes, batch.values, batch.flag,
             self.role, self.wm, self.last_seen, self.late, self.ndist, self.used,
             self._bkeys, self._bidx, self._pool, self._pn, self._vkeys, self._vown, self._vlast,
             self.width, self.cfg.allowed_lateness_ms, self.cfg.distinct_cap, self.cfg.distinct_cap + _TRIM_SLACK,
@@ -246,13 +247,14 @@ class WindowStoreV2:
 def compile_kernels() -> None:
     """Run every kernel once on a tiny batch, so numba compiles (or loads from its cache) each of them now."""
     n = 4
-    values = np.zeros((5, n), np.int64)
+    values = np.zeros((6, n), np.int64)
     values[1] = np.arange(1, n + 1)
+    values[5] = np.arange(1, n + 1)
     batch = Batch(ts=np.arange(n, dtype=np.int64) * 1000 + 1_700_000_000_000,
                   keys=[[f"src:{i}" for i in range(n)], ["dst:0"] * n, ["user:0"] * n, ["service:0"] * n],
                   fail=np.ones(n, np.int8), status=np.full(n, 500, np.int32), err=np.ones(n, np.int8),
-                  atk=np.ones(n, np.int8), rt=np.ones(n), flow=np.ones(n, np.int8), packets=np.ones(n),
-                  bytes=np.ones(n), values=values)
+                  atk=np.ones(n, np.int8), sens=np.ones(n, np.int8), rt=np.ones(n), flow=np.ones(n, np.int8),
+                  packets=np.ones(n), bytes=np.ones(n), values=values)
     store = WindowStoreV2(WindowConfig(distinct_cap=1))
     store.observe(batch)
     store._over[:2] = (1, store.ids["src:0"] * 32 + kernel.SRC_PORTS)

@@ -242,3 +242,21 @@ def test_shedding_forgets_sources_first_then_old_issued_actions_never_blocks() -
         pass
     assert state.sizes()["issued"] == state.sizes()["alerts"] == 0
     assert state.sizes()["active"] == 1, "blocks are never shed"
+
+
+def _probe(risk: int = 85, label: str = "web_scan", **evidence: float) -> Threat:
+    """One request of a source probing the web server, as the stream scores it."""
+    windows = {"src_http_4xx_5m": 60.0, "src_distinct_pages_5m": 80.0, "src_sensitive_paths_5m": 12.0, **evidence}
+    return Threat(event_id="ev-scan", label=label, risk=risk, target_type="ip", target="203.0.113.9",
+                  evidence=windows, detected_at=T0)
+
+
+def test_a_web_scanner_is_blocked_on_its_evidence_and_a_crawler_with_404s_is_not() -> None:
+    cfg = PolicyConfig()
+    [a] = decide(_probe(), HealingState(), cfg, T0)
+    assert a.action == "block_ip" and a.target == "203.0.113.9"
+    assert "src_sensitive_paths_5m=12 (>= 3)" in a.reason and "src_http_4xx_5m=60 (>= 20)" in a.reason
+    # A search-engine crawl: hundreds of pages and dead links, but no secrets asked for.
+    assert decide(_probe(src_sensitive_paths_5m=0), HealingState(), cfg, T0) == []
+    assert decide(_probe(src_http_4xx_5m=5), HealingState(), cfg, T0) == []
+    assert decide(_probe(risk=69), HealingState(), cfg, T0) == []

@@ -284,7 +284,7 @@ def test_attack_fraction_other_seeds(seed: int) -> None:
     counts = collections.Counter(e.label for e in generate(ScenarioConfig(seed=seed)))
     assert set(counts) == set(SCENARIO_LABELS)
     frac = 1 - counts[LABEL_BENIGN] / sum(counts.values())
-    assert 0.03 <= frac <= 0.20, (seed, frac)
+    assert 0.03 <= frac <= 0.22, (seed, frac)  # 0.20 before web_scan, the ninth scenario (seed 4: 0.184 -> 0.207)
 
 
 def test_attackers_ground_truth(events: list[RawEvent], truth: dict[str, set[str]]) -> None:
