@@ -27,7 +27,11 @@ _SENSITIVE = re.compile(
     r"|phpmyadmin|pma(?:/|$)|myadmin|adminer|mysqladmin|sqladmin|dbadmin|manager/html|jmx-console|web-console"
     r"|actuator(?:/|$)|wp-admin/(?:install|setup-config)|install\.php$|setup\.php$|administrator(?:/|$)"
     r"|cgi-bin/|shell\.php$|cmd\.php$|c99\.php$|r57\.php$|eval-stdin\.php$|xmlrpc\.php$"
-    r"|[^/]*\.(?:bak|old|orig|save|swp|sql|sql\.gz|tar|tar\.gz|tgz|zip|rar|7z|gz|bz2|dump|db|sqlite|mdb|pem|key)$"
+    r"|[^/]*\.(?:bak|old|orig|save|swp|sql|sql\.(?:gz|zip|bz2|tar)|dump|db|sqlite|mdb|pem|key)$"
+    # An archive is a download on many sites (a data set, a release); only backup-like names
+    # (`backup.zip`, `www.example.com.tar.gz`, `htdocs.rar`) are what scanners guess at.
+    r"|(?:backups?|bak|site|www|web|wwwroot|htdocs|public_html|html|db|database|dump|old|archive)(?:[._-][^/]*)?"
+    r"\.(?:zip|tar|tar\.gz|tgz|rar|7z|gz|bz2)$"
     r"|backups?(?:/|$)|dump(?:/|$)"
     r")"
 )

@@ -5,7 +5,8 @@ The scanners follow what real tools leave in access logs: nikto's database of kn
 forcing of directories (dirbuster, gobuster, ffuf: mostly 404, HEAD or GET, fast), crawl-then-
 fuzz scanners (w3af, acunetix, ZAP: the site's real pages first, then parameters with attack
 payloads, usually a browser User-Agent), and the slow internet-wide probe for exposed secrets
-(`/.env`, `/.git/config`, `/wp-config.php.bak`, a few a minute). The hard negatives are what
+(`/.env`, `/.git/config`, `/wp-config.php.bak`, a few a minute), and the hammering of one
+console or secret (`/phpmyadmin/` a hundred times). The hard negatives are what
 a shop's log also holds: SEO crawlers walking thousands of product pages (some gone: 404),
 a staff member's site audit (a link checker at several pages a second, every broken link a
 404), and feed readers. None of them asks for secrets, names a scanner or sends odd methods.
@@ -116,14 +117,23 @@ def _secrets_probe(rng: random.Random, n: int) -> Iterator[tuple[str, str, str]]
 
 
 # (tool, requests per second before `attack_intensity`, its path generator)
+def _hammer(rng: random.Random, n: int) -> Iterator[tuple[str, str, str]]:
+    ua = rng.choice(_BROWSER_UAS + ("-", "Mozilla/5.0"))
+    target = rng.choice(("/phpmyadmin/", "/pma/", "/xmlrpc.php", "/.env", "/manager/html", "/actuator/env"))
+    for _ in range(n):
+        yield "GET", target, ua
+
+
 # Slower than the tools run by default (nikto and gobuster manage tens a second), so a run's
 # attack share stays near the other scenarios'; `attack_intensity` scales them.
 _TOOLS = (("nikto", (1.5, 6.0), _nikto), ("dirbust", (2.0, 8.0), _dirbust),
-          ("crawl_fuzz", (0.8, 3.0), _crawl_fuzz), ("secrets", (0.15, 0.5), _secrets_probe))
+          ("crawl_fuzz", (0.8, 3.0), _crawl_fuzz), ("secrets", (0.15, 0.5), _secrets_probe),
+          ("hammer", (0.2, 1.5), _hammer))
 
 
 def web_scan(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
-    """One scanner host: a tool per attacker (nikto, a directory brute-forcer, crawl-and-fuzz, a secrets probe)."""
+    """One scanner host: a tool per attacker (nikto, a directory brute-forcer, crawl-and-fuzz, a secrets probe,
+    one console or secret asked for again and again)."""
     ip = a.actors[0]
     name, (lo, hi), paths = _TOOLS[(a.index + rng.randrange(len(_TOOLS))) % len(_TOOLS)]
     rate = rng.uniform(lo, hi) * ctx.intensity

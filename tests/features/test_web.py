@@ -11,7 +11,8 @@ from features.web import is_scanner_agent, is_sensitive_path, is_static_path, is
     "/.env", "/.git/config", "/.git/HEAD", "/app/.env.production", "/wp-config.php.bak", "/wp-config.php",
     "/phpmyadmin/index.php", "/server-status", "/backup.zip", "/site.sql", "/db.sql.gz", "/.aws/credentials",
     "/.ssh/id_rsa", "/cgi-bin/test-cgi", "/manager/html", "/actuator/env", "/administrator/", "/.htpasswd",
-    "/%2e%65nv", "/%252egit/config", "/BACKUP/", "/web.config", "/phpinfo.php?x=1",
+    "/%2e%65nv", "/%252egit/config", "/BACKUP/", "/web.config", "/phpinfo.php?x=1", "/backup-2020.zip",
+    "/www.example.com.tar.gz", "/htdocs.rar",
 ])
 def test_requests_for_secrets_backups_and_consoles_are_sensitive(path: str) -> None:
     assert is_sensitive_path(path)
@@ -21,6 +22,8 @@ def test_requests_for_secrets_backups_and_consoles_are_sensitive(path: str) -> N
     "/", "/products/1234", "/category/garden?page=3", "/blog/summer-sale", "/static/app.3f2a.js", "/login",
     "/search?q=.env", "/search?q=backup+drive", "/account/orders", "/sitemap.xml", "/robots.txt",
     "/environment-friendly-bags", "/products/gitter-lamp", "/help/backup-your-account", None, "",
+    # Archives are downloads on many sites; only backup-like names count.
+    "/sitemap.xml.gz", "/self.logs/access.log.2018-12-01.gz", "/releases/v1.2.zip", "/website-assets.zip",
 ])
 def test_pages_a_visitor_or_crawler_asks_for_are_not(path: str | None) -> None:
     assert not is_sensitive_path(path)

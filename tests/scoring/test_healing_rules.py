@@ -258,5 +258,9 @@ def test_a_web_scanner_is_blocked_on_its_evidence_and_a_crawler_with_404s_is_not
     assert "src_sensitive_paths_5m=12 (>= 3)" in a.reason and "src_http_4xx_5m=60 (>= 20)" in a.reason
     # A search-engine crawl: hundreds of pages and dead links, but no secrets asked for.
     assert decide(_probe(src_sensitive_paths_5m=0), HealingState(), cfg, T0) == []
+    # One console hammered: a single path, refused again and again.
+    [b] = decide(_probe(src_distinct_pages_5m=1, src_sensitive_paths_5m=40), HealingState(), cfg, T0)
+    assert b.action == "block_ip" and "src_sensitive_paths_5m=40 (>= 20)" in b.reason
+    assert decide(_probe(src_distinct_pages_5m=1, src_sensitive_paths_5m=19), HealingState(), cfg, T0) == []
     assert decide(_probe(src_http_4xx_5m=5), HealingState(), cfg, T0) == []
     assert decide(_probe(risk=69), HealingState(), cfg, T0) == []

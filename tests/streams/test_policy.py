@@ -29,7 +29,7 @@ def test_the_builtin_document_reads_back_to_the_builtin_rules(tmp_path: Path) ->
     (BUILTIN_TEXT.replace('action = "rate_limit"', 'action = "nuke"'), "rules.8.action: Input should be"),
     (BUILTIN_TEXT.replace('target = "destination"', 'target = "user"'),
      "rules['ddos'][0]: rate_limit acts on an ip, not on the user"),
-    (BUILTIN_TEXT.replace("min_risk = 90", "min_risk = 900"), "rules.15.min_risk: Input should be less than"),
+    (BUILTIN_TEXT.replace("min_risk = 90", "min_risk = 900"), "rules.16.min_risk: Input should be less than"),
 ])
 def test_a_bad_file_is_refused_with_its_path_and_problem(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "policy.toml"
@@ -74,7 +74,7 @@ def test_the_cli_checks_and_prints_policies_without_a_broker(tmp_path: Path) -> 
     path.write_text(BUILTIN_TEXT)
     checked = cli(str(path), "--check")
     out = checked.stdout + checked.stderr
-    assert checked.returncode == 0 and "policy 2: 16 rules for 11 labels" in out
+    assert checked.returncode == 0 and "policy 2: 17 rules for 11 labels" in out
     assert "ddos                 rate_limit   on destination risk >= 70  dst_distinct_srcs_1m >= 20" in out
     path.write_text("version = 1\n")
     refused = cli(str(path), "--check")

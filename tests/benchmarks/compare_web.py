@@ -1,0 +1,184 @@
+"""streamguard against fail2ban and CrowdSec on public web access logs: which hosts each would block (`make compare`).
+
+Per log (combined log format), per tool, the hosts it would block:
+- fail2ban: `fail2ban-regex` (Debian's fail2ban) with its stock filters that read access logs
+  (`apache-badbots`, `nginx-botsearch`, `nginx-bad-request`, `php-url-fopen`), each through its
+  jail's counting as Debian's `jail.conf` sets it (`apache-badbots`: 1 match; the others: the
+  default 5 matches within 10 minutes);
+- CrowdSec: the agent (Debian's crowdsec, its bundled hub) replaying the file in time-machine
+  mode (`crowdsec -dsn file://... -type apache2`) with the `crowdsecurity/apache2` parser and the
+  scenarios of `crowdsecurity/base-http-scenarios` (http-probing, http-sensitive-files,
+  http-bad-user-agent, http-crawl-non_statics, path traversal, SQLi and XSS probing, backdoor
+  attempts, generic brute force, open proxy), in a private configuration and a local API on a
+  free port: no central API, no network;
+- streamguard: `streamguard score` with the active model, then the built-in healing policy
+  over the threats in event-time order (`compare_tools.streamguard`).
+
+Each log's ground truth is in `tests/data/weblogs/LABELS.json` with its provenance: scanners
+(20 or more requests probing for what the site does not serve, named by hand after reading
+their requests), probes (fewer requests, or internet-wide scanners such as zgrab and masscan),
+and benign hosts (named crawlers and monitors, browsers whose requests mostly succeed, and
+hosts named in the notes; never one that asked for a sensitive path). A tool is credited with
+the scanners and probes it blocks and charged with the benign hosts it blocks. Only the logs
+whose licence allows it are in `tests/data/weblogs/`; the others are read from `--more`
+(fetch them from the repository and commit in LABELS.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict, deque
+from pathlib import Path
+
+from tests.benchmarks.compare_tools import streamguard
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "weblogs"
+_HUB = Path("/usr/share/crowdsec/hub")
+_CS_DATA = Path("/usr/share/crowdsec/data")
+_SCENARIOS = ("http-crawl-non_statics", "http-probing", "http-bad-user-agent", "http-path-traversal-probing",
+              "http-sensitive-files", "http-sqli-probing", "http-xss-probing", "http-backdoors-attempts",
+              "http-generic-bf", "http-open-proxy")
+# (filter, matches that ban, within seconds): Debian's jail.conf for the filters that read access logs.
+_F2B = (("apache-badbots", 1, 600), ("nginx-botsearch", 5, 600), ("nginx-bad-request", 5, 600),
+        ("php-url-fopen", 5, 600))
+_BAN = re.compile(r"\) (\S+) by ip \S+ : .* ban on Ip ([0-9A-Fa-f:.]+)")
+
+
+def _jail(hits: list[tuple[float, str]], maxretry: int, findtime: float) -> set[str]:
+    recent: dict[str, deque[float]] = defaultdict(deque)
+    banned = set()
+    for t, host in sorted(hits):
+        q = recent[host]
+        q.append(t)
+        while q and q[0] <= t - findtime:
+            q.popleft()
+        if len(q) >= maxretry:
+            banned.add(host)
+    return banned
+
+
+def fail2ban(path: Path) -> dict[str, set[str]]:
+    """Hosts each stock access-log filter's jail would ban."""
+    out = {}
+    for name, maxretry, findtime in _F2B:
+        done = subprocess.run(["fail2ban-regex", "-o", "<time> <ip>", str(path), f"/etc/fail2ban/filter.d/{name}.conf"],
+                              capture_output=True, text=True, timeout=600, check=False)
+        hits = []
+        for line in done.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                try:
+                    hits.append((float(parts[0]), parts[1]))
+                except ValueError:
+                    continue
+        out[name] = _jail(hits, maxretry, findtime)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def crowdsec(path: Path) -> dict[str, set[str]]:
+    """Hosts CrowdSec's base HTTP scenarios ban on a replay of the file, by scenario."""
+    with tempfile.TemporaryDirectory() as tmp:
+        etc, data = Path(tmp) / "etc", Path(tmp) / "data"
+        for stage in ("s00-raw", "s01-parse", "s02-enrich"):
+            (etc / "parsers" / stage).mkdir(parents=True)
+        (etc / "scenarios").mkdir()
+        shutil.copytree(_CS_DATA, data)
+        shutil.copy(data / "path_traversal.txt", data / "http_path_traversal.txt")  # the name the scenario reads
+        shutil.copytree("/etc/crowdsec/patterns", etc / "patterns")
+        links = [("s00-raw", "syslog-logs"), ("s01-parse", "apache2-logs"), ("s02-enrich", "dateparse-enrich"),
+                 ("s02-enrich", "http-logs")]
+        for stage, name in links:
+            (etc / "parsers" / stage / f"{name}.yaml").symlink_to(_HUB / "parsers" / stage / "crowdsecurity" /
+                                                                 f"{name}.yaml")
+        for name in _SCENARIOS:
+            (etc / "scenarios" / f"{name}.yaml").symlink_to(_HUB / "scenarios" / "crowdsecurity" / f"{name}.yaml")
+        shutil.copy("/etc/crowdsec/profiles.yaml", etc / "profiles.yaml")
+        (etc / "simulation.yaml").write_text("simulation: false\n")
+        (etc / "acquis.yaml").write_text("\n")
+        config = etc / "config.yaml"
+        config.write_text(f"""common: {{daemonize: false, log_media: stdout, log_level: info, working_dir: .}}
+config_paths: {{config_dir: {etc}/, data_dir: {data}/, simulation_path: {etc}/simulation.yaml,
+  hub_dir: {_HUB}/, index_path: {_HUB}/.index.json}}
+crowdsec_service: {{acquisition_path: {etc}/acquis.yaml, parser_routines: 1}}
+db_config: {{type: sqlite, db_path: {data}/crowdsec.db}}
+prometheus: {{enabled: false}}
+api:
+  client: {{credentials_path: {etc}/local_api_credentials.yaml}}
+  server: {{listen_uri: "127.0.0.1:{_free_port()}", profiles_path: {etc}/profiles.yaml}}
+""")
+        subprocess.run(["cscli", "-c", str(config), "machines", "add", "replay", "--auto", "-f",
+                        str(etc / "local_api_credentials.yaml")], capture_output=True, timeout=120, check=True)
+        done = subprocess.run(["crowdsec", "-c", str(config), "-dsn", f"file://{path.resolve()}", "-type", "apache2",
+                               "-no-capi"], capture_output=True, text=True, timeout=1800, check=False)
+    bans: dict[str, set[str]] = defaultdict(set)
+    for line in (done.stdout + done.stderr).splitlines():
+        m = _BAN.search(line)
+        if m:
+            bans[m.group(1).split("/")[-1]].add(m.group(2))
+    return dict(bans)
+
+
+def _score(blocked: set[str], truth: dict) -> str:
+    scanners, probes, benign = set(truth["scanners"]), set(truth["probes"]), set(truth["benign"])
+    return (f"{len(blocked & scanners)} of {len(scanners)} | {len(blocked & probes)} of {len(probes)} | "
+            f"{len(blocked & benign)} of {len(benign)} | {len(blocked)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="Folder of the shipped logs and LABELS.json.")
+    ap.add_argument("--more", type=Path, default=ROOT / "var" / "reallogs",
+                    help="Folder holding the logs LABELS.json names that are not shipped.")
+    ap.add_argument("--json", type=Path, help="Also write every tool's blocked hosts here.")
+    args = ap.parse_args()
+    labels = json.loads((args.data / "LABELS.json").read_text())
+    report: dict[str, dict] = {}
+    for name, truth in labels.items():
+        path = next((d / name for d in (args.data, args.more) if (d / name).is_file()), None)
+        if path is None:
+            print(f"\n{name}: not here; it is {truth['path']} in github.com/{truth['repo']} at {truth['commit']}")
+            continue
+        rows: list[tuple[str, set[str]]] = []
+        if shutil.which("fail2ban-regex"):
+            got = fail2ban(path)
+            rows += [(f"fail2ban `{f}`", hosts) for f, hosts in got.items()]
+            rows.append(("fail2ban, all four jails", set().union(*got.values())))
+        else:
+            print("fail2ban-regex is not installed (apt-get install fail2ban): fail2ban rows skipped", file=sys.stderr)
+        if shutil.which("crowdsec") and _HUB.is_dir():
+            by_scenario = crowdsec(path)
+            rows.append(("CrowdSec base HTTP scenarios", set().union(set(), *by_scenario.values())))
+            report.setdefault(name, {})["crowdsec_by_scenario"] = {k: sorted(v) for k, v in by_scenario.items()}
+        else:
+            print("crowdsec is not installed (apt-get install crowdsec): CrowdSec row skipped", file=sys.stderr)
+        n, blocked, alerted = streamguard(path)
+        rows.append((f"streamguard, built-in policy ({n} threats)", blocked))
+        print(f"\n{name}: {len(truth['scanners'])} scanners, {len(truth['probes'])} probes, "
+              f"{len(truth['benign'])} known benign hosts\n")
+        print("| tool | scanners blocked | probes blocked | benign blocked | hosts blocked |\n|---|---|---|---|---|")
+        for tool, hosts in rows:
+            print(f"| {tool} | {_score(hosts, truth)} |")
+            report.setdefault(name, {})[tool] = sorted(hosts)
+        missed = sorted(set(truth["scanners"]) - blocked)
+        print(f"\nstreamguard: scanners not blocked: {missed or 'none'}; "
+              f"benign blocked: {sorted(blocked & set(truth['benign'])) or 'none'}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
