@@ -98,8 +98,9 @@ bench-quick: install $(MODELS) kafka-up ## the same figures on a small workload 
 	$(BIN)/python -m tests.benchmarks.bench_pipeline --events 20000 --rates 1000 --latency-events 3000 \
 	  --entities 4000 --per-event-seconds 10 --swaps 3
 
-compare: install $(MODELS) ## streamguard against fail2ban on loghub's Linux_2k.log: the hosts each blocks (needs fail2ban)
+compare: install $(MODELS) ## streamguard against fail2ban and CrowdSec on public SSH and web logs: the hosts each blocks (needs fail2ban, crowdsec)
 	$(BIN)/python -m tests.benchmarks.compare_tools
+	$(BIN)/python -m tests.benchmarks.compare_web
 
 proto-core-v2: install ## the stream core v2 prototype's offline figures per stage (docs/design/core-v2.md; ~4 min)
 	$(BIN)/python -m tests.benchmarks.proto_core_v2

@@ -1,4 +1,4 @@
-"""streamguard against fail2ban on the same public log: which hosts each one would block (`make compare`).
+"""streamguard against fail2ban and CrowdSec on the same public SSH log: which hosts each one would block (`make compare`).
 
 The log is loghub's `Linux_2k.log` (a real server's syslog, copied into `tests/data/loghub/`
 with its licence). Its SSH failures are PAM lines of an older format
@@ -15,9 +15,9 @@ which are host names rather than addresses. Per tool:
   healing policy over the threats in event-time order (`scoring.healing.decide`, the
   stream's code), with the event time as the clock.
 
-CrowdSec (`crowdsecurity/sshd`) is not run: Debian's package registers with CrowdSec's
-central API at install and reads its hub index from the network, neither of which these
-machines reach.
+- CrowdSec: the agent (Debian's package, its bundled hub) replaying the file offline with
+  the `sshd-logs` parser and the `ssh-bf` and `ssh-slow-bf` scenarios
+  (`tests.benchmarks.crowdsec_replay`); it resolves no host names either.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pathlib import Path
 
 from scoring.healing import HealingState, PolicyConfig, Threat, decide
 from streams.wire import ThreatEvent
+from tests.benchmarks import crowdsec_replay
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG = ROOT / "tests" / "data" / "loghub" / "Linux_2k.log"
@@ -124,6 +125,14 @@ def main() -> None:
             report[name] = sorted(banned)
     else:
         print("fail2ban-regex is not installed (apt-get install fail2ban): fail2ban rows skipped", file=sys.stderr)
+    if crowdsec_replay.available():
+        bans = crowdsec_replay.replay(args.log, kind="syslog", parsers=crowdsec_replay.SSH_PARSERS,
+                                      scenarios=crowdsec_replay.SSH_SCENARIOS)
+        banned = set().union(set(), *bans.values())
+        rows.append(("CrowdSec ssh-bf, ssh-slow-bf", len(banned), len(banned - named), len(banned & named), ""))
+        report["crowdsec"] = sorted(banned)
+    else:
+        print("crowdsec is not installed (apt-get install crowdsec): CrowdSec row skipped", file=sys.stderr)
     n, blocked, alerted = streamguard(args.log)
     rows.append(("streamguard, built-in policy", len(blocked), len(blocked - named), len(blocked & named),
                  f"{n} threats; alerts on {len(alerted & named)} named hosts"))

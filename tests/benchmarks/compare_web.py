@@ -28,28 +28,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from collections import defaultdict, deque
 from pathlib import Path
 
+from tests.benchmarks import crowdsec_replay
 from tests.benchmarks.compare_tools import streamguard
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "weblogs"
-_HUB = Path("/usr/share/crowdsec/hub")
-_CS_DATA = Path("/usr/share/crowdsec/data")
-_SCENARIOS = ("http-crawl-non_statics", "http-probing", "http-bad-user-agent", "http-path-traversal-probing",
-              "http-sensitive-files", "http-sqli-probing", "http-xss-probing", "http-backdoors-attempts",
-              "http-generic-bf", "http-open-proxy")
 # (filter, matches that ban, within seconds): Debian's jail.conf for the filters that read access logs.
 _F2B = (("apache-badbots", 1, 600), ("nginx-botsearch", 5, 600), ("nginx-bad-request", 5, 600),
         ("php-url-fopen", 5, 600))
-_BAN = re.compile(r"\) (\S+) by ip \S+ : .* ban on Ip ([0-9A-Fa-f:.]+)")
 
 
 def _jail(hits: list[tuple[float, str]], maxretry: int, findtime: float) -> set[str]:
@@ -83,55 +75,6 @@ def fail2ban(path: Path) -> dict[str, set[str]]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def crowdsec(path: Path) -> dict[str, set[str]]:
-    """Hosts CrowdSec's base HTTP scenarios ban on a replay of the file, by scenario."""
-    with tempfile.TemporaryDirectory() as tmp:
-        etc, data = Path(tmp) / "etc", Path(tmp) / "data"
-        for stage in ("s00-raw", "s01-parse", "s02-enrich"):
-            (etc / "parsers" / stage).mkdir(parents=True)
-        (etc / "scenarios").mkdir()
-        shutil.copytree(_CS_DATA, data)
-        shutil.copy(data / "path_traversal.txt", data / "http_path_traversal.txt")  # the name the scenario reads
-        shutil.copytree("/etc/crowdsec/patterns", etc / "patterns")
-        links = [("s00-raw", "syslog-logs"), ("s01-parse", "apache2-logs"), ("s02-enrich", "dateparse-enrich"),
-                 ("s02-enrich", "http-logs")]
-        for stage, name in links:
-            (etc / "parsers" / stage / f"{name}.yaml").symlink_to(_HUB / "parsers" / stage / "crowdsecurity" /
-                                                                 f"{name}.yaml")
-        for name in _SCENARIOS:
-            (etc / "scenarios" / f"{name}.yaml").symlink_to(_HUB / "scenarios" / "crowdsecurity" / f"{name}.yaml")
-        shutil.copy("/etc/crowdsec/profiles.yaml", etc / "profiles.yaml")
-        (etc / "simulation.yaml").write_text("simulation: false\n")
-        (etc / "acquis.yaml").write_text("\n")
-        config = etc / "config.yaml"
-        config.write_text(f"""common: {{daemonize: false, log_media: stdout, log_level: info, working_dir: .}}
-config_paths: {{config_dir: {etc}/, data_dir: {data}/, simulation_path: {etc}/simulation.yaml,
-  hub_dir: {_HUB}/, index_path: {_HUB}/.index.json}}
-crowdsec_service: {{acquisition_path: {etc}/acquis.yaml, parser_routines: 1}}
-db_config: {{type: sqlite, db_path: {data}/crowdsec.db}}
-prometheus: {{enabled: false}}
-api:
-  client: {{credentials_path: {etc}/local_api_credentials.yaml}}
-  server: {{listen_uri: "127.0.0.1:{_free_port()}", profiles_path: {etc}/profiles.yaml}}
-""")
-        subprocess.run(["cscli", "-c", str(config), "machines", "add", "replay", "--auto", "-f",
-                        str(etc / "local_api_credentials.yaml")], capture_output=True, timeout=120, check=True)
-        done = subprocess.run(["crowdsec", "-c", str(config), "-dsn", f"file://{path.resolve()}", "-type", "apache2",
-                               "-no-capi"], capture_output=True, text=True, timeout=1800, check=False)
-    bans: dict[str, set[str]] = defaultdict(set)
-    for line in (done.stdout + done.stderr).splitlines():
-        m = _BAN.search(line)
-        if m:
-            bans[m.group(1).split("/")[-1]].add(m.group(2))
-    return dict(bans)
-
-
 def _score(blocked: set[str], truth: dict) -> str:
     scanners, probes, benign = set(truth["scanners"]), set(truth["probes"]), set(truth["benign"])
     return (f"{len(blocked & scanners)} of {len(scanners)} | {len(blocked & probes)} of {len(probes)} | "
@@ -159,8 +102,8 @@ def main() -> None:
             rows.append(("fail2ban, all four jails", set().union(*got.values())))
         else:
             print("fail2ban-regex is not installed (apt-get install fail2ban): fail2ban rows skipped", file=sys.stderr)
-        if shutil.which("crowdsec") and _HUB.is_dir():
-            by_scenario = crowdsec(path)
+        if crowdsec_replay.available():
+            by_scenario = crowdsec_replay.replay(path)
             rows.append(("CrowdSec base HTTP scenarios", set().union(set(), *by_scenario.values())))
             report.setdefault(name, {})["crowdsec_by_scenario"] = {k: sorted(v) for k, v in by_scenario.items()}
         else:

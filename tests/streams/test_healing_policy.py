@@ -104,7 +104,7 @@ def test_a_policy_loads_into_workers_survives_a_restart_and_a_bad_one_is_refused
     path = tmp_path / "policy.toml"
     path.write_text(strict)
     done = run_cli(env, "control", "policy", str(path), "--check")
-    assert done.returncode == 0 and "policy ssh-50: 15 rules for 10 labels" in done.stdout + done.stderr
+    assert done.returncode == 0 and "policy ssh-50: 17 rules for 11 labels" in done.stdout + done.stderr
     done = run_cli(env, "control", "policy", str(path), "--wait", "120", "--expect", "1")
     assert done.returncode == 0 and "policy ssh-50" in done.stdout + done.stderr, done.stdout + done.stderr
 

@@ -36,8 +36,12 @@ def test_published_version_reaches_both_workers_from_mongodb_and_outputs_land_in
 
     prefix = unique_prefix()
     app_id = prefix.rstrip(".")
+    # The promotion guard is off here: this test is about how a version travels, and a guard
+    # that rolls a small retrain back (measured once: 97.0 % decision agreement against 97 %
+    # wanted) would put the old version's name on outputs after the swap for a good reason.
+    # Its own test is tests/streams/test_promotion_guard.py.
     common = dict(registry_store="mongo", mongo_uri=mongo_uri, mongo_database=mongo_db.name, registry_dir=empty,
-                  signing_secret=SECRET)
+                  signing_secret=SECRET, promotion_watch_events=0)
     workers = [start_worker(app_id, prefix, ready=False, emit_scored=True, **common) for _ in range(2)]
     for w in workers:
         w.wait_ready()
