@@ -45,16 +45,16 @@ _OLD_PAM = (r"^\s*\S+\s+sshd\(pam_unix\)\[\d+\]: authentication failure; logname
 MAXRETRY, FINDTIME_S = 5, 600
 
 
-def _jail(hits: list[tuple[float, str]]) -> set[str]:
-    """Hosts with MAXRETRY hits within FINDTIME_S: fail2ban's default jail counting."""
+def jail(hits: list[tuple[float, str]], maxretry: int = MAXRETRY, findtime: float = FINDTIME_S) -> set[str]:
+    """Hosts with `maxretry` hits within `findtime` seconds: a fail2ban jail's counting (default: the default jail)."""
     recent: dict[str, deque[float]] = defaultdict(deque)
     banned = set()
     for t, host in sorted(hits):
         q = recent[host]
         q.append(t)
-        while q and q[0] <= t - FINDTIME_S:
+        while q and q[0] <= t - findtime:
             q.popleft()
-        if len(q) >= MAXRETRY:
+        if len(q) >= maxretry:
             banned.add(host)
     return banned
 
@@ -67,11 +67,11 @@ def reference(path: Path) -> tuple[set[str], set[str]]:
         if m:
             t = datetime.strptime(f"2005 {m.group(1)}", "%Y %b %d %H:%M:%S").timestamp()
             hits.append((t, m.group(2)))
-    return {h for _, h in hits}, _jail(hits)
+    return {h for _, h in hits}, jail(hits)
 
 
-def fail2ban(path: Path, failregex: str) -> tuple[int, set[str]]:
-    """(lines matched, hosts the default jail would ban) for one filter (a file under filter.d or a regex)."""
+def fail2ban_hits(path: Path, failregex: str) -> list[tuple[float, str]]:
+    """(time, address) of every line one filter (a file under filter.d or a regex) matches, by `fail2ban-regex`."""
     out = subprocess.run(["fail2ban-regex", "-o", "<time> <ip>", str(path), failregex], capture_output=True,
                          text=True, timeout=300, check=False)
     hits = []
@@ -82,7 +82,13 @@ def fail2ban(path: Path, failregex: str) -> tuple[int, set[str]]:
                 hits.append((float(parts[0]), parts[1]))
             except ValueError:
                 continue
-    return len(hits), _jail(hits)
+    return hits
+
+
+def fail2ban(path: Path, failregex: str) -> tuple[int, set[str]]:
+    """(lines matched, hosts the default jail would ban) for one filter."""
+    hits = fail2ban_hits(path, failregex)
+    return len(hits), jail(hits)
 
 
 def streamguard(path: Path) -> tuple[int, set[str], set[str]]:

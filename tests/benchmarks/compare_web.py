@@ -29,13 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-from collections import defaultdict, deque
 from pathlib import Path
 
 from tests.benchmarks import crowdsec_replay
-from tests.benchmarks.compare_tools import streamguard
+from tests.benchmarks.compare_tools import fail2ban_hits, jail, streamguard
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "weblogs"
@@ -44,35 +42,10 @@ _F2B = (("apache-badbots", 1, 600), ("nginx-botsearch", 5, 600), ("nginx-bad-req
         ("php-url-fopen", 5, 600))
 
 
-def _jail(hits: list[tuple[float, str]], maxretry: int, findtime: float) -> set[str]:
-    recent: dict[str, deque[float]] = defaultdict(deque)
-    banned = set()
-    for t, host in sorted(hits):
-        q = recent[host]
-        q.append(t)
-        while q and q[0] <= t - findtime:
-            q.popleft()
-        if len(q) >= maxretry:
-            banned.add(host)
-    return banned
-
-
 def fail2ban(path: Path) -> dict[str, set[str]]:
     """Hosts each stock access-log filter's jail would ban."""
-    out = {}
-    for name, maxretry, findtime in _F2B:
-        done = subprocess.run(["fail2ban-regex", "-o", "<time> <ip>", str(path), f"/etc/fail2ban/filter.d/{name}.conf"],
-                              capture_output=True, text=True, timeout=600, check=False)
-        hits = []
-        for line in done.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 2:
-                try:
-                    hits.append((float(parts[0]), parts[1]))
-                except ValueError:
-                    continue
-        out[name] = _jail(hits, maxretry, findtime)
-    return out
+    return {name: jail(fail2ban_hits(path, f"/etc/fail2ban/filter.d/{name}.conf"), maxretry, findtime)
+            for name, maxretry, findtime in _F2B}
 
 
 def _score(blocked: set[str], truth: dict) -> str:
