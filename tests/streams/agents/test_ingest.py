@@ -88,6 +88,16 @@ def test_ingest_sshd_line_starts_at_the_source_entity() -> None:
     assert decode(encode(msg)) == msg  # the hop message survives the wire encoding unchanged
 
 
+def test_a_hop_from_a_schema_2_worker_is_read_as_one_without_web_inputs() -> None:
+    """Hops a worker left on the topic before the schema-3 upgrade still count; bad web inputs are refused."""
+    k = ingested(sshd_failure(1), kind="logs", topic="logs", partition=2, offset=40).hop.message["k"]
+    assert len(k) == 15 and k[13:] == [0, 0]  # an sshd line asks for no path
+    assert check_inputs(k[:13]) == k
+    for bad in (k[:13] + [1], k[:13] + [2, 0], k[:13] + [True, 0], k[:13] + [0, -5], k[:13] + [0, 1 << 63]):
+        with pytest.raises(ValueError):
+            check_inputs(bad)
+
+
 def test_ingest_flow_visits_source_then_destination() -> None:
     out = ingested(flow(), kind="flows", topic="flows", partition=1, offset=2)
     assert out.hop.key == b"src:198.51.100.4"
