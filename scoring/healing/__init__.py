@@ -21,6 +21,8 @@ one high score, is what triggers a block. Built in:
 - ddos: rate_limit the destination at risk 70 with dst_distinct_srcs_1m >= 20; block_ip the
   source at risk 80 with src_flows_1m >= 30, dst_flows_10s >= 10 and dst_distinct_srcs_1m <= 19;
 - sql_injection, xss, path_traversal: block_ip the source at risk 80 with src_attack_urls_10m >= 2;
+- web_scan: block_ip the source at risk 70 with src_http_4xx_5m >= 20, src_distinct_pages_5m >= 30 and
+  src_sensitive_paths_5m >= 3, or with src_http_4xx_5m >= 20 and src_sensitive_paths_5m >= 20;
 - benign: alert at risk 70 (anomaly only; never a block); `*` (any other label): alert at 90.
 
 Decision order for one threat (`decide`):
