@@ -116,7 +116,6 @@ def _secrets_probe(rng: random.Random, n: int) -> Iterator[tuple[str, str, str]]
         yield "GET", rng.choice(_SENSITIVE), ua
 
 
-# (tool, requests per second before `attack_intensity`, its path generator)
 def _hammer(rng: random.Random, n: int) -> Iterator[tuple[str, str, str]]:
     ua = rng.choice(_BROWSER_UAS + ("-", "Mozilla/5.0"))
     target = rng.choice(("/phpmyadmin/", "/pma/", "/xmlrpc.php", "/.env", "/manager/html", "/actuator/env"))
@@ -124,7 +123,8 @@ def _hammer(rng: random.Random, n: int) -> Iterator[tuple[str, str, str]]:
         yield "GET", target, ua
 
 
-# Slower than the tools run by default (nikto and gobuster manage tens a second), so a run's
+# (tool, requests per second before `attack_intensity`, its path generator). Slower than the
+# tools run by default (nikto and gobuster manage tens a second), so a run's
 # attack share stays near the other scenarios'; `attack_intensity` scales them.
 _TOOLS = (("nikto", (1.5, 6.0), _nikto), ("dirbust", (2.0, 8.0), _dirbust),
           ("crawl_fuzz", (0.8, 3.0), _crawl_fuzz), ("secrets", (0.15, 0.5), _secrets_probe),
@@ -135,7 +135,7 @@ def web_scan(ctx: _Ctx, rng: random.Random, a: _Attack) -> list[RawEvent]:
     """One scanner host: a tool per attacker (nikto, a directory brute-forcer, crawl-and-fuzz, a secrets probe,
     one console or secret asked for again and again)."""
     ip = a.actors[0]
-    name, (lo, hi), paths = _TOOLS[(a.index + rng.randrange(len(_TOOLS))) % len(_TOOLS)]
+    _tool, (lo, hi), paths = _TOOLS[(a.index + rng.randrange(len(_TOOLS))) % len(_TOOLS)]
     rate = rng.uniform(lo, hi) * ctx.intensity
     span_s = (a.end_ms - a.start_ms) / 1000.0
     evs: list[RawEvent] = []
