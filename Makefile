@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
-	@# Compile the window store's kernels once (numba caches them beside the module), so
+	@# Compile the window store's and the forest's kernels once (numba caches them beside the modules), so
 	@# tests and workers start warm instead of compiling (~10-60 s) in each process.
-	$(BIN)/python -c 'from features.store import compile_kernels; compile_kernels()'
+	$(BIN)/python -c 'from features.store import compile_kernels; compile_kernels(); from scoring.forest import compile_kernel; compile_kernel()'
 	@touch $@
 
 kafka-up: install ## start the local Kafka broker (KRaft, jars fetched with Maven) on 127.0.0.1:9092

@@ -16,6 +16,7 @@ from features.extract import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from .anomaly import CalibratedAnomalyModel
 from .digest import sha256_file
 from .errors import BundleError
+from .forest import compile_forest
 
 __all__ = ["ModelBundle", "BatchScores", "finite", "severity_for", "sha256_file", "load_bundle"]
 
@@ -68,7 +69,7 @@ class ModelBundle:
     name: str
     version: str
     feature_names: tuple[str, ...]
-    classifier: Any  # scikit-learn classifier with predict_proba and classes_
+    classifier: Any  # predict_proba and classes_: a CompiledForest, or any scikit-learn-style classifier
     anomaly: CalibratedAnomalyModel
     baseline_median: np.ndarray  # per used feature, over benign training rows
     baseline_p99: np.ndarray
@@ -92,6 +93,8 @@ class ModelBundle:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             setattr(self, k, v)
+        # Bundles pickled before the forest was compiled hold scikit-learn's: same answers, twice the cost.
+        self.classifier = compile_forest(self.classifier)
         self._columns = None
         self._columns_for = None
 

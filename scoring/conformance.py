@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from features.dataset import Dataset
 from features.events import LABEL_BENIGN
@@ -15,6 +14,20 @@ from .bundle import ModelBundle
 from .errors import BundleError, ConformanceError
 
 __all__ = ["check_bundle"]
+
+
+def _auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half), as scikit-learn's `roc_auc_score`.
+
+    Here rather than scikit-learn's because a worker runs this check on every bundle it loads,
+    and scikit-learn's import alone costs it about a second of start-up.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    _, inverse, counts = np.unique(np.asarray(score, dtype=np.float64), return_inverse=True, return_counts=True)
+    # The mid-rank of each distinct score, 1-based.
+    mid = np.cumsum(counts) - (counts - 1) / 2.0
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    return float((mid[inverse][positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def check_bundle(bundle: ModelBundle, fixture: Dataset | None = None, *, min_auc: float = 0.9) -> dict[str, float]:
@@ -88,9 +101,9 @@ def check_bundle(bundle: ModelBundle, fixture: Dataset | None = None, *, min_auc
 
     is_attack = fixture.y.astype(str) != LABEL_BENIGN
     if is_attack.any() and (~is_attack).any():
-        auc = float(roc_auc_score(is_attack, first.p_attack))
+        auc = float(_auc(is_attack, first.p_attack))
         figures["fixture_attack_auc"] = auc
-        figures["fixture_anomaly_auc"] = float(roc_auc_score(is_attack, first.anomaly))
+        figures["fixture_anomaly_auc"] = float(_auc(is_attack, first.anomaly))
         if auc < min_auc:
             failures.append(f"sanity AUC {auc:.3f} on the fixture set is below {min_auc}")
     else:

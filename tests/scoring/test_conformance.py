@@ -215,3 +215,18 @@ class ConstantBenign:
         p = np.zeros((len(x), len(self.classes_)))
         p[:, list(map(str, self.classes_)).index(LABEL_BENIGN)] = 1.0
         return p
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_sanity_auc_is_scikit_learns(seed: int) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from scoring.conformance import _auc
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 400))
+    positive = rng.random(n) < 0.3
+    positive[:2] = (True, False)
+    # Few distinct scores: many ties, which count half.
+    score = np.round(rng.random(n) * (1 + seed * 3)) / 3.0
+    assert _auc(positive, score) == pytest.approx(roc_auc_score(positive, score), abs=1e-12)
