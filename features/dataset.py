@@ -17,18 +17,22 @@ __all__ = ["Dataset", "build_dataset", "time_order"]
 
 @dataclass(slots=True)
 class Dataset:
-    """Rows of features (`FEATURE_NAMES` order), their labels and the events they came from."""
+    """Rows of features (`FEATURE_NAMES` order), their labels and the events they came from.
+
+    `events` holds one event per row, or none at all for rows that came without their events
+    (the feature rows workers sample from live traffic).
+    """
 
     x: np.ndarray
     y: np.ndarray  # str labels; "benign" where the input had none
     events: list[Event]
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self.y)
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> Dataset:
         idx = np.asarray(idx, dtype=np.intp)
-        return Dataset(self.x[idx], self.y[idx], [self.events[i] for i in idx])
+        return Dataset(self.x[idx], self.y[idx], [self.events[i] for i in idx] if self.events else [])
 
     @staticmethod
     def concat(parts: Iterable[Dataset]) -> Dataset:
@@ -38,7 +42,8 @@ class Dataset:
         return Dataset(
             np.vstack([p.x for p in parts]),
             np.concatenate([p.y for p in parts]),
-            [e for p in parts for e in p.events],
+            # One per row or none: rows without events make the whole set one without.
+            [e for p in parts for e in p.events] if all(p.events for p in parts) else [],
         )
 
     def fingerprint(self) -> str:

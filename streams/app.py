@@ -114,6 +114,7 @@ def _declare(app: faust.App, s: Settings) -> tuple[Topics, Tables]:
         incidents=app.topic(names.incidents, **raw),
         audit=app.topic(names.audit, **raw),
         control=app.topic(names.control, **raw),
+        sample=app.topic(names.sample, **raw),
     )
     tables = Tables(
         # Each hop partition's window snapshot, in chunks (`agents.windows`): keys land in that partition.

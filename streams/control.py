@@ -108,7 +108,7 @@ class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     op: Literal["promote", "rollback", "set_threshold", "pause_actions", "resume_actions", "dry_run",
-                "allowlist", "unblock", "retrain", "status", "announce", "challenger", "policy"]
+                "allowlist", "unblock", "retrain", "status", "announce", "challenger", "policy", "label"]
     version: str | None = Field(None, description="promote/rollback: the model version to serve; challenger: the "
                                 "version to run beside it (none: stop the challenger).")
     fraction: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
@@ -118,7 +118,12 @@ class Command(BaseModel):
     on: bool | None = Field(None, description="dry_run: on or off.")
     action: Literal["add", "remove"] | None = Field(None, description="allowlist: add or remove.")
     cidr: str | None = Field(None, description="allowlist: the CIDR.")
-    target: str | None = Field(None, description="unblock: the IP address to unblock.")
+    target: str | None = Field(None, description="unblock: the IP address to unblock; label: the source address "
+                               "whose rows get the label.")
+    label: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,63}$", description="label: an analyst's verdict "
+                              "(benign or an attack label) for retraining on live traffic.")
+    event_id: str | None = Field(None, min_length=1, max_length=200,
+                                 description="label: the event whose row gets the label.")
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$",
                                description="announce: the artifact's sha256, as registered.")
     feature_schema_version: str | None = Field(None, max_length=64,
@@ -149,6 +154,10 @@ class Command(BaseModel):
         missing = [n for n in needs if getattr(self, n) is None]
         if missing:
             raise ValueError(f"{self.op} needs {', '.join(missing)}")
+        if self.op == "label" and (self.label is None or (self.target is None and self.event_id is None)):
+            raise ValueError("label needs a label and a target address or an event id")
+        if self.op != "label" and (self.label is not None or self.event_id is not None):
+            raise ValueError("label and event_id are for the label command only")
         if self.fraction is not None and (self.op != "challenger" or self.version is None):
             raise ValueError("fraction is for a challenger version only")
         return self

@@ -144,8 +144,8 @@ class Operations:
             log.warning("control message refused (%s): %s", exc.reason, exc.detail)
             return self._reply(exc.envelope, "rejected", exc.reason, exc.detail, claimed=exc.claimed)
         cmd = env.command
-        if cmd.op == "retrain":
-            return None  # for the retrain worker, which answers it
+        if cmd.op in ("retrain", "label"):
+            return None  # for the retrain worker, which answers them
         try:
             detail = await self._apply(cmd)
         except ModelRefused as exc:

@@ -52,6 +52,7 @@ class RetrainOptions:
     logs: tuple[Path, ...] = ()
     max_regression: float = 0.005
     require_approval: bool = False  # a version that passes the gate waits for an operator's `control promote`
+    live: bool = True  # add the labelled live sample (features.sample) to the training rows
     extra_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,6 +99,9 @@ class RetrainWorker:
             parts.append(generator_data(self._seeds(), self.o.duration_s, self.o.eval_seeds, progress=self.progress))
         if self.o.flows or self.o.logs:
             parts.append(file_data(self.o.flows, self.o.logs, progress=self.progress))
+        live = self._live_part() if self.o.live and self.s.live_rows_per_label > 0 else None
+        if live is not None:
+            parts.append(live)
         data = TrainingData(Dataset.concat(p.train for p in parts), Dataset.concat(p.test for p in parts),
                             {"parts": [p.description for p in parts], "trigger": trigger, "reason": reason})
         # The store keeps its own copies of the artifact and report: the working folder goes.
@@ -105,6 +109,24 @@ class RetrainWorker:
             result = run_training(data, name=name, out_dir=Path(out), progress=self.progress,
                                   params=TrainParams.defaults(**self.o.extra_params))
             return self._gate_and_register(result, data, name, trigger, reason, started)
+
+    def _live_part(self) -> Any:
+        """The labelled live sample as training rows only: the gate still compares on held-out generator rows."""
+        from scoring.train import Dataset, TrainingData
+
+        from .live import read_live
+
+        try:
+            live, read = read_live(self.s, now_ms=self._now_ms(), progress=self.progress)
+        except Exception as exc:  # noqa: BLE001 - the broker's state must not cost the run: train without
+            self.progress(f"live sample not read ({type(exc).__name__}: {exc}); training without live rows")
+            log.warning("live sample not read: %s", exc)
+            return None
+        x, y, counts = live.dataset()
+        self.progress("live rows used: " + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"))
+        about = {"source": "live traffic", "window_hours": self.s.live_window_hours, "rows_by_label": counts,
+                 "read": read}
+        return TrainingData(Dataset(x, y, []), Dataset(x[:0], y[:0], []), about)
 
     def _gate_and_register(self, result: Any, data: Any, name: str, trigger: str, reason: str,
                            started: float) -> dict[str, Any]:
@@ -124,7 +146,9 @@ class RetrainWorker:
         gate = {"passed": passed, "reason": why, "trigger": trigger, "request": reason,
                 "champion": champion_info.version if champion_info else None,
                 "approval": "required" if self.o.require_approval else "not required"}
-        info = register_trained(self.store, result, name=name, feature_set="all", extra={"gate": gate},
+        # What it trained on travels with the version (`streamguard models show`): the live rows by label too.
+        info = register_trained(self.store, result, name=name, feature_set="all",
+                                extra={"gate": gate, "data": data.description},
                                 secret=self.s.signing_secret.get_secret_value(),
                                 description=data.description)
         took = time.monotonic() - started
@@ -167,7 +191,8 @@ class RetrainWorker:
     def _reply(self, env: Envelope | None, outcome: str, reason: str, detail: str) -> None:
         active = self.store.active(self.s.model_name)
         reply = StatusReply(worker=self.worker_id, app_id="retrain-worker", at_ms=self._now_ms(),
-                            nonce=env.nonce if env else None, op="retrain", outcome=outcome, reason=reason,
+                            nonce=env.nonce if env else None, op=env.command.op if env else "retrain",
+                            outcome=outcome, reason=reason,
                             detail=detail,
                             state={"model": {"name": self.s.model_name, "version": active.version if active else None}})
         self._produce(self.names.status, self.worker_id.encode(), reply.model_dump_json().encode())
@@ -185,6 +210,11 @@ class RetrainWorker:
         except ControlRejected as exc:
             self.metrics.requests.labels("rejected").inc()
             log.warning("message refused (%s): %s", exc.reason, exc.detail)
+            return
+        if env.command.op == "label":
+            # Read back from the control topic by every run (`streams.live`); answered here so the
+            # analyst sees it was taken.
+            self._reply(env, "applied", "label", "recorded: the next retrain run uses it")
             return
         if env.command.op != "retrain":
             return

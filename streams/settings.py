@@ -55,6 +55,8 @@ class Settings(BaseSettings):
                                  "(compacted, keyed by incident id).")
     topic_audit: str = Field("ops.audit", description="The audit trail: every control command and model "
                              "announcement each worker read, and each retrain run (compacted, never expires).")
+    topic_sample: str = Field("features.sample", description="Feature rows workers sample as they score, for "
+                              "retraining on live traffic (live_sample_every).")
     topic_status: str = Field("ops.status", description="Workers' replies to control commands (applied or refused).")
     control_window_s: float = Field(300.0, gt=0, description="How far a control command's timestamp may be from now.")
     topic_scored: str = Field("events.scored", description="Every scored event, when emit_scored is on.")
@@ -131,6 +133,12 @@ class Settings(BaseSettings):
     auto_retrain_hours: float = Field(0.0, ge=0, description="Retrain on this interval (0: only on request).")
     retrain_min_interval_s: float = Field(600.0, ge=0, description="Drift and interval retrains are skipped this "
                                                                    "soon after the last run.")
+    live_sample_every: int = Field(1000, ge=0, description="Workers write every flagged row and one unflagged row "
+                                   "in this many to topic_sample, for retraining on live traffic (0: none).")
+    live_window_hours: float = Field(24.0, gt=0, le=24 * 30, description="Retraining reads the live sample of "
+                                     "this many past hours (and the blocks and operator commands around it).")
+    live_rows_per_label: int = Field(2000, ge=0, description="Retraining uses at most this many labelled live rows "
+                                     "per label (0: none; see docs/models.md, 'Retraining on live traffic').")
 
     # Healing
     dry_run: bool = Field(False, description="Emit actions with dry_run=true: enforcement agents log "

@@ -26,12 +26,13 @@ class TopicNames:
     applied: str
     incidents: str
     audit: str
+    sample: str
 
     def all(self) -> list[str]:
         """Every external topic name, in declaration order."""
         return [self.logs_raw, self.flows_raw, self.threats, self.actions, self.retrain, self.control,
                 self.deadletter, self.scored, self.status, self.shadow, self.applied, self.incidents,
-                self.audit]
+                self.audit, self.sample]
 
     def configs(self) -> dict[str, dict[str, str]]:
         """Topic configs a topic needs when streamguard creates it (by name)."""
@@ -56,4 +57,5 @@ def topic_names(settings: Settings) -> TopicNames:
         applied=settings.topic(settings.topic_applied),
         incidents=settings.topic(settings.topic_incidents),
         audit=settings.topic(settings.topic_audit),
+        sample=settings.topic(settings.topic_sample),
     )

@@ -29,7 +29,9 @@ __all__ = [
     "HealingAction",
     "Incident",
     "IncidentAction",
+    "LiveSample",
     "ModelRef",
+    "SampledRow",
     "StatusReply",
     "ThreatEvent",
     "WIRE_MODELS",
@@ -296,6 +298,29 @@ def audit_record(reply: StatusReply, *, issuer: str, verified: bool, origin: str
                        model_version=version if isinstance(version, str) else None)
 
 
+class SampledRow(BaseModel):
+    """One scored event's feature row, as a worker sampled it for retraining."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_id: str = Field(max_length=200)
+    ts_ms: int
+    source: str = Field(max_length=200, description="The event's primary entity (its source address, mostly).")
+    label: str = Field(max_length=64, description="The verdict served on it.")
+    risk: int = Field(ge=0, le=100)
+    flagged: bool = Field(description="The risk reached the threat threshold and the label is an attack.")
+    x: list[float] = Field(max_length=4096, description="Features in the schema's FEATURE_NAMES order.")
+
+
+class LiveSample(BaseModel):
+    """Rows one scoring batch sampled, on `features.sample`: every flagged row, one unflagged row in N."""
+
+    model_config = ConfigDict(extra="forbid")
+    worker: str
+    model_version: str
+    feature_schema_version: str
+    rows: list[SampledRow] = Field(max_length=100_000)
+
+
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "healing_policy": HealingPolicy,
     "threat_event": ThreatEvent,
@@ -306,4 +331,5 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "applied_action": AppliedAction,
     "incident": Incident,
     "audit_record": AuditRecord,
+    "live_sample": LiveSample,
 }

@@ -49,6 +49,7 @@ class Topics:
     incidents: Any = None  # threats.incidents (compacted)
     audit: Any = None  # ops.audit (compacted; the sink reads it)
     control: Any = None  # ops.control (the promotion guard's rollback goes there, signed)
+    sample: Any = None  # features.sample (rows for retraining on live traffic)
 
 
 @dataclass(frozen=True, slots=True)

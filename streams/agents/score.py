@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.events import Event, event_from_dict
+from features.events import LABEL_BENIGN, Event, event_from_dict
 from features.extract import assemble, event_features
 from scoring.batch import ScoreResult, score_batch
 from scoring.bundle import ModelBundle
@@ -26,7 +27,7 @@ from scoring.healing import Threat
 
 from ..control import Command, sign
 from ..internal import encode, hop_event, threat_notice, unpack
-from ..wire import primary_entity, threat_from
+from ..wire import LiveSample, SampledRow, primary_entity, threat_from
 from .outgoing import Origin, Outgoing
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ log = logging.getLogger("streamguard.worker")
 
 _DRIFT = Origin("(drift)")  # a retrain request is small: the oversized case is unreachable
 _GUARD = Origin("(promotion guard)")  # a signed rollback is small: the oversized case is unreachable
+SAMPLE_MAX_ROWS = 200  # rows per batch on features.sample: ~250 KB at most, well below a record's limit
 
 
 @dataclass(slots=True)
@@ -59,16 +61,23 @@ class ScoredBatch:
     comparison: Comparison | None = None
     shadow: list[tuple[bytes, bytes]] = field(default_factory=list)  # the challenger's threats, when requested
     served_by_challenger: int = 0
+    sample: list[SampledRow] = field(default_factory=list)  # rows for retraining on live traffic
+
+
+def sampled(event_id: str, every: int) -> bool:
+    """One unflagged event in `every`, chosen by its id: a replayed batch samples the same events."""
+    return every > 0 and zlib.crc32(event_id.encode("utf-8", "surrogatepass")) % every == 0
 
 
 def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, threshold: int,
                    emit_scored: bool, now: datetime | None = None, challenger: ModelBundle | None = None,
-                   ab_fraction: float = 0.0, emit_shadow: bool = False) -> ScoredBatch:
+                   ab_fraction: float = 0.0, emit_shadow: bool = False, sample_every: int = 0) -> ScoredBatch:
     """Score a batch of hop messages that have visited all their entities.
 
     With a `challenger`, it scores the same rows; its verdicts are compared with the
     champion's, go to `shadow` when `emit_shadow`, and are served for real to the entities an
-    A/B split of `ab_fraction` assigns to it.
+    A/B split of `ab_fraction` assigns to it. With `sample_every`, the rows of every flagged
+    event and of one unflagged event in `sample_every` go to `sample`.
     """
     events = [event_from_dict(hop_event(m)) for m in messages]
     x = np.asarray([assemble(event_features(e), m["parts"]) for e, m in zip(events, messages)], dtype=np.float64)
@@ -83,7 +92,7 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
     model_seconds = time.perf_counter() - t0
     now = now or datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
-    threats, scored, shadow, served = [], [], [], []
+    threats, scored, shadow, served, sample = [], [], [], [], []
     by_challenger = 0
     for i, (msg, ev) in enumerate(zip(messages, events)):
         entity = primary_entity(ev) if contender else None
@@ -93,6 +102,10 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
             by_challenger += 1
         served.append(res)
         is_threat = res.risk >= threshold
+        flagged = is_threat and res.label != LABEL_BENIGN
+        if sample_every and (flagged or sampled(str(msg["id"]), sample_every)):
+            sample.append(SampledRow(event_id=str(msg["id"]), ts_ms=ev.ts_ms, source=primary_entity(ev).value,
+                                     label=res.label, risk=res.risk, flagged=flagged, x=x[i].tolist()))
         shadowed = emit_shadow and contender and (emit_scored or contender[i].risk >= threshold)
         if not (is_threat or emit_scored or shadowed):
             continue  # the wire record is built only where it leaves the worker: most events are neither
@@ -112,6 +125,9 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
             shadow.append((key, value if model is challenger else threat_from(
                 ev, contender[i], event_id=msg["id"], detected_at_ms=now_ms,
                 feature_schema_version=challenger.feature_schema_version).model_dump_json().encode()))
+    if len(sample) > SAMPLE_MAX_ROWS:
+        # A flood flags whole batches: an even spread of them says as much, in a record of bounded size.
+        sample = [sample[int(j)] for j in np.linspace(0, len(sample) - 1, SAMPLE_MAX_ROWS).round()]
     return ScoredBatch(
         threats=threats,
         scored=scored,
@@ -126,6 +142,7 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
         comparison=compare(champion, contender, threshold=threshold) if contender else None,
         shadow=shadow,
         served_by_challenger=by_challenger,
+        sample=sample,
     )
 
 
@@ -187,6 +204,12 @@ class ScoreStage:
             await out.send(topics.scored, key=key, value=value, record="scored", source=good[0].message)
         for key, value in scored.shadow:
             await out.send(topics.shadow, key=key, value=value, record="shadow", source=good[0].message)
+        if scored.sample and topics.sample is not None:
+            served = self.serving.bundle
+            await out.send(topics.sample, key=b"sample", value=LiveSample(
+                worker=self.ctx.worker_id, model_version=served.version,
+                feature_schema_version=served.feature_schema_version, rows=scored.sample).model_dump_json().encode(),
+                record="sample", source=good[0].message)
         for lag, plag in zip(scored.lags_s, scored.processing_lags_s):
             m.lag.observe(max(lag, 0.0))
             m.processing_lag.observe(max(plag, 0.0))
@@ -227,7 +250,7 @@ class ScoreStage:
         sv, s = self.serving, self.ctx.settings
         return score_messages(messages, sv.bundle, threshold=sv.threshold, emit_scored=emit_scored,
                               now=self.ctx.clock(), challenger=sv.challenger, ab_fraction=sv.ab_fraction,
-                              emit_shadow=s.emit_shadow)
+                              emit_shadow=s.emit_shadow, sample_every=s.live_sample_every)
 
     async def _score_isolating(self, out: Outgoing, messages: list[Any], events: list[Any]) -> ScoredBatch | None:
         """Score a batch; if that fails, score one by one and dead-letter only the messages that fail."""

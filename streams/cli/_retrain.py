@@ -32,6 +32,9 @@ def retrain_worker(
                                           help="Register a version that passes the gate without promoting it: an "
                                                "operator promotes it (`streamguard control promote V`)."),
     once: bool = typer.Option(False, "--once", help="Run one retrain now and exit (no Kafka consumer)."),
+    live: bool = typer.Option(True, "--live/--no-live", help="Also train on the labelled live sample of the last "
+                                                             "STREAMGUARD_LIVE_WINDOW_HOURS (features.sample; "
+                                                             "labels from blocks, unblocks and `streamguard label`)."),
 ) -> None:
     """Retrain on signed `retrain` commands, drift requests and STREAMGUARD_AUTO_RETRAIN_HOURS.
 
@@ -52,7 +55,7 @@ def retrain_worker(
         raise typer.Exit(2)
     options = RetrainOptions(generator=generator, seeds_per_run=seeds_per_run, duration_s=duration,
                              eval_seeds=tuple(ints(eval_seeds, "--eval-seeds")), flows=tuple(flows), logs=tuple(logs),
-                             max_regression=max_regression, require_approval=require_approval)
+                             max_regression=max_regression, require_approval=require_approval, live=live)
     worker = RetrainWorker(s, options, progress=lambda m: console.print(f"[dim]retrain[/] {m}"))
     if once:
         out = worker.retrain("operator", "streamguard retrain-worker --once")
@@ -77,3 +80,39 @@ def retrain_worker(
     signal.signal(signal.SIGINT, _stop)
     worker.run(should_stop=lambda: stop["now"])
     console.print("retrain worker stopped")
+
+
+@app.command("label")
+def label(
+    verdict: str = typer.Argument(..., help="benign, or an attack label: brute_force, password_spraying, "
+                                            "credential_stuffing, port_scan, ddos, sql_injection, xss, "
+                                            "path_traversal, web_scan."),
+    source: str = typer.Option(None, "--source", "-s", help="Label every sampled row of this source address."),
+    event: str = typer.Option(None, "--event", "-e", help="Label the row of this event (its event_id, as in "
+                                                          "`streamguard threats`)."),
+    wait: float = typer.Option(5.0, "--wait", "-w", help="Seconds to wait for the retrain worker's reply (0: do "
+                                                         "not wait)."),
+) -> None:
+    """Give an analyst's verdict on a source or an event, for retraining on live traffic.
+
+    The next retrain run trains on the rows workers sampled from that source (or that event)
+    with this label; an analyst's label wins over what blocks and unblocks imply. Signed and
+    sent on ops.control like every operator command (so it is audited); a running retrain
+    worker acknowledges it. Labels stay in effect for STREAMGUARD_LIVE_WINDOW_HOURS of rows.
+    """
+    from features.simulation import SCENARIO_LABELS
+
+    from ..control import Command
+    from ._common import fail
+    from ._control import send_signed
+
+    if verdict not in SCENARIO_LABELS:
+        raise fail(f"unknown label {verdict!r}: use one of {', '.join(SCENARIO_LABELS)}")
+    if (source is None) == (event is None):
+        raise fail("give exactly one of --source ADDRESS and --event EVENT_ID")
+    try:
+        command = Command(op="label", label=verdict, target=source, event_id=event)
+    except ValueError:
+        raise fail(f"not an IP address: {source!r}") from None
+    # The retrain worker is the one reader that answers: expect one reply, not one per worker.
+    raise typer.Exit(send_signed(command, wait, expect=1))

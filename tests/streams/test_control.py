@@ -86,10 +86,22 @@ def test_nonces_are_forgotten_after_the_window_and_a_late_replay_is_stale() -> N
                                  dict(op="status", extra=1), dict(op="challenger", fraction=0.5),
                                  dict(op="challenger", version="v2", fraction=1.5),
                                  dict(op="challenger", version="v2", fraction=float("nan")),
-                                 dict(op="promote", version="v2", fraction=0.5)])
+                                 dict(op="promote", version="v2", fraction=0.5),
+                                 dict(op="label", label="benign"), dict(op="label", target="10.0.0.1"),
+                                 dict(op="label", label="Benign", target="10.0.0.1"),
+                                 dict(op="label", label="benign", target="not-an-ip"),
+                                 dict(op="label", label="x" * 65, event_id="e1"),
+                                 dict(op="label", label="benign", event_id=""),
+                                 dict(op="unblock", target="10.0.0.1", label="benign"),
+                                 dict(op="status", event_id="e1")])
 def test_commands_check_their_arguments(bad: dict) -> None:
     with pytest.raises(ValueError):
         Command(**bad)
+
+
+def test_a_label_names_a_source_or_an_event() -> None:
+    assert Command(op="label", label="web_scan", target="203.0.113.9").target == "203.0.113.9"
+    assert Command(op="label", label="benign", event_id="3f1c").event_id == "3f1c"
 
 
 def test_a_challenger_command_starts_splits_or_stops() -> None:

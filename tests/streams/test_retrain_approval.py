@@ -18,7 +18,7 @@ def test_a_passing_version_waits_for_an_operator(model_registry: Path, tmp_path:
     champion = reg.active("streamguard").version
     s = Settings(registry_dir=reg_dir, signing_secret=SIGNING_SECRET, kafka_bootstrap="127.0.0.1:1")
     worker = RetrainWorker(s, RetrainOptions(seeds_per_run=1, duration_s=60, eval_seeds=(100,), max_regression=1.0,
-                                             require_approval=True))
+                                             require_approval=True, live=False))
     out = worker.retrain("operator", "approval test")  # no announcement: the broker above does not exist
     assert out["outcome"] == "awaiting_approval", out
     assert f"streamguard control promote {out['version']}" in out["detail"]

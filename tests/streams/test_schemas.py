@@ -19,7 +19,9 @@ from streams.wire import (
     HealingAction,
     Incident,
     IncidentAction,
+    LiveSample,
     ModelRef,
+    SampledRow,
     StatusReply,
     ThreatEvent,
     audit_record,
@@ -107,9 +109,12 @@ def _samples() -> dict[str, Any]:
                                 issued_at_ms=1767603602000)],
         model_versions=["20260101-000000-abcdef12"], revision=32)
     audit = audit_record(reply, issuer="cli@ops", verified=True)
+    sample = LiveSample(worker="host:42", model_version="20260101-000000-abcdef12", feature_schema_version="3",
+                        rows=[SampledRow(event_id=threat.event_id, ts_ms=1767603601000, source="203.0.113.7",
+                                         label="brute_force", risk=88, flagged=True, x=[40.0, 0.0, 1.5])])
     return {"threat_event": threat, "healing_action": action, "dead_letter": letter, "control_envelope": envelope,
             "status_reply": reply, "applied_action": applied, "incident": incident, "audit_record": audit,
-            "healing_policy": builtin_document()}
+            "healing_policy": builtin_document(), "live_sample": sample}
 
 
 def test_sample_records_validate_against_their_schema() -> None:

@@ -23,6 +23,7 @@ def test_defaults_point_at_the_embedded_broker(monkeypatch: pytest.MonkeyPatch) 
     assert topic_names(s).all() == [
         "logs.raw", "flows.raw", "threats.enriched", "actions.healing", "models.retrain", "ops.control", "ops.deadletter",
         "events.scored", "ops.status", "threats.shadow", "actions.applied", "threats.incidents", "ops.audit",
+        "features.sample",
     ]
 
 

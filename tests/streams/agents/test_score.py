@@ -184,3 +184,35 @@ def test_an_ab_split_serves_whole_entities_with_one_model(
         served = out.results[[m["id"] for m in many_sources].index(rec.event_id)]
         assert view.risk == rec.ml_risk_score == served.risk
         assert rec.model.version == served.model_version
+
+
+def test_live_sampling_takes_every_flagged_row_and_one_in_n_of_the_others(
+        bundle: ModelBundle, many_sources: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.agents import score as score_mod
+    from streams.agents.score import sampled
+
+    def run(every: int, threshold: int = 70):
+        return score_messages(copy.deepcopy(many_sources), bundle, threshold=threshold, emit_scored=False, now=NOW,
+                              sample_every=every)
+
+    assert run(0).sample == []
+    chosen = [m["id"] for m in many_sources if sampled(m["id"], 7)]
+    assert 0 < len(chosen) < len(many_sources) / 3
+    # Nothing flagged (no risk reaches 101): one row in seven, chosen by event id.
+    quiet = run(7, threshold=101).sample
+    assert [r.event_id for r in quiet] == chosen and not any(r.flagged for r in quiet)
+    out = run(7)
+    flagged = {m["id"] for m, r in zip(many_sources, out.results) if r.risk >= 70 and r.label != "benign"}
+    assert flagged - set(chosen)
+    assert [r.event_id for r in out.sample] == [m["id"] for m in many_sources if m["id"] in flagged | set(chosen)]
+    by_id = {m["id"]: (m, r, x) for m, r, x in zip(many_sources, out.results, out.x)}
+    for row in out.sample:
+        msg, res, x = by_id[row.event_id]
+        assert (row.label, row.risk, row.flagged) == (res.label, res.risk, row.event_id in flagged)
+        assert row.x == x.tolist() and row.ts_ms == msg["ts"] and row.source.startswith("198.51.100.")
+    assert [r.event_id for r in run(7).sample] == [r.event_id for r in out.sample]  # the same rows again
+    # A flood: an even spread of at most SAMPLE_MAX_ROWS rows, first and last included.
+    monkeypatch.setattr(score_mod, "SAMPLE_MAX_ROWS", 10)
+    capped = run(1).sample
+    assert len(capped) == 10 and capped[0].event_id == many_sources[0]["id"]
+    assert capped[-1].event_id == many_sources[-1]["id"]
