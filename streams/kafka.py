@@ -7,7 +7,9 @@ Every confluent-kafka client takes `client_conf(bootstrap)`, every aiokafka clie
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = ["admin_client", "aiokafka_security", "client_conf", "ensure_topics", "faust_credentials", "ping_kafka",
-           "record_limit", "security_conf"]
+           "read_history", "record_limit", "security_conf"]
 
 # What a record costs in a batch besides its key and value (batch header, record header,
 # varints); generous, so a record that passes our check is never refused by the broker.
@@ -170,3 +172,44 @@ def record_limit(bootstrap: str, topics: Iterable[str], producer_max: int, timeo
     except KafkaException as exc:
         raise InfraUnavailable("Kafka", bootstrap, str(exc)) from exc
     return min(limits) - RECORD_OVERHEAD
+
+
+def read_history(s: Settings, topic: str, *, since_ms: int | None = None, timeout_s: float = 30.0,
+                 group: str = "history") -> Iterator[Any]:
+    """Every record of `topic` from `since_ms` (or its start) to its end as of now; no offsets committed."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**client_conf(s.kafka_bootstrap, s), "group.id": f"{group}-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "log_level": 0})
+    try:
+        md = consumer.list_topics(topic, timeout=timeout_s)
+        if topic not in md.topics or md.topics[topic].error is not None:
+            return
+        parts = sorted(md.topics[topic].partitions)
+        marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s) for p in parts}
+        starts = [TopicPartition(topic, p, marks[p][0] if since_ms is None else since_ms) for p in parts]
+        if since_ms is not None:
+            starts = consumer.offsets_for_times(starts, timeout=timeout_s)
+        # Nothing to read where the partition is empty (all of it expired too), or where nothing
+        # is at or after `since_ms` (offsets_for_times answers -1).
+        left = {tp.partition: marks[tp.partition][1] for tp in starts
+                if 0 <= tp.offset < marks[tp.partition][1]}
+        consumer.assign([tp for tp in starts if tp.partition in left])
+        quiet_since = time.monotonic()
+        while left:
+            # consume() waits for its whole batch or its timeout: a short timeout keeps the tail of
+            # a topic from costing a wait each call; `timeout_s` bounds how long nothing may come.
+            batch = consumer.consume(500, 0.2)
+            if not batch:
+                if time.monotonic() - quiet_since > timeout_s:
+                    raise KafkaException(f"no record of {topic} within {timeout_s:g} s")
+                continue
+            quiet_since = time.monotonic()
+            for msg in batch:
+                if msg.error() is not None or msg.partition() not in left:
+                    continue
+                if msg.offset() + 1 >= left[msg.partition()]:
+                    left.pop(msg.partition())
+                yield msg
+    finally:
+        consumer.close()

@@ -13,8 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,48 +22,14 @@ from pydantic import ValidationError
 from scoring.live import LiveRow, LiveRows
 
 from .control import ControlRejected, Verifier
-from .kafka import client_conf
+from .kafka import read_history
 from .settings import Settings
 from .topics import topic_names
 from .wire import HealingAction, LiveSample
 
-__all__ = ["read_history", "read_live"]
+__all__ = ["read_live"]
 
 log = logging.getLogger("streamguard.retrain")
-
-
-def read_history(s: Settings, topic: str, *, since_ms: int | None = None,
-                 timeout_s: float = 30.0) -> Iterator[Any]:
-    """Every record of `topic` from `since_ms` (or its start) to its end as of now; no consumer group."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-
-    consumer = Consumer({**client_conf(s.kafka_bootstrap, s), "group.id": f"history-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "log_level": 0})
-    try:
-        md = consumer.list_topics(topic, timeout=timeout_s)
-        if topic not in md.topics or md.topics[topic].error is not None:
-            return
-        parts = sorted(md.topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1] for p in parts}
-        starts = [TopicPartition(topic, p, OFFSET_BEGINNING if since_ms is None else since_ms) for p in parts]
-        if since_ms is not None:
-            starts = consumer.offsets_for_times(starts, timeout=timeout_s)
-        # A partition with nothing at or after `since_ms` answers -1: nothing to read there.
-        left = {tp.partition: ends[tp.partition] for tp in starts
-                if ends[tp.partition] > 0 and (since_ms is None or 0 <= tp.offset < ends[tp.partition])}
-        consumer.assign([tp for tp in starts if tp.partition in left])
-        while left:
-            batch = consumer.consume(500, timeout_s)
-            if not batch:
-                raise KafkaException(f"no record of {topic} within {timeout_s:g} s")
-            for msg in batch:
-                if msg.error() is not None or msg.partition() not in left:
-                    continue
-                if msg.offset() + 1 >= left[msg.partition()]:
-                    left.pop(msg.partition())
-                yield msg
-    finally:
-        consumer.close()
 
 
 def read_live(s: Settings, *, now_ms: int | None = None,

@@ -291,6 +291,13 @@ class Operations:
                         self.origin = f"{rec.topic}/{rec.partition}/{rec.offset}"
                         reply = await self.handle(rec.value or b"",
                                                   "control" if rec.topic == names.control else "models")
+                        # The record first, then the reply: an operator who reads "applied" knows a
+                        # worker killed right after still resumes with it (a promotion's watch too).
+                        if rec.topic == names.control:
+                            self.position[rec.partition] = rec.offset + 1
+                            await self._record(producer)
+                        elif self._watch() != self._recorded_watch:  # an announcement began a watch
+                            await self._record(producer)
                         if reply is not None:
                             await producer.send_and_wait(names.status, reply.model_dump_json().encode(),
                                                          key=self.worker_id.encode())
@@ -298,9 +305,6 @@ class Operations:
                             await producer.send_and_wait(names.audit, audit.model_dump_json().encode(),
                                                          key=audit.audit_id.encode())
                         self.audits.clear()
-                        if rec.topic == names.control:
-                            self.position[rec.partition] = rec.offset + 1
-                            await self._record(producer)
                     if self._watch() != self._recorded_watch:
                         # A watch began (an announced version), ended (a verdict) or moved on.
                         await self._record(producer)

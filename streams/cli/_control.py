@@ -35,10 +35,12 @@ _EXPECT = typer.Option(0, "--expect", "-n", min=0, help="Stop waiting once this 
                                                          "the whole --wait).")
 
 
-def send_signed(command: Command, wait_s: float, *, announce: bool = False, expect: int | None = None) -> int:
+def send_signed(command: Command, wait_s: float, *, announce: bool = False, expect: int | None = None,
+                unanswered: str | None = None) -> int:
     """Sign, send, then print each worker's reply for this command; the exit code to use.
 
     Commands go to the control topic, announcements of new model versions to models.retrain.
+    `unanswered`: what to say when nobody replies to a command that needs no reader now (exit 0).
     """
     s = get_settings()
     names = topic_names(s)
@@ -61,6 +63,9 @@ def send_signed(command: Command, wait_s: float, *, announce: bool = False, expe
     if replies is None:
         return 0
     got = replies.collect(env.nonce, wait_s, expect)
+    if not got and unanswered:
+        say(f"[yellow]no reply within {wait_s:g} s[/]: {unanswered}")
+        return 0
     if not got:
         say(f"[yellow]no worker replied within {wait_s:g} s[/] (are workers running with this prefix?)")
         return 1

@@ -149,9 +149,7 @@ def blocks(
 
 def _audit_from_kafka(q: Any) -> list[dict[str, Any]]:
     """The audit trail read from its compacted topic, start to end (no MongoDB needed), filtered like the query."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    from ..kafka import client_conf
+    from ..kafka import read_history
     from ..topics import topic_names
     from ..wire import AuditRecord
     from ._common import connect
@@ -159,26 +157,12 @@ def _audit_from_kafka(q: Any) -> list[dict[str, Any]]:
     s = get_settings()
     topic = topic_names(s).audit
     connect(s, [topic])
-    c = Consumer({**client_conf(s.kafka_bootstrap), "group.id": "streamguard-audit-reader",
-                  "enable.auto.commit": False, "log_level": 0})
     rows: list[dict[str, Any]] = []
-    try:
-        parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts if ends[p] > 0])
-        left = {p for p in parts if ends[p] > 0}
-        while left:
-            for msg in c.consume(500, 5.0):
-                if msg.error():
-                    continue
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    left.discard(msg.partition())
-                try:
-                    rows.append(AuditRecord.model_validate_json(msg.value() or b"").model_dump(mode="json"))
-                except ValueError:
-                    continue  # not ours: the sink dead-letters it; the listing shows audit records only
-    finally:
-        c.close()
+    for msg in read_history(s, topic, group="streamguard-audit-reader"):
+        try:
+            rows.append(AuditRecord.model_validate_json(msg.value() or b"").model_dump(mode="json"))
+        except ValueError:
+            continue  # not ours: the sink dead-letters it; the listing shows audit records only
     since = q.since.timestamp() * 1000 if q.since else None
     until = q.until.timestamp() * 1000 if q.until else None
     rows = [r for r in rows if (not q.action or r["op"] == q.action) and (not q.entity or r["issuer"] == q.entity)

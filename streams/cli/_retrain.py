@@ -115,4 +115,5 @@ def label(
     except ValueError:
         raise fail(f"not an IP address: {source!r}") from None
     # The retrain worker is the one reader that answers: expect one reply, not one per worker.
-    raise typer.Exit(send_signed(command, wait, expect=1))
+    raise typer.Exit(send_signed(command, wait, expect=1, unanswered=(
+        "no retrain worker is running; the label is on ops.control, and the next retrain run reads it from there")))

@@ -54,11 +54,10 @@ def test_a_promoted_version_that_flags_far_more_is_rolled_back_everywhere(
 
     state_topic = f"{prefix}{app_id}-operator-state"
 
-    def watch_recorded() -> bool:  # the reply goes out a moment before the record is written
-        state = load_operator_state(kafka_bootstrap, state_topic, SIGNING_SECRET, app_id)[0]
-        return state is not None and state.watch is not None and state.watch.version == bad
-
-    wait_for(watch_recorded, 60, "the promotion watch in the operator state record", worker.log_tail)
+    # The record is written before the reply: killed the moment the operator reads "applied",
+    # the worker has recorded the watch already.
+    state = load_operator_state(kafka_bootstrap, state_topic, SIGNING_SECRET, app_id)[0]
+    assert state is not None and state.watch is not None and state.watch.version == bad, state
     worker.stop(signal.SIGKILL)
     worker = start_worker(app_id, prefix, registry_dir=reg, promotion_watch_events=2000)
     assert worker.model_version() == bad
