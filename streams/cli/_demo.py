@@ -209,8 +209,8 @@ def demo(
         console.print(f"metrics were at http://127.0.0.1:{port}/metrics (health: /health); logs in {log_dir}; "
                       f"topics {prefix}* (`STREAMGUARD_TOPIC_PREFIX={prefix} streamguard tail --from-beginning`)")
         console.print(f"next: enforce the blocks on a host (`STREAMGUARD_TOPIC_PREFIX={prefix} streamguard enforce "
-                      "--print`); with MongoDB set (STREAMGUARD_MONGO_URI) `streamguard threats` and "
-                      "`streamguard blocks`; alert rules and the Grafana dashboard come with docker/compose.yaml "
+                      "--print`); with MongoDB set (STREAMGUARD_MONGO_URI) `streamguard incidents`, `threats` "
+                      "and `blocks`; alert rules and the Grafana dashboard come with docker/compose.yaml "
                       "(docs/operations.md#alerts)")
     except KeyboardInterrupt:
         console.print("\ninterrupted: stopping what the demo started")
