@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from features.simulation.formats import SCENARIO_LABELS
 from scoring.live import LiveRow, LiveRows
 
 from .control import ControlRejected, Verifier
@@ -74,6 +75,8 @@ def read_live(s: Settings, *, now_ms: int | None = None,
         elif cmd.op == "allowlist" and cmd.action == "add" and cmd.cidr:
             live.undone_network(ipaddress.ip_network(cmd.cidr))
             read["allowlisted"] += 1
+        elif cmd.op == "label" and cmd.label not in SCENARIO_LABELS:
+            read["skipped"] += 1  # signed, but a label no model knows: it would make a class of a few rows
         elif cmd.op == "label" and cmd.label:
             if cmd.event_id:
                 live.label_event(cmd.event_id, cmd.label)

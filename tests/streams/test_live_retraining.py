@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,11 +12,12 @@ import pytest
 from features.simulation import ScenarioConfig
 from features.simulation.generate import attackers, generate
 from registry import LocalRegistry
+from streams.control import Command, sign
 from streams.retrain import RetrainOptions, RetrainWorker
 from streams.settings import Settings
 from streams.wire import HealingAction, LiveSample, ThreatEvent
 from tests.conftest import SIGNING_SECRET
-from tests.streams.conftest import drain, produce_mixed, run_cli, unique_prefix, wait_pipeline_idle
+from tests.streams.conftest import drain, produce, produce_mixed, run_cli, unique_prefix, wait_pipeline_idle
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +54,10 @@ def test_a_retrain_learns_from_blocks_an_unblock_and_an_analysts_label(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     refused = run_cli(env, "label", "not_a_label", "--source", scanner, "--wait", "0")
     assert refused.returncode != 0 and "unknown label" in refused.stdout + refused.stderr
+    # Signed without the CLI's check: a label no model knows is skipped by the retrain run.
+    odd = sign(Command(op="label", label="c2_beacon", target=scanner), SIGNING_SECRET, app_id=app_id,
+               now_ms=int(time.time() * 1000), issuer="test")
+    produce(kafka_bootstrap, f"{prefix}ops.control", [(b"control", odd.model_dump_json().encode())])
 
     reg_dir = tmp_path / "registry"
     shutil.copytree(model_registry, reg_dir)
@@ -63,7 +69,7 @@ def test_a_retrain_learns_from_blocks_an_unblock_and_an_analysts_label(
     [live] = [p for p in info.extra["data"]["parts"] if p.get("source") == "live traffic"]
     counts, read = live["rows_by_label"], live["read"]
     print(f"\nlive rows {counts}; read {read}; blocked {sorted(blocked)}")
-    assert read["rows"] == len(rows) and read["unblocks"] == 1 and read["labels"] == 1
+    assert read["rows"] == len(rows) and read["unblocks"] == 1 and read["labels"] == 1 and read["skipped"] == 1
     assert read["blocks"] >= len(forcers) + len(scanners)
     # What the rules give, worked out here from the rows the worker sampled: the relabelled event is
     # password_spraying; the unblocked scanner's rows are benign; other blocked attackers' flagged
