@@ -161,6 +161,7 @@ class CompiledForest:
 
 def compile_forest(classifier: Any) -> Any:
     """The compiled form of a fitted scikit-learn random forest; any other classifier unchanged."""
+    # By name, not isinstance: importing scikit-learn here would put it back on a worker's start-up.
     if type(classifier).__name__ == "RandomForestClassifier" and getattr(classifier, "estimators_", None):
         return CompiledForest.from_sklearn(classifier)
     return classifier

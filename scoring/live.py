@@ -157,14 +157,16 @@ class LiveRows:
             if label is not None:
                 picked.setdefault(label, []).append(row)
         rows: list[tuple[LiveRow, str]] = []
-        for label, group in picked.items():
+        counts: dict[str, int] = {}
+        for label in sorted(picked):
+            group = picked[label]
             if len(group) > self.per_label:
                 # An even spread over the run, not its first rows.
                 keep = np.linspace(0, len(group) - 1, self.per_label).round().astype(int)
                 group = [group[i] for i in keep]
             rows += [(r, label) for r in group]
+            counts[label] = len(group)
         rows.sort(key=lambda p: (p[0].ts_ms, p[0].event_id))
-        counts = {label: sum(1 for _, lab in rows if lab == label) for label in sorted(picked)}
         if not rows:
             return np.zeros((0, len(FEATURE_NAMES))), np.array([], dtype=object), counts
         x = np.vstack([r.x for r, _ in rows])

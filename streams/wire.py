@@ -31,6 +31,7 @@ __all__ = [
     "IncidentAction",
     "LiveSample",
     "ModelRef",
+    "SAMPLE_SOURCE_MAX",
     "SampledRow",
     "StatusReply",
     "ThreatEvent",
@@ -298,13 +299,18 @@ def audit_record(reply: StatusReply, *, issuer: str, verified: bool, origin: str
                        model_version=version if isinstance(version, str) else None)
 
 
+# A sampled row's entity is attacker-chosen text (a user name, a host): cut to this, never refused.
+SAMPLE_SOURCE_MAX = 256
+
+
 class SampledRow(BaseModel):
     """One scored event's feature row, as a worker sampled it for retraining."""
 
     model_config = ConfigDict(extra="forbid")
     event_id: str = Field(max_length=200)
     ts_ms: int
-    source: str = Field(max_length=200, description="The event's primary entity (its source address, mostly).")
+    source: str = Field(max_length=SAMPLE_SOURCE_MAX,
+                        description="The event's primary entity (its source address, mostly), cut to 256 characters.")
     label: str = Field(max_length=64, description="The verdict served on it.")
     risk: int = Field(ge=0, le=100)
     flagged: bool = Field(description="The risk reached the threat threshold and the label is an attack.")

@@ -27,7 +27,7 @@ from scoring.healing import Threat
 
 from ..control import Command, sign
 from ..internal import encode, hop_event, threat_notice, unpack
-from ..wire import LiveSample, SampledRow, primary_entity, threat_from
+from ..wire import SAMPLE_SOURCE_MAX, LiveSample, SampledRow, primary_entity, threat_from
 from .outgoing import Origin, Outgoing
 
 if TYPE_CHECKING:
@@ -92,7 +92,8 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
     model_seconds = time.perf_counter() - t0
     now = now or datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
-    threats, scored, shadow, served, sample = [], [], [], [], []
+    threats, scored, shadow, served = [], [], [], []
+    picks: list[tuple[int, bool]] = []  # (row, flagged) sampled for retraining
     by_challenger = 0
     for i, (msg, ev) in enumerate(zip(messages, events)):
         entity = primary_entity(ev) if contender else None
@@ -104,8 +105,7 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
         is_threat = res.risk >= threshold
         flagged = is_threat and res.label != LABEL_BENIGN
         if sample_every and (flagged or sampled(str(msg["id"]), sample_every)):
-            sample.append(SampledRow(event_id=str(msg["id"]), ts_ms=ev.ts_ms, source=primary_entity(ev).value,
-                                     label=res.label, risk=res.risk, flagged=flagged, x=x[i].tolist()))
+            picks.append((i, flagged))
         shadowed = emit_shadow and contender and (emit_scored or contender[i].risk >= threshold)
         if not (is_threat or emit_scored or shadowed):
             continue  # the wire record is built only where it leaves the worker: most events are neither
@@ -125,9 +125,6 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
             shadow.append((key, value if model is challenger else threat_from(
                 ev, contender[i], event_id=msg["id"], detected_at_ms=now_ms,
                 feature_schema_version=challenger.feature_schema_version).model_dump_json().encode()))
-    if len(sample) > SAMPLE_MAX_ROWS:
-        # A flood flags whole batches: an even spread of them says as much, in a record of bounded size.
-        sample = [sample[int(j)] for j in np.linspace(0, len(sample) - 1, SAMPLE_MAX_ROWS).round()]
     return ScoredBatch(
         threats=threats,
         scored=scored,
@@ -142,8 +139,21 @@ def score_messages(messages: Sequence[dict[str, Any]], bundle: ModelBundle, *, t
         comparison=compare(champion, contender, threshold=threshold) if contender else None,
         shadow=shadow,
         served_by_challenger=by_challenger,
-        sample=sample,
+        sample=_sample_rows(picks, messages, events, served, x),
     )
+
+
+def _sample_rows(picks: list[tuple[int, bool]], messages: Sequence[dict[str, Any]], events: list[Event],
+                 served: list[ScoreResult], x: np.ndarray) -> list[SampledRow]:
+    """The sampled rows of a batch, built once they are thinned to at most SAMPLE_MAX_ROWS."""
+    if len(picks) > SAMPLE_MAX_ROWS:
+        # A flood flags whole batches: an even spread of them says as much, in a record of bounded size.
+        picks = [picks[int(j)] for j in np.linspace(0, len(picks) - 1, SAMPLE_MAX_ROWS).round()]
+    rows = x[[i for i, _ in picks]].tolist()
+    return [SampledRow(event_id=str(messages[i]["id"]), ts_ms=events[i].ts_ms,
+                       source=primary_entity(events[i]).value[:SAMPLE_SOURCE_MAX], label=served[i].label,
+                       risk=served[i].risk, flagged=flagged, x=row)
+            for (i, flagged), row in zip(picks, rows)]
 
 
 def subjects_of(ev: Event) -> dict[str, str]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from scoring.bundle import ModelBundle
@@ -216,3 +217,15 @@ def test_live_sampling_takes_every_flagged_row_and_one_in_n_of_the_others(
     capped = run(1).sample
     assert len(capped) == 10 and capped[0].event_id == many_sources[0]["id"]
     assert capped[-1].event_id == many_sources[-1]["id"]
+
+
+def test_an_attacker_chosen_entity_of_any_length_is_sampled_not_refused(bundle: ModelBundle) -> None:
+    # A JSON app log without an address: its entity is the user name the attacker wrote (the
+    # event keeps 256 characters of it). Sampling it must never fail the scoring of its batch.
+    raw = orjson.dumps({"ts": "2026-01-05T09:00:01Z", "level": "warn", "service": "auth-api", "user": "u" * 300,
+                        "message": "login failed"})
+    last, _ = walk(ingested(raw, partition=0, offset=1).hop, {})
+    out = score_messages([decode(encode(last.message))], bundle, threshold=70, emit_scored=False, now=NOW,
+                         sample_every=1)
+    [row] = out.sample
+    assert row.source == "u" * 256 and len(out.results) == 1
